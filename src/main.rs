@@ -1,5 +1,5 @@
-fn main() {
-    let c = duckdb::Connection::open_in_memory().unwrap();
-    let v: String = c.query_row("select version()", [], |r| r.get(0)).unwrap();
-    println!("{v}");
+//! The `analytics` binary: parse the command line and hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    analytics::cli::main()
 }

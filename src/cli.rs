@@ -1,0 +1,194 @@
+//! The command line: `analytics run | compile | list`.
+
+use crate::pipeline::{self, Mode, Plan, RunOptions};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Ingest, transform, test, store, export and publish — from one Git repository.
+#[derive(Debug, Parser)]
+#[command(name = "analytics", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a mode of the pipeline.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// ci | intraday | backfill | import
+        #[arg(long, value_enum, default_value = "ci")]
+        mode: Mode,
+        /// Rebuild incremental models from scratch.
+        #[arg(long)]
+        full_refresh: bool,
+    },
+    /// Print the rendered SQL of the selected models.
+    Compile {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List models and tests in DAG order.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The project folder (holds dbt_project.yml).
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    /// A target from analytics.yml.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Models to run: `name`, `+name`, `name+`, `tag:x` (space or repeat to give several).
+    #[arg(long, num_args = 1..)]
+    pub select: Vec<String>,
+    /// Variables as YAML, e.g. `--vars '{batch: 2}'`; they override dbt_project.yml vars.
+    #[arg(long)]
+    pub vars: Option<String>,
+}
+
+impl Common {
+    fn options(&self, mode: Mode, full_refresh: bool) -> Result<RunOptions> {
+        let vars = match &self.vars {
+            None => serde_json::Map::new(),
+            Some(text) => {
+                let value: serde_json::Value =
+                    serde_yaml_ng::from_str(text).context("--vars is not valid YAML")?;
+                match value {
+                    serde_json::Value::Object(map) => map,
+                    serde_json::Value::Null => serde_json::Map::new(),
+                    _ => anyhow::bail!("--vars must be a mapping, e.g. '{{batch: 2}}'"),
+                }
+            }
+        };
+        Ok(RunOptions {
+            project_dir: self.project.clone(),
+            mode,
+            target: self.target.clone(),
+            select: self.select.clone(),
+            vars,
+            full_refresh,
+        })
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANALYTICS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            common,
+            mode,
+            full_refresh,
+        } => {
+            let opts = common.options(mode, full_refresh)?;
+            let report = pipeline::run(&opts)?;
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{}", report.short());
+            for m in &report.models {
+                if let crate::summary::ModelStatus::Error(e) = &m.status {
+                    eprintln!("\nmodel `{}` failed:\n{e}", m.name);
+                }
+            }
+            for t in &report.tests {
+                if let crate::data_tests::TestStatus::Error(e) = &t.status {
+                    eprintln!("\ntest `{}` ({}) could not run:\n{e}", t.name, t.file);
+                }
+            }
+            if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
+                if !path.is_empty() {
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .with_context(|| format!("opening GITHUB_STEP_SUMMARY {path}"))?;
+                    f.write_all(report.markdown().as_bytes())
+                        .with_context(|| format!("writing GITHUB_STEP_SUMMARY {path}"))?;
+                }
+            }
+            Ok(if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Compile { common } => {
+            let opts = common.options(Mode::Ci, false)?;
+            let plan = Plan::build(&opts)?;
+            let selected = plan.selected(&opts.select)?;
+            let engine = crate::engine::Engine::open(&plan.project.root, &plan.target)?;
+            let runner: std::sync::Arc<dyn crate::templating::QueryRunner> =
+                std::sync::Arc::new(engine);
+            let mut out = std::io::stdout().lock();
+            for model in plan.models.iter().filter(|m| selected.contains(&m.name)) {
+                let sql = plan.render_model(model, false, Some(runner.clone()), None)?;
+                writeln!(
+                    out,
+                    "-- {} ({}) → {}\n{}\n",
+                    model.name,
+                    model.path.display(),
+                    model.relation,
+                    sql.trim_end()
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { common } => {
+            let opts = common.options(Mode::Ci, false)?;
+            let plan = Plan::build(&opts)?;
+            let selected = plan.selected(&opts.select)?;
+            let mut out = std::io::stdout().lock();
+            for model in plan.models.iter().filter(|m| selected.contains(&m.name)) {
+                writeln!(
+                    out,
+                    "model {:<32} {:<12} {}",
+                    model.name,
+                    model.config.materialized(),
+                    model.relation
+                )?;
+            }
+            for test in &plan.project.generic_tests {
+                if selected.contains(&test.model) {
+                    writeln!(out, "test  {:<32} on {}", test.name, test.model)?;
+                }
+            }
+            for test in &plan.project.singular_tests {
+                writeln!(out, "test  {:<32} {}", test.name, test.path.display())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

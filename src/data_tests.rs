@@ -1,0 +1,256 @@
+//! Data tests: dbt's generic tests (`unique`, `not_null`, `accepted_values`,
+//! `relationships`, and project `{% test %}` macros) and singular SQL tests.
+//!
+//! Every test is a query returning the failing rows; the failure count
+//! decides pass / warn / fail through `severity`, `error_if` and `warn_if`.
+
+use crate::engine::Engine;
+use crate::project::{Config, GenericTest};
+use crate::templating::{QueryResult, Relation, RelationMap, literal, quote};
+use anyhow::{Result, anyhow, bail};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// How a test ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestStatus {
+    Pass,
+    Warn,
+    Fail,
+    /// The test itself could not run (bad SQL, unknown test).
+    Error(String),
+    /// Not run (its model failed or was not selected).
+    Skipped(String),
+}
+
+/// One test's result, with a few failing rows for the summary.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub name: String,
+    /// The model tested (generic tests) or `None` (singular tests).
+    pub model: Option<String>,
+    pub status: TestStatus,
+    pub failures: u64,
+    pub sample: QueryResult,
+    pub duration: Duration,
+    /// The file that declares the test.
+    pub file: String,
+}
+
+/// A test ready to run: its failing-rows query and thresholds.
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    pub name: String,
+    pub model: Option<String>,
+    pub sql: String,
+    pub config: Config,
+    pub file: String,
+}
+
+/// Builds the failing-rows query of a built-in generic test; `None` when the
+/// test is not built in (a project `{% test %}` macro may define it).
+pub fn generic_sql(test: &GenericTest, relations: &RelationMap) -> Result<Option<String>> {
+    let model = relations.get(&test.model).ok_or_else(|| {
+        anyhow!(
+            "test `{}`: model `{}` does not exist",
+            test.name,
+            test.model
+        )
+    })?;
+    let from = match test.config.str("where") {
+        Some(cond) => format!("(SELECT * FROM {model} WHERE {cond})"),
+        None => model.to_string(),
+    };
+    let column = || -> Result<String> {
+        let col = test
+            .column
+            .as_deref()
+            .ok_or_else(|| anyhow!("test `{}` needs a column", test.name))?;
+        Ok(column_expr(col, &test.args))
+    };
+    let short = test.test.rsplit('.').next().unwrap_or(&test.test);
+    let sql = match (short, test.test.contains('.')) {
+        ("unique", false) => {
+            let c = column()?;
+            format!(
+                "SELECT {c} AS unique_field, count(*) AS n_records FROM {from} \
+                 WHERE {c} IS NOT NULL GROUP BY {c} HAVING count(*) > 1"
+            )
+        }
+        ("not_null", false) => {
+            let c = column()?;
+            format!("SELECT * FROM {from} WHERE {c} IS NULL")
+        }
+        ("accepted_values", false) => {
+            let c = column()?;
+            let values = test
+                .args
+                .get("values")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "test `{}`: accepted_values needs `values: [...]`",
+                        test.name
+                    )
+                })?;
+            let quoted = test
+                .args
+                .get("quote")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let list: Vec<String> = values
+                .iter()
+                .map(|v| match (v, quoted) {
+                    (Value::String(s), true) => literal(s),
+                    (Value::String(s), false) => s.clone(),
+                    (other, true) => literal(&other.to_string()),
+                    (other, false) => other.to_string(),
+                })
+                .collect();
+            format!(
+                "SELECT {c} AS value_field, count(*) AS n_records FROM {from} \
+                 WHERE {c} IS NOT NULL AND {c} NOT IN ({}) GROUP BY {c}",
+                list.join(", ")
+            )
+        }
+        ("relationships", false) => {
+            let c = column()?;
+            let to = test.args.get("to").and_then(Value::as_str).ok_or_else(|| {
+                anyhow!("test `{}`: relationships needs `to: ref('...')`", test.name)
+            })?;
+            let field = test
+                .args
+                .get("field")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("test `{}`: relationships needs `field:`", test.name))?;
+            let parent = resolve_to(to, relations)
+                .ok_or_else(|| anyhow!("test `{}`: cannot resolve `to: {to}`", test.name))?;
+            format!(
+                "SELECT child.{c} AS from_field FROM {from} AS child \
+                 LEFT JOIN {parent} AS parent ON child.{c} = parent.{f} \
+                 WHERE child.{c} IS NOT NULL AND parent.{f} IS NULL",
+                f = quote(field)
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(sql))
+}
+
+/// A column name, quoted unless `quote: false` says it is an expression.
+fn column_expr(col: &str, args: &serde_json::Map<String, Value>) -> String {
+    let plain = col.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain && args.get("quote_columns").and_then(Value::as_bool) != Some(false) {
+        quote(col)
+    } else {
+        col.to_string()
+    }
+}
+
+/// `ref('x')`, `ref("x")` or a bare model name.
+fn resolve_to(to: &str, relations: &RelationMap) -> Option<Relation> {
+    let re = regex::Regex::new(r#"^\s*ref\(\s*['"]([^'"]+)['"]\s*\)\s*$"#).ok()?;
+    let name = re
+        .captures(to)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| to.trim().to_string());
+    relations.get(&name).cloned()
+}
+
+/// Runs one planned test.
+pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
+    let started = Instant::now();
+    let sql = plan.sql.trim().trim_end_matches(';');
+    let limit = plan.config.0.get("limit").and_then(Value::as_u64);
+    let failing = match limit {
+        Some(l) => format!("(SELECT * FROM ({sql}) LIMIT {l})"),
+        None => format!("({sql})"),
+    };
+    let mut outcome = TestOutcome {
+        name: plan.name.clone(),
+        model: plan.model.clone(),
+        status: TestStatus::Pass,
+        failures: 0,
+        sample: QueryResult::default(),
+        duration: Duration::ZERO,
+        file: plan.file.clone(),
+    };
+    let counted = engine.count(&format!(
+        "SELECT count(*) FROM {failing} AS dbt_internal_test"
+    ));
+    match counted {
+        Err(e) => outcome.status = TestStatus::Error(e.message),
+        Ok(n) => {
+            outcome.failures = n;
+            outcome.status = match status_for(n, &plan.config) {
+                Ok(s) => s,
+                Err(e) => TestStatus::Error(format!("{e:#}")),
+            };
+            if n > 0 {
+                if let Ok(sample) =
+                    engine.query_rows(&format!("SELECT * FROM {failing} AS t LIMIT 5"), Some(5))
+                {
+                    outcome.sample = sample;
+                }
+            }
+        }
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// Applies `severity`, `error_if` and `warn_if` (defaults: error, `!=0`, `!=0`).
+fn status_for(failures: u64, config: &Config) -> Result<TestStatus> {
+    let severity = config
+        .str("severity")
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let error_if = threshold(config.str("error_if").unwrap_or("!=0"), failures)?;
+    let warn_if = threshold(config.str("warn_if").unwrap_or("!=0"), failures)?;
+    Ok(match severity.as_str() {
+        "error" if error_if => TestStatus::Fail,
+        "error" | "warn" if warn_if => TestStatus::Warn,
+        "error" | "warn" => TestStatus::Pass,
+        other => bail!("unknown severity '{other}' (use error or warn)"),
+    })
+}
+
+/// Evaluates a dbt threshold like `!=0`, `>10`, `>=5`, `=0` or `<3`.
+fn threshold(expr: &str, n: u64) -> Result<bool> {
+    let expr = expr.trim();
+    let (op, rest) = ["!=", ">=", "<=", "==", ">", "<", "="]
+        .iter()
+        .find_map(|op| expr.strip_prefix(op).map(|r| (*op, r)))
+        .ok_or_else(|| anyhow!("cannot read threshold `{expr}`"))?;
+    let v: u64 = rest
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("cannot read threshold `{expr}`"))?;
+    Ok(match op {
+        "!=" => n != v,
+        ">=" => n >= v,
+        "<=" => n <= v,
+        ">" => n > v,
+        "<" => n < v,
+        _ => n == v,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_follow_dbt() {
+        let mut c = Config::default();
+        assert_eq!(status_for(0, &c).unwrap(), TestStatus::Pass);
+        assert_eq!(status_for(3, &c).unwrap(), TestStatus::Fail);
+        c.set("severity", "warn".into());
+        assert_eq!(status_for(3, &c).unwrap(), TestStatus::Warn);
+        let mut c = Config::default();
+        c.set("error_if", ">5".into());
+        assert_eq!(status_for(3, &c).unwrap(), TestStatus::Warn);
+        assert_eq!(status_for(6, &c).unwrap(), TestStatus::Fail);
+        assert!(threshold("about 3", 1).is_err());
+    }
+}

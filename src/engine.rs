@@ -1,0 +1,485 @@
+//! The transform engine: one DuckDB session that builds models in DAG order
+//! with dbt's materializations (`view`, `table`, `incremental` with `append`,
+//! `delete+insert` and `merge`) and answers `run_query`.
+
+use crate::ingest::{FILE_LOG_RELATION, IngestRun};
+use crate::project::{Config, TargetConfig};
+use crate::templating::{QueryResult, QueryRunner, Relation, literal, quote};
+use anyhow::{Context, Result, anyhow, bail};
+use duckdb::Connection;
+use duckdb::types::{TimeUnit, Value};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What exists in the database under a relation's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    Table,
+    View,
+}
+
+/// The DuckDB session shared by models, tests and `run_query`.
+#[derive(Clone)]
+pub struct Engine {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A DuckDB error with the line of the rendered SQL it points at, if any.
+#[derive(Debug)]
+pub struct SqlError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+/// Rows written by a materialization, when DuckDB can tell.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    pub rows: Option<u64>,
+}
+
+impl Engine {
+    /// Opens the target's database (a file path is relative to the project).
+    pub fn open(root: &Path, target: &TargetConfig) -> Result<Engine> {
+        let conn = match target {
+            TargetConfig::Duckdb { path, threads, .. } => {
+                let conn = if path == ":memory:" {
+                    Connection::open_in_memory()?
+                } else {
+                    let file = root.join(path);
+                    if let Some(dir) = file.parent() {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                    Connection::open(&file)
+                        .with_context(|| format!("opening DuckDB database {}", file.display()))?
+                };
+                if let Some(t) = threads {
+                    conn.execute_batch(&format!("SET threads = {t}"))?;
+                }
+                conn
+            }
+        };
+        Ok(Engine {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned lock means a panic elsewhere; the connection itself is fine.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs statements, mapping errors to [`SqlError`] with a line number.
+    pub fn execute(&self, sql: &str) -> Result<usize, SqlError> {
+        let conn = self.conn();
+        let mut stmts = sql_error(conn.prepare(sql))?;
+        sql_error(stmts.execute([]))
+    }
+
+    /// Runs several statements at once (hooks, DDL).
+    pub fn execute_batch(&self, sql: &str) -> Result<(), SqlError> {
+        sql_error(self.conn().execute_batch(sql))
+    }
+
+    /// Runs a query and returns all rows as JSON values.
+    pub fn query_rows(&self, sql: &str, limit: Option<usize>) -> Result<QueryResult, SqlError> {
+        let conn = self.conn();
+        let mut stmt = sql_error(conn.prepare(sql))?;
+        let mut rows = sql_error(stmt.query([]))?;
+        let columns = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
+        let mut out = Vec::new();
+        while let Some(row) = sql_error(rows.next())? {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                let v: Value = sql_error(row.get(i))?;
+                values.push(to_json(v));
+            }
+            out.push(values);
+        }
+        Ok(QueryResult { columns, rows: out })
+    }
+
+    /// A single count.
+    pub fn count(&self, sql: &str) -> Result<u64, SqlError> {
+        let conn = self.conn();
+        let n: i64 = sql_error(conn.query_row(sql, [], |r| r.get(0)))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Whether `rel` exists, and as what.
+    pub fn relation_kind(&self, rel: &Relation) -> Result<Option<RelationKind>> {
+        let sql = format!(
+            "SELECT table_type FROM information_schema.tables \
+             WHERE table_schema = {} AND table_name = {} AND table_catalog = current_database()",
+            literal(&rel.schema),
+            literal(&rel.identifier)
+        );
+        let result = self.query_rows(&sql, Some(1)).map_err(|e| anyhow!(e))?;
+        Ok(result.rows.first().map(|r| {
+            if r[0].as_str() == Some("VIEW") {
+                RelationKind::View
+            } else {
+                RelationKind::Table
+            }
+        }))
+    }
+
+    /// Column names and types of a relation or query, in order.
+    pub fn columns_of(&self, relation_sql: &str) -> Result<Vec<(String, String)>, SqlError> {
+        let result = self.query_rows(&format!("DESCRIBE {relation_sql}"), None)?;
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or_default().to_string(),
+                    r[1].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+
+    /// Builds one model from its rendered SQL.
+    pub fn materialize(
+        &self,
+        this: &Relation,
+        config: &Config,
+        sql: &str,
+        full_refresh: bool,
+    ) -> Result<Written> {
+        let body = strip_trailing_semicolons(sql);
+        self.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(&this.schema)
+        ))
+        .map_err(|e| anyhow!(e))?;
+        let existing = self.relation_kind(this)?;
+        match config.materialized() {
+            "view" => {
+                if existing == Some(RelationKind::Table) {
+                    self.execute_batch(&format!("DROP TABLE {this}"))
+                        .map_err(|e| anyhow!(e))?;
+                }
+                self.execute(&format!("CREATE OR REPLACE VIEW {this} AS {body}"))?;
+                Ok(Written { rows: None })
+            }
+            "table" => self.create_table(this, existing, body),
+            "incremental" => {
+                if existing != Some(RelationKind::Table) || full_refresh {
+                    return self.create_table(this, existing, body);
+                }
+                self.incremental(this, config, body)
+            }
+            "ephemeral" => bail!(
+                "materialized='ephemeral' is not supported yet; use 'view' (DuckDB inlines views the same way)"
+            ),
+            other => bail!("unknown materialization '{other}' (use view, table or incremental)"),
+        }
+    }
+
+    fn create_table(
+        &self,
+        this: &Relation,
+        existing: Option<RelationKind>,
+        body: &str,
+    ) -> Result<Written> {
+        if existing == Some(RelationKind::View) {
+            self.execute_batch(&format!("DROP VIEW {this}"))
+                .map_err(|e| anyhow!(e))?;
+        }
+        self.execute(&format!("CREATE OR REPLACE TABLE {this} AS {body}"))?;
+        let rows = self
+            .count(&format!("SELECT count(*) FROM {this}"))
+            .map_err(|e| anyhow!(e))?;
+        Ok(Written { rows: Some(rows) })
+    }
+
+    /// Applies new rows to an existing table: stage them in a temp table, align
+    /// the schema, then append / delete+insert / merge in one transaction.
+    fn incremental(&self, this: &Relation, config: &Config, body: &str) -> Result<Written> {
+        let staged = quote(&format!("{}__dbt_tmp", this.identifier));
+        self.execute(&format!("CREATE OR REPLACE TEMP TABLE {staged} AS {body}"))?;
+        let result = self.apply_staged(this, config, &staged);
+        let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
+        result
+    }
+
+    fn apply_staged(&self, this: &Relation, config: &Config, staged: &str) -> Result<Written> {
+        let target_cols = self.columns_of(&this.to_string())?;
+        let new_cols = self.columns_of(staged)?;
+        let columns = self.align_schema(this, config, &target_cols, &new_cols)?;
+        let col_list = columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let keys = config.str_list("unique_key");
+        let predicates = config.str_list("incremental_predicates");
+        let strategy = config
+            .str("incremental_strategy")
+            .unwrap_or(if keys.is_empty() {
+                "append"
+            } else {
+                "delete+insert"
+            });
+        for key in &keys {
+            if !new_cols.iter().any(|(c, _)| c.eq_ignore_ascii_case(key)) {
+                bail!("unique_key `{key}` is not a column of the model's result");
+            }
+        }
+        let insert = format!("INSERT INTO {this} ({col_list}) SELECT {col_list} FROM {staged}");
+        let statements: Vec<String> = match strategy {
+            "append" => vec![insert],
+            "delete+insert" | "merge" if keys.is_empty() => {
+                bail!("incremental_strategy '{strategy}' needs a unique_key")
+            }
+            "delete+insert" => {
+                let mut cond: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{this}.{q} = {staged}.{q}", q = quote(k)))
+                    .collect();
+                cond.extend(predicates.iter().map(|p| format!("({p})")));
+                vec![
+                    format!(
+                        "DELETE FROM {this} USING {staged} WHERE {}",
+                        cond.join(" AND ")
+                    ),
+                    insert,
+                ]
+            }
+            "merge" => {
+                let on: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("t.{q} = s.{q}", q = quote(k)))
+                    .collect();
+                let set: Vec<String> = columns
+                    .iter()
+                    .filter(|c| !keys.iter().any(|k| k.eq_ignore_ascii_case(c)))
+                    .map(|c| format!("{q} = s.{q}", q = quote(c)))
+                    .collect();
+                let values: Vec<String> =
+                    columns.iter().map(|c| format!("s.{}", quote(c))).collect();
+                let update = if set.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WHEN MATCHED THEN UPDATE SET {}", set.join(", "))
+                };
+                vec![format!(
+                    "MERGE INTO {this} AS t USING {staged} AS s ON {}{update} \
+                     WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({})",
+                    on.join(" AND "),
+                    values.join(", ")
+                )]
+            }
+            other => {
+                bail!("unknown incremental_strategy '{other}' (use append, delete+insert or merge)")
+            }
+        };
+        let rows = self.in_transaction(|| {
+            let mut last = 0;
+            for stmt in &statements {
+                last = self.execute(stmt)?;
+            }
+            Ok(last as u64)
+        })?;
+        Ok(Written { rows: Some(rows) })
+    }
+
+    /// Applies `on_schema_change`; returns the columns to write.
+    fn align_schema(
+        &self,
+        this: &Relation,
+        config: &Config,
+        target: &[(String, String)],
+        new: &[(String, String)],
+    ) -> Result<Vec<String>> {
+        let has = |cols: &[(String, String)], name: &str| {
+            cols.iter().any(|(c, _)| c.eq_ignore_ascii_case(name))
+        };
+        let added: Vec<&(String, String)> = new.iter().filter(|(c, _)| !has(target, c)).collect();
+        let removed: Vec<&(String, String)> = target.iter().filter(|(c, _)| !has(new, c)).collect();
+        let mode = config.str("on_schema_change").unwrap_or("ignore");
+        if added.is_empty() && removed.is_empty() {
+            return Ok(new.iter().map(|(c, _)| c.clone()).collect());
+        }
+        match mode {
+            "ignore" => Ok(new
+                .iter()
+                .filter(|(c, _)| has(target, c))
+                .map(|(c, _)| c.clone())
+                .collect()),
+            "fail" => bail!(
+                "on_schema_change='fail': the model's columns changed (new: {}; missing: {})",
+                added
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                removed
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "append_new_columns" | "sync_all_columns" => {
+                for (c, ty) in &added {
+                    self.execute(&format!("ALTER TABLE {this} ADD COLUMN {} {ty}", quote(c)))?;
+                }
+                if mode == "sync_all_columns" {
+                    for (c, _) in &removed {
+                        self.execute(&format!("ALTER TABLE {this} DROP COLUMN {}", quote(c)))?;
+                    }
+                }
+                Ok(new.iter().map(|(c, _)| c.clone()).collect())
+            }
+            other => bail!(
+                "unknown on_schema_change '{other}' (use ignore, fail, append_new_columns or sync_all_columns)"
+            ),
+        }
+    }
+
+    /// Runs `f` inside BEGIN/COMMIT, rolling back on error.
+    fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T, SqlError>) -> Result<T> {
+        self.execute_batch("BEGIN TRANSACTION")
+            .map_err(|e| anyhow!(e))?;
+        match f() {
+            Ok(v) => {
+                self.execute_batch("COMMIT").map_err(|e| anyhow!(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.execute_batch("ROLLBACK");
+                Err(anyhow!(e))
+            }
+        }
+    }
+
+    /// Records this run's files in the file log table (created when missing).
+    pub fn write_file_log(&self, run: &IngestRun) -> Result<()> {
+        self.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS \"_analytics\";
+             CREATE TABLE IF NOT EXISTS {FILE_LOG_RELATION} (
+                source VARCHAR, file_name VARCHAR, url VARCHAR, stored_paths VARCHAR[],
+                taken_at TIMESTAMP, bytes BIGINT, sha256 VARCHAR, rows BIGINT)"
+        ))
+        .map_err(|e| anyhow!(e))?;
+        if run.taken.is_empty() {
+            return Ok(());
+        }
+        let mut values = Vec::new();
+        for f in &run.taken {
+            let paths: Vec<String> = f
+                .parts
+                .iter()
+                .map(|p| literal(&p.path.to_string_lossy()))
+                .collect();
+            let rows: Option<u64> = f.parts.iter().map(|p| p.rows).sum();
+            values.push(format!(
+                "({}, {}, {}, [{}]::VARCHAR[], {}::TIMESTAMP, {}, {}, {})",
+                literal(&f.source),
+                literal(&f.file_name),
+                literal(&f.url),
+                paths.join(", "),
+                literal(&f.taken_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+                f.bytes,
+                literal(&f.sha256),
+                rows.map(|r| r.to_string()).unwrap_or_else(|| "NULL".into())
+            ));
+        }
+        self.execute_batch(&format!(
+            "INSERT INTO {FILE_LOG_RELATION} VALUES {}",
+            values.join(",\n")
+        ))
+        .map_err(|e| anyhow!(e))
+        .context("writing the file log")
+    }
+}
+
+impl QueryRunner for Engine {
+    fn query(&self, sql: &str) -> Result<QueryResult> {
+        self.query_rows(sql, None).map_err(|e| anyhow!(e))
+    }
+}
+
+/// Removes trailing `;` and whitespace so the SQL can be wrapped.
+fn strip_trailing_semicolons(sql: &str) -> &str {
+    sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+}
+
+/// Converts a DuckDB error into a [`SqlError`], pulling out `LINE n:`.
+fn sql_error<T>(r: duckdb::Result<T>) -> Result<T, SqlError> {
+    r.map_err(|e| {
+        let message = e.to_string();
+        let line = message
+            .split("LINE ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.trim().parse().ok());
+        SqlError { line, message }
+    })
+}
+
+/// A DuckDB value as JSON, for `run_query` results and test samples.
+fn to_json(v: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(b),
+        Value::TinyInt(i) => J::from(i),
+        Value::SmallInt(i) => J::from(i),
+        Value::Int(i) => J::from(i),
+        Value::BigInt(i) => J::from(i),
+        Value::UTinyInt(i) => J::from(i),
+        Value::USmallInt(i) => J::from(i),
+        Value::UInt(i) => J::from(i),
+        Value::UBigInt(i) => J::from(i),
+        Value::HugeInt(i) => i64::try_from(i)
+            .map(J::from)
+            .unwrap_or_else(|_| J::String(i.to_string())),
+        Value::UHugeInt(i) => u64::try_from(i)
+            .map(J::from)
+            .unwrap_or_else(|_| J::String(i.to_string())),
+        Value::Float(f) => J::from(f as f64),
+        Value::Double(f) => J::from(f),
+        Value::Decimal(d) => {
+            let text = d.to_string();
+            text.parse::<f64>().map(J::from).unwrap_or(J::String(text))
+        }
+        Value::Text(s) | Value::Enum(s) => J::String(s),
+        Value::Timestamp(unit, n) => {
+            let micros = match unit {
+                TimeUnit::Second => n.saturating_mul(1_000_000),
+                TimeUnit::Millisecond => n.saturating_mul(1_000),
+                TimeUnit::Microsecond => n,
+                TimeUnit::Nanosecond => n / 1_000,
+            };
+            chrono::DateTime::from_timestamp_micros(micros)
+                .map(|t| J::String(t.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string()))
+                .unwrap_or(J::Null)
+        }
+        Value::Date32(days) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|epoch| epoch.checked_add_signed(chrono::Duration::days(days as i64)))
+            .map(|d| J::String(d.to_string()))
+            .unwrap_or(J::Null),
+        Value::List(items) | Value::Array(items) => {
+            J::Array(items.into_iter().map(to_json).collect())
+        }
+        Value::Struct(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_json(v.clone())))
+                .collect(),
+        ),
+        other => J::String(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,605 @@
+//! Project loading: a dbt-style project (`dbt_project.yml`, models, YAML
+//! properties, singular tests, macros) plus our `analytics.yml`.
+//!
+//! Loading only reads files; SQL is rendered later by [`crate::templating`].
+
+pub mod config;
+pub mod settings;
+
+pub use config::Config;
+pub use settings::{Settings, SourceConfig, TargetConfig};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A loaded project, ready to be rendered and built.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project directory.
+    pub root: PathBuf,
+    /// `name:` from `dbt_project.yml`.
+    pub name: String,
+    /// `vars:` from `dbt_project.yml` (overridable from the command line).
+    pub vars: serde_json::Map<String, Value>,
+    /// Models, sorted by name.
+    pub models: Vec<Model>,
+    /// Macro files, in path order.
+    pub macro_files: Vec<SourceFile>,
+    /// Singular tests (`tests/**/*.sql`, except `tests/generic`).
+    pub singular_tests: Vec<SourceFile>,
+    /// Generic tests declared in YAML, in declaration order.
+    pub generic_tests: Vec<GenericTest>,
+    /// dbt `sources:` declared in YAML.
+    pub dbt_sources: Vec<DbtSourceTable>,
+    /// `on-run-start` / `on-run-end` hooks.
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
+    /// `analytics.yml`.
+    pub settings: Settings,
+    /// Non-fatal problems found while loading (unknown keys and the like).
+    pub warnings: Vec<String>,
+}
+
+/// A model: one `.sql` file under a model path.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    /// Path relative to the project root, e.g. `models/marts/fct_scada.sql`.
+    pub path: PathBuf,
+    pub sql: String,
+    /// Config from `dbt_project.yml` folders and the model's YAML, before the
+    /// SQL's own `config()` calls are applied.
+    pub config: Config,
+    pub description: Option<String>,
+}
+
+/// A file of SQL/Jinja text (a macro file or a singular test).
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// One generic test attached to a model or column in YAML.
+#[derive(Debug, Clone)]
+pub struct GenericTest {
+    /// A unique, readable name, e.g. `unique_dim_duid_duid`.
+    pub name: String,
+    /// The test: `unique`, `not_null`, `accepted_values`, `relationships` or a
+    /// project-defined `{% test %}`.
+    pub test: String,
+    pub model: String,
+    pub column: Option<String>,
+    /// Test arguments (`values`, `to`, `field`, …), with `arguments:` flattened in.
+    pub args: serde_json::Map<String, Value>,
+    /// `severity`, `where`, `error_if`, …
+    pub config: Config,
+    /// The YAML file it was declared in.
+    pub file: PathBuf,
+}
+
+/// A table of a dbt `sources:` block.
+#[derive(Debug, Clone)]
+pub struct DbtSourceTable {
+    pub source: String,
+    pub table: String,
+    pub schema: String,
+    pub identifier: String,
+    /// dbt-duckdb's `meta.external_location` (e.g. `read_csv('data/{name}.csv')`).
+    pub external_location: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct DbtProjectFile {
+    name: String,
+    #[serde(default, alias = "source-paths")]
+    model_paths: Option<Vec<String>>,
+    #[serde(default)]
+    test_paths: Option<Vec<String>>,
+    #[serde(default)]
+    macro_paths: Option<Vec<String>>,
+    #[serde(default)]
+    vars: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    models: Option<Value>,
+    #[serde(default, alias = "data_tests", alias = "tests")]
+    data_tests: Option<Value>,
+    #[serde(default)]
+    on_run_start: Option<Value>,
+    #[serde(default)]
+    on_run_end: Option<Value>,
+    #[serde(flatten)]
+    _other: BTreeMap<String, Value>,
+}
+
+impl Project {
+    /// Loads the project at `root`.
+    pub fn load(root: &Path) -> Result<Project> {
+        let root = root.to_path_buf();
+        let project_file = root.join("dbt_project.yml");
+        let text = std::fs::read_to_string(&project_file).with_context(|| {
+            format!(
+                "no dbt_project.yml in {} (is --project pointing at the project folder?)",
+                root.display()
+            )
+        })?;
+        let file: DbtProjectFile = read_yaml(&text, &project_file)?;
+        let mut warnings = Vec::new();
+        let settings = Settings::load(&root, &mut warnings)?;
+
+        let model_paths = file.model_paths.unwrap_or_else(|| vec!["models".into()]);
+        let test_paths = file.test_paths.unwrap_or_else(|| vec!["tests".into()]);
+        let macro_paths = file.macro_paths.unwrap_or_else(|| vec!["macros".into()]);
+        let folder_configs = file
+            .models
+            .as_ref()
+            .and_then(|m| m.get(&file.name))
+            .cloned()
+            .unwrap_or(Value::Null);
+
+        let mut project = Project {
+            root: root.clone(),
+            name: file.name.clone(),
+            vars: file.vars.unwrap_or_default(),
+            models: Vec::new(),
+            macro_files: Vec::new(),
+            singular_tests: Vec::new(),
+            generic_tests: Vec::new(),
+            dbt_sources: Vec::new(),
+            on_run_start: hook_list(file.on_run_start.as_ref()),
+            on_run_end: hook_list(file.on_run_end.as_ref()),
+            settings,
+            warnings,
+        };
+        let _ = file.data_tests; // project-level test configs: accepted, not yet applied
+
+        let mut property_files = Vec::new();
+        for model_path in &model_paths {
+            let dir = root.join(model_path);
+            for path in files_under(&dir)? {
+                let rel = relative(&root, &path);
+                match path.extension().and_then(|e| e.to_str()) {
+                    Some("sql") => {
+                        let name = file_stem(&path);
+                        let sql = std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading model {}", rel.display()))?;
+                        let folders: Vec<String> = path
+                            .strip_prefix(&dir)
+                            .unwrap_or(&path)
+                            .parent()
+                            .map(|p| {
+                                p.components()
+                                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let config = folder_config(&folder_configs, &folders, &name);
+                        if let Some(existing) = project.models.iter().find(|m| m.name == name) {
+                            bail!(
+                                "two models are named `{name}`: {} and {}",
+                                existing.path.display(),
+                                rel.display()
+                            );
+                        }
+                        project.models.push(Model {
+                            name,
+                            path: rel,
+                            sql,
+                            config,
+                            description: None,
+                        });
+                    }
+                    Some("yml") | Some("yaml") => property_files.push(path),
+                    _ => {}
+                }
+            }
+        }
+        project.models.sort_by(|a, b| a.name.cmp(&b.name));
+
+        for path in property_files {
+            project.apply_properties(&path)?;
+        }
+
+        for macro_path in &macro_paths {
+            for path in files_under(&root.join(macro_path))? {
+                if path.extension().and_then(|e| e.to_str()) == Some("sql") {
+                    project.macro_files.push(read_source_file(&root, &path)?);
+                }
+            }
+        }
+        for test_path in &test_paths {
+            let dir = root.join(test_path);
+            for path in files_under(&dir)? {
+                if path.extension().and_then(|e| e.to_str()) != Some("sql") {
+                    continue;
+                }
+                let file = read_source_file(&root, &path)?;
+                // tests/generic/*.sql hold `{% test %}` definitions, like macros.
+                if path
+                    .strip_prefix(&dir)
+                    .is_ok_and(|p| p.starts_with("generic"))
+                {
+                    project.macro_files.push(file);
+                } else {
+                    project.singular_tests.push(file);
+                }
+            }
+        }
+        for model in &project.models {
+            for key in model.config.unknown_keys() {
+                project.warnings.push(format!(
+                    "model `{}`: unknown config key `{key}` ignored",
+                    model.name
+                ));
+            }
+        }
+        Ok(project)
+    }
+
+    /// The model called `name`, if any.
+    pub fn model(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The model name closest to `name`, for "did you mean" hints.
+    pub fn closest_model(&self, name: &str) -> Option<&str> {
+        self.models
+            .iter()
+            .map(|m| (strsim::jaro_winkler(&m.name, name), m.name.as_str()))
+            .filter(|(score, _)| *score > 0.75)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, n)| n)
+    }
+
+    /// Reads one `models/**/*.yml` file: model configs, column tests, sources.
+    fn apply_properties(&mut self, path: &Path) -> Result<()> {
+        let rel = relative(&self.root, path);
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", rel.display()))?;
+        let doc: Value = read_yaml(&text, &rel)?;
+        if doc.is_null() {
+            return Ok(());
+        }
+        for entry in doc
+            .get("models")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = entry
+                .get("name")
+                .and_then(Value::as_str)
+                .with_context(|| format!("{}: a model entry has no `name`", rel.display()))?;
+            let Some(model) = self.models.iter_mut().find(|m| m.name == name) else {
+                self.warnings.push(format!(
+                    "{}: properties for `{name}`, but no model has that name",
+                    rel.display()
+                ));
+                continue;
+            };
+            if let Some(cfg) = entry.get("config").and_then(Value::as_object) {
+                model.config.merge(&Config(cfg.clone()));
+            }
+            model.description = entry
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let model_tests = test_entries(entry);
+            for test in model_tests {
+                let t = parse_test(test, name, None, &rel)?;
+                self.generic_tests.push(t);
+            }
+            for column in entry
+                .get("columns")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let column_name =
+                    column
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .with_context(|| {
+                            format!("{}: a column of `{name}` has no `name`", rel.display())
+                        })?;
+                for test in test_entries(column) {
+                    let t = parse_test(test, name, Some(column_name), &rel)?;
+                    self.generic_tests.push(t);
+                }
+            }
+        }
+        for source in doc
+            .get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let source_name = source
+                .get("name")
+                .and_then(Value::as_str)
+                .with_context(|| format!("{}: a source has no `name`", rel.display()))?;
+            let schema = source
+                .get("schema")
+                .and_then(Value::as_str)
+                .unwrap_or(source_name);
+            let source_location = source
+                .pointer("/meta/external_location")
+                .or_else(|| source.pointer("/config/meta/external_location"))
+                .and_then(Value::as_str);
+            for table in source
+                .get("tables")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let table_name = table.get("name").and_then(Value::as_str).with_context(|| {
+                    format!(
+                        "{}: a table of source `{source_name}` has no `name`",
+                        rel.display()
+                    )
+                })?;
+                let location = table
+                    .pointer("/meta/external_location")
+                    .or_else(|| table.pointer("/config/meta/external_location"))
+                    .and_then(Value::as_str)
+                    .or(source_location);
+                self.dbt_sources.push(DbtSourceTable {
+                    source: source_name.to_string(),
+                    table: table_name.to_string(),
+                    schema: schema.to_string(),
+                    identifier: table
+                        .get("identifier")
+                        .and_then(Value::as_str)
+                        .unwrap_or(table_name)
+                        .to_string(),
+                    external_location: location.map(str::to_string),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses YAML into JSON values, naming the file on error.
+fn read_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    serde_yaml_ng::from_str(text).with_context(|| format!("{} is not valid YAML", path.display()))
+}
+
+/// `tests:` and `data_tests:` entries of a model or column.
+fn test_entries(node: &Value) -> Vec<&Value> {
+    ["tests", "data_tests"]
+        .iter()
+        .filter_map(|k| node.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+/// One entry of a `tests:` list: `unique` or `{accepted_values: {values: […]}}`.
+fn parse_test(
+    entry: &Value,
+    model: &str,
+    column: Option<&str>,
+    file: &Path,
+) -> Result<GenericTest> {
+    let (test, raw_args) = match entry {
+        Value::String(name) => (name.clone(), serde_json::Map::new()),
+        Value::Object(map) if map.len() == 1 => {
+            let (name, args) = map.iter().next().context("invariant: one key")?;
+            let args = match args {
+                Value::Object(a) => a.clone(),
+                Value::Null => serde_json::Map::new(),
+                other => bail!(
+                    "{}: test `{name}` on `{model}` has arguments `{other}`, expected a mapping",
+                    file.display()
+                ),
+            };
+            (name.clone(), args)
+        }
+        Value::Object(map) if map.contains_key("test_name") || map.contains_key("name") => {
+            let name = map
+                .get("test_name")
+                .or_else(|| map.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            (name, map.clone())
+        }
+        other => bail!(
+            "{}: cannot read test entry `{other}` on `{model}`",
+            file.display()
+        ),
+    };
+    let mut args = serde_json::Map::new();
+    let mut config = Config::default();
+    for (key, value) in raw_args {
+        match key.as_str() {
+            "config" => {
+                if let Some(obj) = value.as_object() {
+                    config.merge(&Config(obj.clone()));
+                }
+            }
+            "arguments" => {
+                if let Some(obj) = value.as_object() {
+                    args.extend(obj.clone());
+                }
+            }
+            "severity" | "where" | "error_if" | "warn_if" | "limit" | "tags" | "enabled"
+            | "store_failures" => config.set(&key, value),
+            "name" | "test_name" | "column_name" => {}
+            _ => {
+                args.insert(key, value);
+            }
+        }
+    }
+    let column = column.map(str::to_string).or_else(|| {
+        args.get("column_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let short = test.rsplit('.').next().unwrap_or(&test);
+    let mut name = format!("{short}_{model}");
+    if let Some(col) = &column {
+        name.push('_');
+        name.push_str(&sanitize(col));
+    }
+    if short == "relationships" {
+        if let Some(to) = args.get("to").and_then(Value::as_str) {
+            name.push_str("__");
+            name.push_str(&sanitize(to));
+        }
+    }
+    Ok(GenericTest {
+        name,
+        test,
+        model: model.to_string(),
+        column,
+        args,
+        config,
+        file: file.to_path_buf(),
+    })
+}
+
+/// Keeps letters, digits and underscores, so names work as identifiers.
+fn sanitize(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// Walks `models:` in `dbt_project.yml` down the model's folders and collects
+/// configs from the outermost to the innermost level (inner wins).
+fn folder_config(tree: &Value, folders: &[String], model_name: &str) -> Config {
+    let mut config = Config::default();
+    let mut node = tree;
+    apply_level(&mut config, node);
+    for folder in folders.iter().map(String::as_str).chain([model_name]) {
+        match node.get(folder) {
+            Some(child) if child.is_object() => {
+                node = child;
+                apply_level(&mut config, node);
+            }
+            _ => break,
+        }
+    }
+    config
+}
+
+/// Applies the config keys of one level: `+key`, or a plain key whose value is
+/// not a nested folder.
+fn apply_level(config: &mut Config, level: &Value) {
+    let Some(map) = level.as_object() else { return };
+    let mut own = serde_json::Map::new();
+    for (key, value) in map {
+        if key.starts_with('+') || !value.is_object() || key == "meta" || key == "docs" {
+            own.insert(config::normalize_key(key), value.clone());
+        }
+    }
+    config.merge(&Config(own));
+}
+
+/// `on-run-start` and friends: one string or a list.
+fn hook_list(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn read_source_file(root: &Path, path: &Path) -> Result<SourceFile> {
+    let rel = relative(root, path);
+    Ok(SourceFile {
+        name: file_stem(path),
+        text: std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", rel.display()))?,
+        path: rel,
+    })
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `path` relative to `root`, for messages.
+pub fn relative(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_path_buf()
+}
+
+/// All files below `dir` (recursively, sorted); nothing when it does not exist.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("listing {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn folder_configs_nest_and_the_innermost_wins() {
+        let tree = json!({
+            "+materialized": "view",
+            "marts": {"+materialized": "table", "+schema": "marts",
+                      "finance": {"materialized": "incremental"}}
+        });
+        let c = folder_config(&tree, &["marts".into(), "finance".into()], "m");
+        assert_eq!(c.materialized(), "incremental");
+        assert_eq!(c.str("schema"), Some("marts"));
+        let c = folder_config(&tree, &["staging".into()], "m");
+        assert_eq!(c.materialized(), "view");
+    }
+
+    #[test]
+    fn accepted_values_take_values_at_top_level_or_under_arguments() {
+        let a = parse_test(
+            &json!({"accepted_values": {"values": ["a"], "config": {"severity": "warn"}}}),
+            "m",
+            Some("c"),
+            Path::new("x.yml"),
+        )
+        .unwrap();
+        let b = parse_test(
+            &json!({"accepted_values": {"arguments": {"values": ["a"]}}}),
+            "m",
+            Some("c"),
+            Path::new("x.yml"),
+        )
+        .unwrap();
+        assert_eq!(a.args.get("values"), b.args.get("values"));
+        assert_eq!(a.config.str("severity"), Some("warn"));
+        assert_eq!(a.name, "accepted_values_m_c");
+    }
+}

@@ -1,0 +1,195 @@
+//! `analytics.yml`: what dbt has no place for — targets, sources to ingest,
+//! and (in later stages) exports and publishing.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The parsed `analytics.yml`. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    /// Named places where models are built.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// Files to ingest before models run.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Where ingested files are kept, relative to the project (default `target/archive`).
+    #[serde(default)]
+    pub archive_dir: Option<String>,
+    /// Sections owned by later pipeline stages, kept so they are not reported as unknown.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// Sections of `analytics.yml` that later stages read; anything else is a typo.
+const LATER_SECTIONS: &[&str] = &["exports", "publish", "dashboard", "maintenance"];
+
+/// A build target.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TargetConfig {
+    /// A DuckDB database: `:memory:` or a file path relative to the project.
+    Duckdb {
+        #[serde(default = "memory_path")]
+        path: String,
+        /// The schema models go to when they configure none (dbt's `target.schema`).
+        #[serde(default = "main_schema")]
+        schema: String,
+        #[serde(default)]
+        threads: Option<u32>,
+    },
+}
+
+fn memory_path() -> String {
+    ":memory:".to_string()
+}
+
+fn main_schema() -> String {
+    "main".to_string()
+}
+
+impl TargetConfig {
+    /// The in-memory DuckDB target that `ci` mode uses when none is named.
+    pub fn memory() -> Self {
+        TargetConfig::Duckdb {
+            path: memory_path(),
+            schema: main_schema(),
+            threads: None,
+        }
+    }
+
+    /// The schema models land in by default.
+    pub fn schema(&self) -> &str {
+        match self {
+            TargetConfig::Duckdb { schema, .. } => schema,
+        }
+    }
+
+    /// dbt's `target.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Duckdb { .. } => "duckdb",
+        }
+    }
+}
+
+/// How a source finds its files.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// An HTML directory listing (e.g. AEMO NEMWEB); links picked by `pattern`.
+    Listing,
+    /// A folder of a GitHub repository, listed through the contents API.
+    Github,
+    /// One fixed file.
+    Url,
+}
+
+/// How a downloaded file is stored in the archive.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// Stored as it is (gzip-compressed).
+    #[default]
+    Raw,
+    /// A CSV file (stored gzip-compressed).
+    Csv,
+    /// AEMO MMS multi-table CSV: split into one CSV per table.
+    Mms,
+}
+
+/// Per-mode caps on how many new files a run takes.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct Limits {
+    pub ci: Option<usize>,
+    pub intraday: Option<usize>,
+    pub backfill: Option<usize>,
+}
+
+/// One declarative source of files.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Regex that file names must match (listing/github).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub format: SourceFormat,
+    /// MMS tables to keep (`DUNIT`, `DISPATCH_PRICE`…); all when empty.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// A local file or folder used instead of the network in `ci` mode.
+    #[serde(default)]
+    pub sample: Option<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Modes the source runs in; all ingesting modes when empty.
+    #[serde(default)]
+    pub modes: Vec<String>,
+    /// Options owned by later ingest features (tokens, sheets, retries…).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+impl Settings {
+    /// Reads `analytics.yml` from the project root; a missing file means defaults.
+    pub fn load(root: &Path, warnings: &mut Vec<String>) -> Result<Settings> {
+        let path = root.join("analytics.yml");
+        if !path.exists() {
+            return Ok(Settings::default());
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if text.trim().is_empty() {
+            return Ok(Settings::default());
+        }
+        let settings: Settings = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not a valid analytics.yml", path.display()))?;
+        for key in settings.other.keys() {
+            if !LATER_SECTIONS.contains(&key.as_str()) {
+                warnings.push(format!("analytics.yml: unknown section `{key}` ignored"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for source in &settings.sources {
+            if !seen.insert(source.name.as_str()) {
+                bail!("analytics.yml: source `{}` is declared twice", source.name);
+            }
+            if let Some(pattern) = &source.pattern {
+                regex::Regex::new(pattern).with_context(|| {
+                    format!(
+                        "analytics.yml: source `{}` has an invalid pattern",
+                        source.name
+                    )
+                })?;
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Looks up a target by name; `memory` always exists.
+    pub fn target(&self, name: &str) -> Result<TargetConfig> {
+        if let Some(target) = self.targets.get(name) {
+            return Ok(target.clone());
+        }
+        if name == "memory" {
+            return Ok(TargetConfig::memory());
+        }
+        let known: Vec<&str> = self
+            .targets
+            .keys()
+            .map(String::as_str)
+            .chain(["memory"])
+            .collect();
+        bail!(
+            "unknown target `{name}`; analytics.yml defines: {}",
+            known.join(", ")
+        )
+    }
+}

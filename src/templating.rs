@@ -1,0 +1,800 @@
+//! Jinja SQL rendering with `minijinja`, the dbt way.
+//!
+//! Every model, test and hook is rendered twice, like dbt does it:
+//! - [`Phase::Parse`]: no database; `execute` is false, `run_query` returns an
+//!   empty result, and `ref`/`source`/`config` calls are *captured* to build
+//!   the DAG and the final config;
+//! - [`Phase::Execute`]: right before the node runs, with `this`,
+//!   `is_incremental()` and `run_query` answered by the live DuckDB session.
+//!
+//! Project macros are concatenated into one template (so macros can call each
+//! other across files) and imported into every node. dbt-only globals that
+//! macros use (`this`, `target`, …) are environment globals, so imported macros
+//! see them too.
+
+use crate::project::{Config, DbtSourceTable, Project};
+use anyhow::{Result, anyhow};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use serde_json::Map;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Which of the two renders this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Parse,
+    Execute,
+}
+
+/// A table or view name as `ref()`/`this` return it: renders as `"schema"."name"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+    /// Verbatim SQL instead of a quoted name (dbt-duckdb `external_location`,
+    /// ingested files).
+    pub raw: Option<String>,
+}
+
+impl Relation {
+    /// A relation in `schema` named `identifier`.
+    pub fn new(schema: &str, identifier: &str) -> Relation {
+        Relation {
+            database: None,
+            schema: schema.to_string(),
+            identifier: identifier.to_string(),
+            raw: None,
+        }
+    }
+}
+
+/// Double-quotes an identifier for DuckDB.
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Single-quotes a SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.raw {
+            Some(raw) => f.write_str(raw),
+            None => write!(f, "{}.{}", quote(&self.schema), quote(&self.identifier)),
+        }
+    }
+}
+
+impl Object for Relation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "schema" => Some(Value::from(self.schema.clone())),
+            "identifier" | "name" | "table" => Some(Value::from(self.identifier.clone())),
+            "database" => Some(Value::from(self.database.clone())),
+            _ => None,
+        }
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(self.to_string())),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_ref(), f)
+    }
+}
+
+/// What `run_query` returns: column names and rows of JSON-like values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// The database side of `run_query`, provided by the engine at execute time.
+pub trait QueryRunner: Send + Sync {
+    fn query(&self, sql: &str) -> Result<QueryResult>;
+}
+
+/// Where ingested files are, for `source_files()` and `read_source()`.
+pub trait FileCatalog: Send + Sync {
+    /// Whether an ingest source of this name is declared.
+    fn has_source(&self, source: &str) -> bool;
+    /// The files this run took for `source` (one MMS `table` of it, if given).
+    fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf>;
+    /// The relation holding the file log.
+    fn file_log_relation(&self) -> String;
+}
+
+/// What a parse-phase render discovered about a node.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    /// Models named by `ref()`, in call order (with duplicates removed).
+    pub refs: Vec<String>,
+    /// `source(a, b)` calls.
+    pub sources: Vec<(String, String)>,
+    /// Ingest sources read through `read_source`/`source_files`.
+    pub ingest_sources: Vec<String>,
+    /// Keys set by `config(...)` calls.
+    pub config: Config,
+}
+
+/// How `ref()` resolves at execute time.
+pub type RelationMap = BTreeMap<String, Relation>;
+
+/// Everything a render needs besides the node's own text.
+#[derive(Clone)]
+pub struct RenderContext {
+    pub phase: Phase,
+    /// The model, test or hook name (for messages and `model.name`).
+    pub node_name: String,
+    /// `this` (the model's own relation), when the node is a model.
+    pub this: Option<Relation>,
+    pub is_incremental: bool,
+    /// The node's config so far (for `config.get`).
+    pub config: Config,
+    /// Model relations by name (execute phase).
+    pub relations: Arc<RelationMap>,
+    pub runner: Option<Arc<dyn QueryRunner>>,
+    pub files: Option<Arc<dyn FileCatalog>>,
+}
+
+/// Renders project SQL; built once per run from the project.
+pub struct Templater {
+    macros: String,
+    macro_names: Vec<String>,
+    /// For mapping lines of the concatenated macro template back to files.
+    macro_offsets: Vec<(usize, PathBuf)>,
+    vars: Map<String, serde_json::Value>,
+    target: serde_json::Value,
+    dbt_sources: Vec<DbtSourceTable>,
+    default_schema: String,
+}
+
+/// The output of one render.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub sql: String,
+    pub captured: Captured,
+}
+
+impl Templater {
+    /// Prepares macros and globals for `project` built into target `target_name`.
+    pub fn new(
+        project: &Project,
+        target_name: &str,
+        target: &crate::project::TargetConfig,
+        cli_vars: &Map<String, serde_json::Value>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Templater> {
+        let test_open = regex::Regex::new(r"\{%(-?)\s*test\s+(\w+)\s*\(")?;
+        let test_close = regex::Regex::new(r"\{%(-?)\s*endtest\s*(-?)%\}")?;
+        let materialization = regex::Regex::new(
+            r"(?s)\{%-?\s*materialization\b.*?\{%-?\s*endmaterialization\s*-?%\}",
+        )?;
+        let macro_name = regex::Regex::new(r"\{%-?\s*macro\s+(\w+)")?;
+        let mut macros = String::new();
+        let mut macro_names: Vec<String> = Vec::new();
+        let mut macro_offsets = Vec::new();
+        for file in &project.macro_files {
+            let mut text = test_open
+                .replace_all(&file.text, "{%$1 macro test_$2(")
+                .into_owned();
+            text = test_close
+                .replace_all(&text, "{%$1 endmacro $2%}")
+                .into_owned();
+            if materialization.is_match(&text) {
+                warnings.push(format!(
+                    "{}: custom materializations are not supported; the block is ignored",
+                    file.path.display()
+                ));
+                text = materialization
+                    .replace_all(&text, |c: &regex::Captures| {
+                        "\n".repeat(c[0].matches('\n').count())
+                    })
+                    .into_owned();
+            }
+            for cap in macro_name.captures_iter(&text) {
+                let name = cap[1].to_string();
+                if macro_names.contains(&name) {
+                    warnings.push(format!(
+                        "macro `{name}` is defined more than once; the definition in {} wins",
+                        file.path.display()
+                    ));
+                } else {
+                    macro_names.push(name);
+                }
+            }
+            macro_offsets.push((macros.matches('\n').count() + 1, file.path.clone()));
+            macros.push_str(&text);
+            macros.push('\n');
+        }
+        let mut vars = project.vars.clone();
+        vars.extend(cli_vars.clone());
+        let (kind, path, threads) = match target {
+            crate::project::TargetConfig::Duckdb { path, threads, .. } => {
+                ("duckdb", path.clone(), threads.unwrap_or(1))
+            }
+        };
+        let database = if path == ":memory:" {
+            "memory".to_string()
+        } else {
+            std::path::Path::new(&path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "memory".into())
+        };
+        let target_value = serde_json::json!({
+            "name": target_name,
+            "type": kind,
+            "schema": target.schema(),
+            "database": database,
+            "path": path,
+            "threads": threads,
+            "profile_name": project.name,
+        });
+        let templater = Templater {
+            macros,
+            macro_names,
+            macro_offsets,
+            vars,
+            target: target_value,
+            dbt_sources: project.dbt_sources.clone(),
+            default_schema: target.schema().to_string(),
+        };
+        // Fail early, naming the file, when a macro file does not parse.
+        if !templater.macros.is_empty() {
+            let mut env = Environment::new();
+            env.add_template_owned("__macros__", templater.macros.clone())
+                .map_err(|e| templater.describe_error("macros", &e))?;
+        }
+        Ok(templater)
+    }
+
+    /// Whether the project defines a macro of this name.
+    pub fn has_macro(&self, name: &str) -> bool {
+        self.macro_names.iter().any(|m| m == name)
+    }
+
+    /// Renders `text` (the node's Jinja SQL) in `ctx`; `origin` names the file
+    /// for error messages.
+    pub fn render(&self, origin: &str, text: &str, ctx: &RenderContext) -> Result<Rendered> {
+        let captured = Arc::new(Mutex::new(Captured::default()));
+        let env = self.environment(ctx, &captured)?;
+        let mut source = String::new();
+        if !self.macro_names.is_empty() {
+            // On the first line, so line numbers in errors match the file.
+            source.push_str("{% from \"__macros__\" import ");
+            source.push_str(&self.macro_names.join(", "));
+            source.push_str(" %}");
+        }
+        source.push_str(text);
+        let template = env
+            .template_from_named_str(origin, &source)
+            .map_err(|e| self.describe_error(origin, &e))?;
+        let sql = template
+            .render(minijinja::context! {})
+            .map_err(|e| self.describe_error(origin, &e))?;
+        let captured = lock(&captured).clone();
+        Ok(Rendered { sql, captured })
+    }
+
+    /// Calls the project's `generate_schema_name(custom_schema_name, node)`
+    /// macro if it has one, else applies dbt's default rule
+    /// (`<target schema>` or `<target schema>_<custom>`).
+    pub fn schema_for(&self, model: &str, custom: Option<&str>, config: &Config) -> Result<String> {
+        if !self.has_macro("generate_schema_name") {
+            return Ok(match custom {
+                None => self.default_schema.clone(),
+                Some(custom) => format!("{}_{}", self.default_schema, custom.trim()),
+            });
+        }
+        let ctx = RenderContext {
+            phase: Phase::Execute,
+            node_name: model.to_string(),
+            this: None,
+            is_incremental: false,
+            config: config.clone(),
+            relations: Arc::new(RelationMap::new()),
+            runner: None,
+            files: None,
+        };
+        let call = "{{ generate_schema_name(__custom, model) }}";
+        let captured = Arc::new(Mutex::new(Captured::default()));
+        let env = self.environment(&ctx, &captured)?;
+        let source = format!(
+            "{{% from \"__macros__\" import {} %}}{call}",
+            self.macro_names.join(", ")
+        );
+        let template = env
+            .template_from_str(&source)
+            .map_err(|e| self.describe_error("generate_schema_name", &e))?;
+        let out = template
+            .render(minijinja::context! { __custom => custom })
+            .map_err(|e| {
+                anyhow!(
+                    "generate_schema_name failed for model `{model}`: {}",
+                    self.describe_error("generate_schema_name", &e)
+                )
+            })?;
+        let schema = out.trim().to_string();
+        if schema.is_empty() {
+            anyhow::bail!("generate_schema_name returned an empty schema for model `{model}`");
+        }
+        Ok(schema)
+    }
+
+    /// Builds the environment for one render: macros plus dbt's globals.
+    fn environment(
+        &self,
+        ctx: &RenderContext,
+        captured: &Arc<Mutex<Captured>>,
+    ) -> Result<Environment<'static>> {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.set_undefined_behavior(match ctx.phase {
+            // Parse renders must get through code that only makes sense with data.
+            Phase::Parse => UndefinedBehavior::Chainable,
+            Phase::Execute => UndefinedBehavior::Lenient,
+        });
+        if !self.macros.is_empty() {
+            env.add_template_owned("__macros__", self.macros.clone())
+                .map_err(|e| self.describe_error("macros", &e))?;
+        }
+        let execute = ctx.phase == Phase::Execute;
+        env.add_global("execute", execute);
+        env.add_global("target", Value::from_serialize(&self.target));
+        env.add_global(
+            "flags",
+            Value::from_serialize(serde_json::json!({"FULL_REFRESH": false, "WHICH": "build"})),
+        );
+        let this = ctx
+            .this
+            .clone()
+            .unwrap_or_else(|| Relation::new(&self.default_schema, &ctx.node_name));
+        env.add_global("this", Value::from_object(this));
+        env.add_global(
+            "model",
+            Value::from_serialize(serde_json::json!({
+                "name": ctx.node_name,
+                "alias": ctx.node_name,
+                "config": ctx.config.0,
+                "resource_type": "model",
+            })),
+        );
+        env.add_global(
+            "config",
+            Value::from_object(ConfigObject {
+                captured: captured.clone(),
+                base: ctx.config.clone(),
+            }),
+        );
+        env.add_global("exceptions", Value::from_object(Exceptions));
+
+        let is_incremental = ctx.is_incremental && execute;
+        env.add_function("is_incremental", move || is_incremental);
+
+        let (cap, relations, phase, schema) = (
+            captured.clone(),
+            ctx.relations.clone(),
+            ctx.phase,
+            self.default_schema.clone(),
+        );
+        env.add_function("ref", move |args: &[Value]| -> Result<Value, Error> {
+            let names: Vec<String> = args
+                .iter()
+                .filter(|v| v.kind() == minijinja::value::ValueKind::String)
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let name = names
+                .last()
+                .ok_or_else(|| Error::new(ErrorKind::MissingArgument, "ref() needs a model name"))?
+                .clone();
+            {
+                let mut c = lock(&cap);
+                if !c.refs.contains(&name) {
+                    c.refs.push(name.clone());
+                }
+            }
+            match phase {
+                Phase::Parse => Ok(Value::from_object(Relation::new(&schema, &name))),
+                Phase::Execute => relations
+                    .get(&name)
+                    .cloned()
+                    .map(Value::from_object)
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!("ref('{name}'): no such model"),
+                        )
+                    }),
+            }
+        });
+
+        let (cap, sources, files) = (
+            captured.clone(),
+            self.dbt_sources.clone(),
+            ctx.files.clone(),
+        );
+        env.add_function("source", move |source: String, table: String| -> Result<Value, Error> {
+            lock(&cap).sources.push((source.clone(), table.clone()));
+            if let Some(t) = sources.iter().find(|t| t.source == source && t.table == table) {
+                let mut rel = Relation::new(&t.schema, &t.identifier);
+                if let Some(location) = &t.external_location {
+                    rel.raw = Some(
+                        location
+                            .replace("{name}", &t.table)
+                            .replace("{identifier}", &t.identifier),
+                    );
+                }
+                return Ok(Value::from_object(rel));
+            }
+            if files.as_ref().is_some_and(|f| f.has_source(&source)) || phase == Phase::Parse {
+                let mut rel = Relation::new(&source, &table);
+                rel.raw = Some(read_source_sql(files.as_deref(), &source, Some(&table), None, phase));
+                return Ok(Value::from_object(rel));
+            }
+            Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("source('{source}', '{table}') is not declared in any sources: block or analytics.yml"),
+            ))
+        });
+
+        let (cap, files) = (captured.clone(), ctx.files.clone());
+        env.add_function(
+            "source_files",
+            move |source: String, table: Option<String>| -> Result<String, Error> {
+                check_ingest_source(files.as_deref(), &source, phase)?;
+                lock(&cap).ingest_sources.push(source.clone());
+                let paths = files
+                    .as_ref()
+                    .map(|f| f.files(&source, table.as_deref()))
+                    .unwrap_or_default();
+                Ok(sql_path_list(&paths))
+            },
+        );
+        let (cap, files) = (captured.clone(), ctx.files.clone());
+        env.add_function(
+            "read_source",
+            move |source: String, args: &[Value]| -> Result<String, Error> {
+                let (table, kwargs): (Option<String>, Kwargs) = from_args(args)?;
+                check_ingest_source(files.as_deref(), &source, phase)?;
+                lock(&cap).ingest_sources.push(source.clone());
+                let columns: Option<Vec<(String, String)>> =
+                    match kwargs.get::<Option<Value>>("columns")? {
+                        None => None,
+                        Some(map) => Some(
+                            map.try_iter()?
+                                .map(|k| {
+                                    let ty = map.get_item(&k)?;
+                                    Ok((k.to_string(), ty.to_string()))
+                                })
+                                .collect::<Result<_, Error>>()?,
+                        ),
+                    };
+                let table = table.or(kwargs.get::<Option<String>>("table")?);
+                kwargs.assert_all_used()?;
+                Ok(read_source_sql(
+                    files.as_deref(),
+                    &source,
+                    table.as_deref(),
+                    columns.as_deref(),
+                    phase,
+                ))
+            },
+        );
+        let files = ctx.files.clone();
+        env.add_function("file_log", move || -> String {
+            files
+                .as_ref()
+                .map(|f| f.file_log_relation())
+                .unwrap_or_else(|| "\"_analytics\".\"file_log\"".into())
+        });
+
+        let vars = self.vars.clone();
+        env.add_function(
+            "var",
+            move |name: String, default: Option<Value>| -> Result<Value, Error> {
+                match vars.get(&name) {
+                    Some(v) => Ok(Value::from_serialize(v)),
+                    None => default.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::InvalidOperation,
+                            format!(
+                                "required var '{name}' is not set in dbt_project.yml vars or --vars"
+                            ),
+                        )
+                    }),
+                }
+            },
+        );
+        env.add_function("env_var", |name: String, default: Option<Value>| -> Result<Value, Error> {
+            match std::env::var(&name) {
+                Ok(v) => Ok(Value::from(v)),
+                Err(_) => default.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("env_var('{name}'): the environment variable is not set and no default was given"),
+                    )
+                }),
+            }
+        });
+        let node = ctx.node_name.clone();
+        env.add_function("log", move |msg: Value, _info: Option<bool>| -> String {
+            tracing::info!(target: "analytics::log", "[{node}] {msg}");
+            String::new()
+        });
+        env.add_function("return", |value: Value| value);
+
+        let runner = ctx.runner.clone();
+        env.add_function("run_query", move |sql: String| -> Result<Value, Error> {
+            let result = match (&runner, phase) {
+                (Some(r), Phase::Execute) => r.query(&sql).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("run_query failed: {e:#}"),
+                    )
+                })?,
+                _ => QueryResult::default(),
+            };
+            let columns: Vec<serde_json::Value> = result
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    serde_json::json!({
+                        "name": name,
+                        "values": result.rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Ok(Value::from_serialize(serde_json::json!({
+                "rows": result.rows,
+                "column_names": result.columns,
+                "columns": columns,
+            })))
+        });
+        Ok(env)
+    }
+
+    /// Turns a minijinja error into a message naming the file and line
+    /// (macro errors point into the macro's own file).
+    fn describe_error(&self, origin: &str, err: &Error) -> anyhow::Error {
+        let mut where_ = origin.to_string();
+        if let Some(line) = err.line() {
+            if err.name() == Some("__macros__") {
+                let (start, file) = self
+                    .macro_offsets
+                    .iter()
+                    .rev()
+                    .find(|(start, _)| *start <= line)
+                    .cloned()
+                    .unwrap_or((1, PathBuf::from("macros")));
+                where_ = format!("{} line {}", file.display(), line + 1 - start);
+            } else {
+                where_ = format!("{origin} line {line}");
+            }
+        }
+        let mut msg = err
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.kind().to_string());
+        let mut source = std::error::Error::source(err);
+        while let Some(inner) = source {
+            msg.push_str(": ");
+            msg.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        anyhow!("{where_}: template error: {msg}")
+    }
+}
+
+/// `config` is both callable (`config(materialized='table')`) and has
+/// `config.get(key, default)`.
+#[derive(Debug)]
+struct ConfigObject {
+    captured: Arc<Mutex<Captured>>,
+    base: Config,
+}
+
+impl Object for ConfigObject {
+    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (positional, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+        let mut c = lock(&self.captured);
+        if let Some(map) = positional {
+            for key in map.try_iter()? {
+                let value = map.get_item(&key)?;
+                c.config.set(&key.to_string(), to_json(&value)?);
+            }
+        }
+        for key in kwargs.args() {
+            let value: Value = kwargs.get(key)?;
+            c.config.set(key, to_json(&value)?);
+        }
+        Ok(Value::from(""))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" | "require" => {
+                let (key, default): (String, Option<Value>) = from_args(args)?;
+                let key = crate::project::config::normalize_key(&key);
+                let captured = lock(&self.captured);
+                let found = captured
+                    .config
+                    .0
+                    .get(&key)
+                    .or_else(|| self.base.0.get(&key));
+                match (found, method) {
+                    (Some(v), _) => Ok(Value::from_serialize(v)),
+                    (None, "require") => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("config key '{key}' is required"),
+                    )),
+                    (None, _) => Ok(default.unwrap_or(Value::from(()))),
+                }
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// dbt's `exceptions.raise_compiler_error(msg)` and `exceptions.warn(msg)`.
+#[derive(Debug)]
+struct Exceptions;
+
+impl Object for Exceptions {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (msg,): (String,) = from_args(args)?;
+        match method {
+            "raise_compiler_error" | "raise_not_implemented" => {
+                Err(Error::new(ErrorKind::InvalidOperation, msg))
+            }
+            "warn" => {
+                tracing::warn!("{msg}");
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+fn to_json(value: &Value) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("config value: {e}")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another render panicked; the data is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn check_ingest_source(
+    files: Option<&dyn FileCatalog>,
+    source: &str,
+    phase: Phase,
+) -> Result<(), Error> {
+    match files {
+        Some(f) if !f.has_source(source) => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("no source named '{source}' in analytics.yml"),
+        )),
+        None if phase == Phase::Execute => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("source '{source}': no ingested files are available in this run"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `['a.csv.gz', 'b.csv.gz']` — a DuckDB list literal of paths.
+pub fn sql_path_list(paths: &[PathBuf]) -> String {
+    let items: Vec<String> = paths
+        .iter()
+        .map(|p| literal(&p.to_string_lossy()))
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// The SQL behind `read_source(source, table, columns={...})`: one typed read
+/// of this run's files, with `source_file` naming the file each row came from.
+/// With no files it is an empty relation of the same columns, so models
+/// still build.
+fn read_source_sql(
+    files: Option<&dyn FileCatalog>,
+    source: &str,
+    table: Option<&str>,
+    columns: Option<&[(String, String)]>,
+    phase: Phase,
+) -> String {
+    let paths = files.map(|f| f.files(source, table)).unwrap_or_default();
+    if paths.is_empty() || phase == Phase::Parse {
+        return match columns {
+            Some(cols) => {
+                let list: Vec<String> = cols
+                    .iter()
+                    .map(|(name, ty)| format!("NULL::{ty} AS {}", quote(name)))
+                    .chain(["NULL::VARCHAR AS source_file".to_string()])
+                    .collect();
+                format!("(SELECT {} WHERE false)", list.join(", "))
+            }
+            None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
+        };
+    }
+    let (select, types) = match columns {
+        Some(cols) => (
+            cols.iter()
+                .map(|(n, _)| quote(n))
+                .collect::<Vec<_>>()
+                .join(", "),
+            format!(
+                ", types = {{{}}}",
+                cols.iter()
+                    .map(|(n, t)| format!("{}: {}", literal(n), literal(t)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        None => ("* EXCLUDE (filename)".to_string(), String::new()),
+    };
+    format!(
+        "(SELECT {select}, {} AS source_file FROM read_csv({}, header = true, filename = true, \
+         timestampformat = '%Y/%m/%d %H:%M:%S'{types}))",
+        crate::ingest::SOURCE_FILE_SQL,
+        sql_path_list(&paths)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relations_render_quoted() {
+        let r = Relation::new("main", "we\"ird");
+        assert_eq!(r.to_string(), "\"main\".\"we\"\"ird\"");
+    }
+
+    #[test]
+    fn empty_read_source_is_a_typed_empty_relation() {
+        let sql = read_source_sql(
+            None,
+            "daily",
+            Some("DUNIT"),
+            Some(&[("DUID".into(), "VARCHAR".into())]),
+            Phase::Execute,
+        );
+        assert_eq!(
+            sql,
+            "(SELECT NULL::VARCHAR AS \"DUID\", NULL::VARCHAR AS source_file WHERE false)"
+        );
+    }
+}

@@ -22,6 +22,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+mod mutable;
+
 /// Which of the two renders this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -224,7 +226,7 @@ impl Templater {
                 }
             }
             macro_offsets.push((macros.matches('\n').count() + 1, file.path.clone()));
-            macros.push_str(&text);
+            macros.push_str(&mutable::make_literals_mutable(&text));
             macros.push('\n');
         }
         let mut vars = project.vars.clone();
@@ -286,7 +288,7 @@ impl Templater {
             source.push_str(&self.macro_names.join(", "));
             source.push_str(" %}");
         }
-        source.push_str(text);
+        source.push_str(&mutable::make_literals_mutable(text));
         let template = env
             .template_from_named_str(origin, &source)
             .map_err(|e| self.describe_error(origin, &e))?;
@@ -350,6 +352,9 @@ impl Templater {
     ) -> Result<Environment<'static>> {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(true);
+        // Python methods dbt macros rely on: str.upper(), dict.items(), …
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        mutable::register(&mut env);
         env.set_undefined_behavior(match ctx.phase {
             // Parse renders must get through code that only makes sense with data.
             Phase::Parse => UndefinedBehavior::Chainable,
@@ -537,10 +542,15 @@ impl Templater {
                 }),
             }
         });
-        let node = ctx.node_name.clone();
-        env.add_function("log", move |msg: Value, _info: Option<bool>| -> String {
+        let (node, phase) = (ctx.node_name.clone(), ctx.phase);
+        env.add_function("log", move |args: &[Value]| -> Result<String, Error> {
+            // dbt's log(msg, info=True): `info` only picks the log level there.
+            let (msg, _info, _kwargs): (Value, Option<Value>, Kwargs) = from_args(args)?;
+            if phase == Phase::Parse {
+                return Ok(String::new());
+            }
             tracing::info!(target: "analytics::log", "[{node}] {msg}");
-            String::new()
+            Ok(String::new())
         });
         env.add_function("return", |value: Value| value);
 

@@ -321,7 +321,9 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             .unwrap_or("target/archive"),
     );
     let files = ingest::ingest(&plan.project, ingest_mode, &archive)?;
-    engine.write_file_log(&files)?;
+    if !plan.project.settings.sources.is_empty() {
+        engine.write_file_log(&files)?;
+    }
     report.ingest = files.reports.clone();
     let files: Arc<IngestRun> = Arc::new(files);
     let runner: Arc<dyn QueryRunner> = Arc::new(engine.clone());

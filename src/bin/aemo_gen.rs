@@ -652,7 +652,7 @@ fn push_num(buf: &mut Vec<u8>, value: f64, decimals: u32) {
     let mut frac = abs % scale;
     if frac != 0 {
         let mut places = decimals;
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             places -= 1;
         }

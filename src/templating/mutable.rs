@@ -14,13 +14,16 @@ pub fn make_literals_mutable(source: &str) -> String {
     static LIST: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     static DICT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let list = LIST.get_or_init(|| {
-        regex::Regex::new(r"\{%(-?)\s*set\s+(\w+)\s*=\s*(\[[^%]*\])\s*(-?)%\}").expect("valid regex")
+        regex::Regex::new(r"\{%(-?)\s*set\s+(\w+)\s*=\s*(\[[^%]*\])\s*(-?)%\}")
+            .expect("valid regex")
     });
     let dict = DICT.get_or_init(|| {
-        regex::Regex::new(r"\{%(-?)\s*set\s+(\w+)\s*=\s*(\{[^%]*\})\s*(-?)%\}").expect("valid regex")
+        regex::Regex::new(r"\{%(-?)\s*set\s+(\w+)\s*=\s*(\{[^%]*\})\s*(-?)%\}")
+            .expect("valid regex")
     });
     let out = list.replace_all(source, "{%$1 set $2 = __list($3) $4%}");
-    dict.replace_all(&out, "{%$1 set $2 = __dict($3) $4%}").into_owned()
+    dict.replace_all(&out, "{%$1 set $2 = __dict($3) $4%}")
+        .into_owned()
 }
 
 /// Registers `__list` and `__dict` on an environment.
@@ -60,7 +63,11 @@ impl Object for MutableList {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let items = lock(&self.0);
         let idx = key.as_i64()?;
-        let idx = if idx < 0 { items.len() as i64 + idx } else { idx };
+        let idx = if idx < 0 {
+            items.len() as i64 + idx
+        } else {
+            idx
+        };
         items.get(usize::try_from(idx).ok()?).cloned()
     }
 
@@ -92,9 +99,14 @@ impl Object for MutableList {
             "pop" => {
                 let (i,): (Option<i64>,) = from_args(args)?;
                 let len = items.len() as i64;
-                let i = i.map(|i| if i < 0 { len + i } else { i }).unwrap_or(len - 1);
+                let i = i
+                    .map(|i| if i < 0 { len + i } else { i })
+                    .unwrap_or(len - 1);
                 if i < 0 || i >= len {
-                    return Err(Error::new(ErrorKind::InvalidOperation, "pop from an empty list"));
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "pop from an empty list",
+                    ));
                 }
                 return Ok(items.remove(i as usize));
             }
@@ -132,7 +144,10 @@ impl Object for MutableDict {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        lock(&self.0).iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        lock(&self.0)
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -146,7 +161,10 @@ impl Object for MutableDict {
         args: &[Value],
     ) -> Result<Value, Error> {
         let mut pairs = lock(&self.0);
-        let set = |pairs: &mut Vec<(Value, Value)>, k: Value, v: Value| match pairs.iter_mut().find(|(x, _)| *x == k) {
+        let set = |pairs: &mut Vec<(Value, Value)>, k: Value, v: Value| match pairs
+            .iter_mut()
+            .find(|(x, _)| *x == k)
+        {
             Some(slot) => slot.1 = v,
             None => pairs.push((k, v)),
         };
@@ -172,7 +190,9 @@ impl Object for MutableDict {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
                 match pairs.iter().position(|(x, _)| *x == k) {
                     Some(i) => Ok(pairs.remove(i).1),
-                    None => default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("key {k} not found"))),
+                    None => default.ok_or_else(|| {
+                        Error::new(ErrorKind::InvalidOperation, format!("key {k} not found"))
+                    }),
                 }
             }
             "get" => {
@@ -184,10 +204,17 @@ impl Object for MutableDict {
                     .unwrap_or_else(|| default.unwrap_or(Value::from(()))))
             }
             "items" => Ok(Value::from(
-                pairs.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>(),
+                pairs
+                    .iter()
+                    .map(|(k, v)| Value::from(vec![k.clone(), v.clone()]))
+                    .collect::<Vec<_>>(),
             )),
-            "keys" => Ok(Value::from(pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())),
-            "values" => Ok(Value::from(pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>())),
+            "keys" => Ok(Value::from(
+                pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            )),
+            "values" => Ok(Value::from(
+                pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            )),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }

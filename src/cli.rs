@@ -152,9 +152,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let engine = crate::engine::Engine::open(&plan.project.root, &plan.target)?;
             let runner: std::sync::Arc<dyn crate::templating::QueryRunner> =
                 std::sync::Arc::new(engine);
+            // No ingest here: sources render as empty relations of their columns.
+            let no_files: std::sync::Arc<dyn crate::templating::FileCatalog> =
+                std::sync::Arc::new(crate::ingest::IngestRun {
+                    declared: plan
+                        .project
+                        .settings
+                        .sources
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect(),
+                    ..Default::default()
+                });
             let mut out = std::io::stdout().lock();
             for model in plan.models.iter().filter(|m| selected.contains(&m.name)) {
-                let sql = plan.render_model(model, false, Some(runner.clone()), None)?;
+                let sql =
+                    plan.render_model(model, false, Some(runner.clone()), Some(no_files.clone()))?;
                 writeln!(
                     out,
                     "-- {} ({}) → {}\n{}\n",

@@ -65,6 +65,9 @@ pub struct StoredPart {
     pub table: Option<String>,
     pub path: PathBuf,
     pub rows: Option<u64>,
+    /// The CSV header, when ingest knows it (MMS tables): lets models read
+    /// the file without DuckDB sniffing it first.
+    pub columns: Option<Vec<String>>,
 }
 
 /// Per-source figures for the summary.
@@ -88,25 +91,42 @@ pub struct IngestRun {
     pub reports: Vec<SourceReport>,
 }
 
-impl FileCatalog for IngestRun {
-    fn has_source(&self, source: &str) -> bool {
-        self.declared.iter().any(|s| s == source)
-    }
-
-    fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf> {
+impl IngestRun {
+    /// The stored parts of `source` (one MMS `table` of it, if given).
+    fn parts<'a>(
+        &'a self,
+        source: &'a str,
+        table: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a StoredPart> {
         self.taken
             .iter()
-            .filter(|f| f.source == source)
+            .filter(move |f| f.source == source)
             .flat_map(|f| f.parts.iter())
-            .filter(|p| match table {
+            .filter(move |p| match table {
                 Some(t) => p
                     .table
                     .as_deref()
                     .is_some_and(|pt| pt.eq_ignore_ascii_case(t)),
                 None => true,
             })
-            .map(|p| p.path.clone())
-            .collect()
+    }
+}
+
+impl FileCatalog for IngestRun {
+    fn has_source(&self, source: &str) -> bool {
+        self.declared.iter().any(|s| s == source)
+    }
+
+    fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf> {
+        self.parts(source, table).map(|p| p.path.clone()).collect()
+    }
+
+    fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>> {
+        let mut parts = self.parts(source, table);
+        let first = parts.next()?.columns.clone()?;
+        parts
+            .all(|p| p.columns.as_ref() == Some(&first))
+            .then_some(first)
     }
 
     fn file_log_relation(&self) -> String {
@@ -307,6 +327,7 @@ fn store_stream(
                 table: None,
                 path,
                 rows: None,
+                columns: None,
             }])
         }
     }
@@ -455,10 +476,15 @@ fn split_mms(
     for o in open {
         let path = o.out.path.clone();
         o.out.finish()?;
+        let columns = String::from_utf8_lossy(&o.header)
+            .split(',')
+            .map(|c| c.trim_matches('"').to_string())
+            .collect();
         parts.push(StoredPart {
             table: Some(o.table),
             path,
             rows: Some(o.rows),
+            columns: Some(columns),
         });
     }
     Ok(parts)

@@ -122,6 +122,8 @@ pub trait FileCatalog: Send + Sync {
     fn has_source(&self, source: &str) -> bool;
     /// The files this run took for `source` (one MMS `table` of it, if given).
     fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf>;
+    /// The header shared by all those files, when known without reading them.
+    fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>>;
     /// The relation holding the file log.
     fn file_log_relation(&self) -> String;
 }
@@ -759,25 +761,50 @@ fn read_source_sql(
             None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
         };
     }
-    let (select, types) = match columns {
-        Some(cols) => (
-            cols.iter()
-                .map(|(n, _)| quote(n))
+    let select = match columns {
+        Some(cols) => cols
+            .iter()
+            .map(|(n, _)| quote(n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "* EXCLUDE (filename)".to_string(),
+    };
+    let typed = |name: &str| {
+        columns
+            .into_iter()
+            .flatten()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, t)| t.clone())
+    };
+    // With the header known (MMS files split by ingest), every column is
+    // declared and DuckDB skips sniffing — which costs more than reading
+    // when tables are wide. Unread columns stay VARCHAR and are never parsed.
+    let header = files.and_then(|f| f.columns(source, table));
+    let options = match (header, columns) {
+        (Some(header), Some(_)) => format!(
+            "auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {{{}}}",
+            header
+                .iter()
+                .map(|h| format!(
+                    "{}: {}",
+                    literal(h),
+                    literal(&typed(h).unwrap_or_else(|| "VARCHAR".into()))
+                ))
                 .collect::<Vec<_>>()
-                .join(", "),
-            format!(
-                ", types = {{{}}}",
-                cols.iter()
-                    .map(|(n, t)| format!("{}: {}", literal(n), literal(t)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+                .join(", ")
         ),
-        None => ("* EXCLUDE (filename)".to_string(), String::new()),
+        (_, Some(cols)) => format!(
+            "union_by_name = true, types = {{{}}}",
+            cols.iter()
+                .map(|(n, t)| format!("{}: {}", literal(n), literal(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (_, None) => "union_by_name = true".to_string(),
     };
     format!(
         "(SELECT {select}, {} AS source_file FROM read_csv({}, header = true, filename = true, \
-         timestampformat = '%Y/%m/%d %H:%M:%S'{types}))",
+         timestampformat = '%Y/%m/%d %H:%M:%S', {options}))",
         crate::ingest::SOURCE_FILE_SQL,
         sql_path_list(&paths)
     )

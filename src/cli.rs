@@ -128,16 +128,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     eprintln!("\ntest `{}` ({}) could not run:\n{e}", t.name, t.file);
                 }
             }
-            if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
-                if !path.is_empty() {
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .with_context(|| format!("opening GITHUB_STEP_SUMMARY {path}"))?;
-                    f.write_all(report.markdown().as_bytes())
-                        .with_context(|| format!("writing GITHUB_STEP_SUMMARY {path}"))?;
-                }
+            if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY")
+                && !path.is_empty()
+            {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening GITHUB_STEP_SUMMARY {path}"))?;
+                f.write_all(report.markdown().as_bytes())
+                    .with_context(|| format!("writing GITHUB_STEP_SUMMARY {path}"))?;
             }
             Ok(if report.failed() {
                 ExitCode::FAILURE

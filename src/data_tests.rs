@@ -186,12 +186,11 @@ pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
                 Ok(s) => s,
                 Err(e) => TestStatus::Error(format!("{e:#}")),
             };
-            if n > 0 {
-                if let Ok(sample) =
+            if n > 0
+                && let Ok(sample) =
                     engine.query_rows(&format!("SELECT * FROM {failing} AS t LIMIT 5"), Some(5))
-                {
-                    outcome.sample = sample;
-                }
+            {
+                outcome.sample = sample;
             }
         }
     }

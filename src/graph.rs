@@ -58,12 +58,12 @@ impl Dag {
             remaining.remove(next);
             order.push(next.to_string());
             for (child, parents) in &self.parents {
-                if parents.contains(next) {
-                    if let Some(n) = remaining.get_mut(child.as_str()) {
-                        *n -= 1;
-                        if *n == 0 {
-                            ready.insert(child.as_str());
-                        }
+                if parents.contains(next)
+                    && let Some(n) = remaining.get_mut(child.as_str())
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.insert(child.as_str());
                     }
                 }
             }

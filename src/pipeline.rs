@@ -622,12 +622,12 @@ pub fn plan_tests(
         let mut needs = vec![test.model.clone()];
         let sql = match data_tests::generic_sql(test, &plan.relations)? {
             Some(sql) => {
-                if let Some(to) = test.args.get("to").and_then(|v| v.as_str()) {
-                    if let Some(parent) = plan.relations.keys().find(|k| {
+                if let Some(to) = test.args.get("to").and_then(|v| v.as_str())
+                    && let Some(parent) = plan.relations.keys().find(|k| {
                         to.contains(&format!("'{k}'")) || to.contains(&format!("\"{k}\""))
-                    }) {
-                        needs.push(parent.clone());
-                    }
+                    })
+                {
+                    needs.push(parent.clone());
                 }
                 sql
             }

@@ -447,11 +447,11 @@ fn parse_test(
         name.push('_');
         name.push_str(&sanitize(col));
     }
-    if short == "relationships" {
-        if let Some(to) = args.get("to").and_then(Value::as_str) {
-            name.push_str("__");
-            name.push_str(&sanitize(to));
-        }
+    if short == "relationships"
+        && let Some(to) = args.get("to").and_then(Value::as_str)
+    {
+        name.push_str("__");
+        name.push_str(&sanitize(to));
     }
     Ok(GenericTest {
         name,

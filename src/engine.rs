@@ -2,7 +2,7 @@
 //! with dbt's materializations (`view`, `table`, `incremental` with `append`,
 //! `delete+insert` and `merge`) and answers `run_query`.
 
-use crate::ingest::{FILE_LOG_RELATION, IngestRun};
+use crate::ingest::{FILE_LOG_RELATION, FileLog, TakenFile};
 use crate::project::{Config, TargetConfig};
 use crate::templating::{QueryResult, QueryRunner, Relation, literal, quote};
 use anyhow::{Context, Result, anyhow, bail};
@@ -365,20 +365,44 @@ impl Engine {
         }
     }
 
-    /// Records this run's files in the file log table (created when missing).
-    pub fn write_file_log(&self, run: &IngestRun) -> Result<()> {
+    /// Creates the file log table if it is missing.
+    fn ensure_file_log(&self) -> Result<()> {
         self.execute_batch(&format!(
             "CREATE SCHEMA IF NOT EXISTS \"_analytics\";
              CREATE TABLE IF NOT EXISTS {FILE_LOG_RELATION} (
                 source VARCHAR, file_name VARCHAR, url VARCHAR, stored_paths VARCHAR[],
                 taken_at TIMESTAMP, bytes BIGINT, sha256 VARCHAR, rows BIGINT)"
         ))
-        .map_err(|e| anyhow!(e))?;
-        if run.taken.is_empty() {
+        .map_err(|e| anyhow!(e))
+        .context("creating the file log")
+    }
+
+    /// What the file log says is done: (source, file) → latest sha256.
+    pub fn read_file_log(&self) -> Result<FileLog> {
+        self.ensure_file_log()?;
+        let rows = self
+            .query_rows(
+                &format!("SELECT source, file_name, arg_max(sha256, taken_at) FROM {FILE_LOG_RELATION} GROUP BY ALL"),
+                None,
+            )
+            .map_err(|e| anyhow!(e))
+            .context("reading the file log")?;
+        let mut log = FileLog::default();
+        for r in rows.rows {
+            let text = |i: usize| r[i].as_str().unwrap_or_default().to_string();
+            log.done.insert((text(0), text(1)), text(2));
+        }
+        Ok(log)
+    }
+
+    /// Records files in the file log (in one statement, so all or none land).
+    pub fn write_file_log(&self, files: &[&TakenFile]) -> Result<()> {
+        self.ensure_file_log()?;
+        if files.is_empty() {
             return Ok(());
         }
         let mut values = Vec::new();
-        for f in &run.taken {
+        for f in files {
             let paths: Vec<String> = f
                 .parts
                 .iter()

@@ -4,7 +4,7 @@
 use crate::data_tests::{self, TestOutcome, TestPlan, TestStatus};
 use crate::engine::{Engine, RelationKind};
 use crate::graph::Dag;
-use crate::ingest::{self, IngestMode, IngestRun};
+use crate::ingest::{self, IngestContext, IngestRun};
 use crate::project::{Config, Project, TargetConfig};
 use crate::summary::{ModelOutcome, ModelStatus, RunReport};
 use crate::templating::{
@@ -293,13 +293,11 @@ impl Plan {
 /// and sets the exit status).
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
-    let ingest_mode = match opts.mode {
-        Mode::Ci => IngestMode::Ci,
-        other => bail!(
-            "mode `{}` is not available in this version yet; `ci` is",
-            other.name()
-        ),
-    };
+    if opts.mode == Mode::Import {
+        bail!(
+            "mode `import` needs the Iceberg warehouse and export, which this version does not have yet"
+        );
+    }
     let plan = Plan::build(opts)?;
     let selected = plan.selected(&opts.select)?;
     let mut report = RunReport {
@@ -320,10 +318,42 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             .as_deref()
             .unwrap_or("target/archive"),
     );
-    let files = ingest::ingest(&plan.project, ingest_mode, &archive)?;
-    if !plan.project.settings.sources.is_empty() {
-        engine.write_file_log(&files)?;
+    let has_sources = !plan.project.settings.sources.is_empty();
+    let log = if has_sources {
+        engine.read_file_log()?
+    } else {
+        Default::default()
+    };
+    let mut empty_models = BTreeSet::new();
+    for source in &plan.project.settings.sources {
+        if let Some(model) = &source.also_when_empty {
+            let relation = plan.relations.get(model).with_context(|| {
+                format!(
+                    "source `{}`: also_when_empty names `{model}`, which is not a model",
+                    source.name
+                )
+            })?;
+            let empty = engine.relation_kind(relation)?.is_none()
+                || engine
+                    .count(&format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM {relation} LIMIT 1)"
+                    ))
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    == 0;
+            if empty {
+                empty_models.insert(model.clone());
+            }
+        }
     }
+    let files = ingest::ingest(
+        &plan.project,
+        &IngestContext {
+            mode: opts.mode.name(),
+            archive: &archive,
+            log: &log,
+            empty_models: &empty_models,
+        },
+    )?;
     report.ingest = files.reports.clone();
     let files: Arc<IngestRun> = Arc::new(files);
     let runner: Arc<dyn QueryRunner> = Arc::new(engine.clone());
@@ -371,6 +401,44 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         report.models.push(outcome);
     }
 
+    if has_sources {
+        // A file is done once every model reading its source has committed it.
+        let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in &plan.models {
+            for s in &m.ingest_sources {
+                consumers.entry(s.clone()).or_default().push(m.name.clone());
+            }
+        }
+        let built: BTreeSet<String> = report
+            .models
+            .iter()
+            .filter(|m| m.status == ModelStatus::Success)
+            .map(|m| m.name.clone())
+            .collect();
+        let done = ingest::committed(&files, &consumers, &built);
+        if done.len() < files.taken.len() {
+            tracing::warn!(
+                "{} of {} files stay out of the file log (a model reading them did not build); the next run takes them again",
+                files.taken.len() - done.len(),
+                files.taken.len()
+            );
+        }
+        engine.write_file_log(&done)?;
+    }
+
+    if opts.mode == Mode::Intraday {
+        // Intraday runs every few minutes; tests run in the daily backfill.
+        run_project_hooks(
+            &plan,
+            &engine,
+            &plan.project.on_run_end,
+            "on-run-end",
+            &runner,
+            &catalog,
+        )?;
+        report.duration = started.elapsed();
+        return Ok(report);
+    }
     let tests = plan_tests(&plan, &selected, &runner, &catalog)?;
     for (test, blocked_by) in tests {
         let outcome = match blocked_by

@@ -132,9 +132,62 @@ pub struct SourceConfig {
     /// Modes the source runs in; all ingesting modes when empty.
     #[serde(default)]
     pub modes: Vec<String>,
-    /// Options owned by later ingest features (tokens, sheets, retries…).
+    /// Also take this source, whatever the mode, while this model's table is
+    /// missing or empty (e.g. reference data feeding a dimension).
+    #[serde(default)]
+    pub also_when_empty: Option<String>,
+    /// `github`: the repository (`owner/name`), folder and ref to list.
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    /// `github`: the environment variable holding a token (default `GITHUB_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// `url`: the name to store the file under (default: the URL's last segment).
+    #[serde(default)]
+    pub file_name: Option<String>,
+    /// Spreadsheets: the sheet to read (default: the first) and rows above the header.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// Downloads at once (default 4), and the pause between batches.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub pause_ms: Option<u64>,
+    /// Attempts per request on 403/429/5xx/timeouts (default 4) and the first
+    /// backoff (default 500 ms, doubling).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub retry_base_ms: Option<u64>,
+    /// Seconds one download may take (default 600).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Anything else: reported as unknown.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+impl SourceConfig {
+    /// The cap on new files for `mode` (`None`: no cap).
+    pub fn limit(&self, mode: &str) -> Option<usize> {
+        match mode {
+            "ci" => self.limits.ci,
+            "intraday" => self.limits.intraday,
+            "backfill" => self.limits.backfill,
+            _ => None,
+        }
+    }
+
+    /// Whether the source runs in `mode` (all modes when `modes` is empty).
+    pub fn runs_in(&self, mode: &str) -> bool {
+        self.modes.is_empty() || self.modes.iter().any(|m| m == mode)
+    }
 }
 
 impl Settings {
@@ -160,6 +213,22 @@ impl Settings {
         for source in &settings.sources {
             if !seen.insert(source.name.as_str()) {
                 bail!("analytics.yml: source `{}` is declared twice", source.name);
+            }
+            for key in source.other.keys() {
+                warnings.push(format!(
+                    "analytics.yml: source `{}`: unknown option `{key}` ignored",
+                    source.name
+                ));
+            }
+            match source.kind {
+                SourceKind::Listing | SourceKind::Url if source.url.is_none() => {
+                    bail!("analytics.yml: source `{}` needs a `url`", source.name)
+                }
+                SourceKind::Github if source.repo.is_none() => bail!(
+                    "analytics.yml: source `{}` (kind github) needs `repo: owner/name`",
+                    source.name
+                ),
+                _ => {}
             }
             if let Some(pattern) = &source.pattern {
                 regex::Regex::new(pattern).with_context(|| {

@@ -1,252 +1,32 @@
-//! Ingest: take source files into a local archive of gzip-compressed CSV.
-//!
-//! Zip members are streamed (never held in memory) through gzip into
-//! `<archive>/<source>/`. AEMO MMS files, which hold many tables in one CSV,
-//! are split while streaming into one clean CSV per table
+//! Storing a taken file: zip members are streamed (never held in memory)
+//! through gzip into `<archive>/<source>/`; AEMO MMS files, which hold many
+//! tables in one CSV, are split while streaming into one clean CSV per table
 //! (`<archive>/<source>/<TABLE>/<file>.gz`, header from the `I` row, `D` rows
-//! only), so models read each table once, typed, with a plain `read_csv`.
+//! only); spreadsheets become CSV.
 //!
 //! Stored names keep the original file name (`<file>[~<part>].gz`), so
-//! [`SOURCE_FILE_SQL`] recovers which downloaded file a row came from.
+//! [`super::SOURCE_FILE_SQL`] recovers which downloaded file a row came from.
 
-use crate::project::Project;
+use super::{StoredPart, TakenFile};
 use crate::project::settings::{SourceConfig, SourceFormat};
-use crate::templating::FileCatalog;
 use anyhow::{Context, Result, bail};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-/// SQL that turns DuckDB's `filename` column of a stored file back into the
-/// name of the file that was downloaded (e.g. `PUBLIC_DAILY_…zip`).
-pub const SOURCE_FILE_SQL: &str = r"regexp_extract(filename, '([^/~]+)(~[^/]*)?\.gz$', 1)";
-
-/// The pipeline mode, as far as ingest cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestMode {
-    Ci,
-    Intraday,
-    Backfill,
-}
-
-impl IngestMode {
-    fn name(self) -> &'static str {
-        match self {
-            IngestMode::Ci => "ci",
-            IngestMode::Intraday => "intraday",
-            IngestMode::Backfill => "backfill",
-        }
-    }
-}
-
-/// One file taken by this run.
-#[derive(Debug, Clone)]
-pub struct TakenFile {
-    pub source: String,
-    /// The original file name, e.g. `PUBLIC_DAILY_202401300000_20240131040503.zip`.
-    pub file_name: String,
-    /// Where it came from (URL or local sample path).
-    pub url: String,
-    /// What was stored, per MMS table (`None` for non-MMS files).
-    pub parts: Vec<StoredPart>,
-    pub taken_at: chrono::NaiveDateTime,
-    pub bytes: u64,
-    pub sha256: String,
-}
-
-/// One stored CSV of a taken file.
-#[derive(Debug, Clone)]
-pub struct StoredPart {
-    pub table: Option<String>,
-    pub path: PathBuf,
-    pub rows: Option<u64>,
-    /// The CSV header, when ingest knows it (MMS tables): lets models read
-    /// the file without DuckDB sniffing it first.
-    pub columns: Option<Vec<String>>,
-}
-
-/// Per-source figures for the summary.
-#[derive(Debug, Clone, Default)]
-pub struct SourceReport {
-    pub source: String,
-    pub listed: usize,
-    pub taken: usize,
-    pub skipped: Vec<String>,
-    pub bytes: u64,
-    pub seconds: f64,
-    pub note: Option<String>,
-}
-
-/// The outcome of ingest: what was taken, per source.
-#[derive(Debug, Clone, Default)]
-pub struct IngestRun {
-    /// Every source declared in `analytics.yml` (active this run or not).
-    pub declared: Vec<String>,
-    pub taken: Vec<TakenFile>,
-    pub reports: Vec<SourceReport>,
-}
-
-impl IngestRun {
-    /// The stored parts of `source` (one MMS `table` of it, if given).
-    fn parts<'a>(
-        &'a self,
-        source: &'a str,
-        table: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a StoredPart> {
-        self.taken
-            .iter()
-            .filter(move |f| f.source == source)
-            .flat_map(|f| f.parts.iter())
-            .filter(move |p| match table {
-                Some(t) => p
-                    .table
-                    .as_deref()
-                    .is_some_and(|pt| pt.eq_ignore_ascii_case(t)),
-                None => true,
-            })
-    }
-}
-
-impl FileCatalog for IngestRun {
-    fn has_source(&self, source: &str) -> bool {
-        self.declared.iter().any(|s| s == source)
-    }
-
-    fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf> {
-        self.parts(source, table).map(|p| p.path.clone()).collect()
-    }
-
-    fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>> {
-        let mut parts = self.parts(source, table);
-        let first = parts.next()?.columns.clone()?;
-        parts
-            .all(|p| p.columns.as_ref() == Some(&first))
-            .then_some(first)
-    }
-
-    fn file_log_relation(&self) -> String {
-        FILE_LOG_RELATION.to_string()
-    }
-}
-
-/// Where the file log lives in the warehouse.
-pub const FILE_LOG_RELATION: &str = "\"_analytics\".\"file_log\"";
-
-/// Takes this run's files for every source active in `mode`.
-///
-/// In `ci` mode files come from each source's `sample` (no network), and each
-/// source's archive folder is cleared first so the run sees only its own files.
-pub fn ingest(project: &Project, mode: IngestMode, archive: &Path) -> Result<IngestRun> {
-    let mut run = IngestRun {
-        declared: project
-            .settings
-            .sources
-            .iter()
-            .map(|s| s.name.clone())
-            .collect(),
-        ..Default::default()
-    };
-    for source in &project.settings.sources {
-        if !source.modes.is_empty() && !source.modes.iter().any(|m| m == mode.name()) {
-            continue;
-        }
-        let started = Instant::now();
-        let mut report = SourceReport {
-            source: source.name.clone(),
-            ..Default::default()
-        };
-        let dir = archive.join(&source.name);
-        match (mode, &source.sample) {
-            (IngestMode::Ci, Some(sample)) => {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir)
-                        .with_context(|| format!("clearing {}", dir.display()))?;
-                }
-                let candidates = list_sample(project, source, sample)?;
-                report.listed = candidates.len();
-                let limit = source.limits.ci.unwrap_or(usize::MAX);
-                for path in candidates.into_iter().take(limit) {
-                    match take_local_file(source, &path, &dir) {
-                        Ok(file) => {
-                            report.taken += 1;
-                            report.bytes += file.bytes;
-                            run.taken.push(file);
-                        }
-                        Err(err) => {
-                            let msg = format!("{}: {err:#}", path.display());
-                            tracing::warn!("source `{}`: skipped {msg}", source.name);
-                            report.skipped.push(msg);
-                        }
-                    }
-                }
-            }
-            (IngestMode::Ci, None) => {
-                report.note = Some("no `sample`; ci mode does not download".into());
-            }
-            (_, _) => bail!(
-                "source `{}`: downloading in {} mode is not available in this version",
-                source.name,
-                mode.name()
-            ),
-        }
-        report.seconds = started.elapsed().as_secs_f64();
-        run.reports.push(report);
-    }
-    Ok(run)
-}
-
-/// Files of a sample folder (or the one sample file), newest first by name.
-fn list_sample(project: &Project, source: &SourceConfig, sample: &str) -> Result<Vec<PathBuf>> {
-    let path = project.root.join(sample);
-    if path.is_file() {
-        return Ok(vec![path]);
-    }
-    let pattern = source
-        .pattern
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .with_context(|| format!("source `{}`: invalid pattern", source.name))?;
-    let entries = std::fs::read_dir(&path).with_context(|| {
-        format!(
-            "source `{}`: cannot read sample {}",
-            source.name,
-            path.display()
-        )
-    })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let p = entry?.path();
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let keep = match &pattern {
-            Some(re) => re.is_match(&name),
-            None => !name.ends_with(".html"),
-        };
-        if p.is_file() && keep {
-            files.push(p);
-        }
-    }
-    files.sort();
-    files.reverse();
-    Ok(files)
-}
-
-/// Takes one local file: hashes it and stores its content in the archive.
-pub fn take_local_file(source: &SourceConfig, path: &Path, dir: &Path) -> Result<TakenFile> {
-    let file_name = sanitize_name(
-        &path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
+/// Takes one file on local disk (a sample, or a finished download): hashes
+/// it and stores its content in the archive under `file_name`.
+pub fn take_file(
+    source: &SourceConfig,
+    path: &Path,
+    file_name: &str,
+    url: &str,
+    dir: &Path,
+) -> Result<TakenFile> {
+    let file_name = sanitize_name(file_name);
     let mut hasher = Sha256::new();
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let bytes = std::io::copy(&mut f, &mut hasher)?;
@@ -255,12 +35,100 @@ pub fn take_local_file(source: &SourceConfig, path: &Path, dir: &Path) -> Result
     Ok(TakenFile {
         source: source.name.clone(),
         file_name,
-        url: path.to_string_lossy().into_owned(),
+        url: url.to_string(),
         parts,
         taken_at: chrono::Utc::now().naive_utc(),
         bytes,
         sha256,
     })
+}
+
+/// Whether a file is a spreadsheet to turn into CSV (by `sheet:` or name).
+fn is_spreadsheet(source: &SourceConfig, file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    source.sheet.is_some()
+        || [".xlsx", ".xls", ".xlsm", ".xlsb", ".ods"]
+            .iter()
+            .any(|ext| lower.ends_with(ext))
+}
+
+/// Converts one sheet (the `sheet:` option, else the first) to a gzip CSV.
+fn store_spreadsheet(
+    source: &SourceConfig,
+    path: &Path,
+    file_name: &str,
+    dir: &Path,
+) -> Result<Vec<StoredPart>> {
+    use calamine::{Data, Reader};
+    let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(
+        // Reference spreadsheets are small; the reader needs `Clone + Seek`.
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    ))
+    .with_context(|| format!("`{file_name}` is not a readable spreadsheet"))?;
+    let names = workbook.sheet_names();
+    let sheet = match source.sheet.as_deref() {
+        Some(s) => names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(s))
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "`{file_name}` has no sheet `{s}` (it has: {})",
+                    names.join(", ")
+                )
+            })?,
+        None => names
+            .first()
+            .cloned()
+            .with_context(|| format!("`{file_name}` has no sheets"))?,
+    };
+    let range = workbook
+        .worksheet_range(&sheet)
+        .with_context(|| format!("reading sheet `{sheet}` of `{file_name}`"))?;
+    let skip = source.skip_rows;
+    std::fs::create_dir_all(dir)?;
+    let out_path = dir.join(format!("{file_name}.gz"));
+    let mut out = AtomicGz::create(&out_path)?;
+    let mut rows = 0u64;
+    for row in range.rows().skip(skip) {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|cell| {
+                let text = match cell {
+                    Data::Empty => String::new(),
+                    Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+                    Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                        format!("{}", *f as i64)
+                    }
+                    Data::DateTime(d) => d
+                        .as_datetime()
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| d.as_f64().to_string()),
+                    other => other.to_string(),
+                };
+                csv_field(&text)
+            })
+            .collect();
+        out.encoder.write_all(cells.join(",").as_bytes())?;
+        out.encoder.write_all(b"\n")?;
+        rows += 1;
+    }
+    out.finish()?;
+    Ok(vec![StoredPart {
+        table: None,
+        path: out_path,
+        rows: Some(rows.saturating_sub(1)),
+        columns: None,
+    }])
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
 }
 
 /// Stores a downloaded file: zip members one by one, or the file itself.
@@ -270,6 +138,9 @@ fn store(
     file_name: &str,
     dir: &Path,
 ) -> Result<Vec<StoredPart>> {
+    if is_spreadsheet(source, file_name) {
+        return store_spreadsheet(source, path, file_name, dir);
+    }
     let mut magic = [0u8; 4];
     let n = File::open(path)?.read(&mut magic)?;
     let is_zip = n == 4 && magic == *b"PK\x03\x04";
@@ -507,16 +378,6 @@ pub fn sanitize_name(name: &str) -> String {
     } else {
         trimmed.to_string()
     }
-}
-
-/// Rows of the file log for this run: (source, file_name, url, stored_paths,
-/// taken_at, bytes, sha256, rows).
-pub fn file_log_rows(run: &IngestRun) -> BTreeMap<String, Vec<&TakenFile>> {
-    let mut by_source: BTreeMap<String, Vec<&TakenFile>> = BTreeMap::new();
-    for f in &run.taken {
-        by_source.entry(f.source.clone()).or_default().push(f);
-    }
-    by_source
 }
 
 #[cfg(test)]

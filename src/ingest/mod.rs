@@ -1,0 +1,421 @@
+//! Ingest: take each source's new files into a local archive of gzip CSV,
+//! exactly once across runs.
+//!
+//! For every source active in the mode: list what it offers ([`candidates`]),
+//! drop what the file log says is done, take the newest up to the mode's
+//! limit, download with bounded concurrency and retries ([`fetch`]), and store
+//! ([`store`]). A file that fails is reported and skipped; the run goes on.
+//!
+//! A file counts as done only when every model reading its source has
+//! committed it: the pipeline writes the file log after the models, so a run
+//! killed in between takes the file again, and `delete+insert` on
+//! `source_file` makes that idempotent.
+
+pub mod candidates;
+pub mod fetch;
+pub mod store;
+
+use crate::project::Project;
+use crate::project::settings::{SourceConfig, SourceKind};
+use crate::templating::FileCatalog;
+use anyhow::{Context, Result};
+use candidates::Candidate;
+use fetch::RetryPolicy;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use store::sanitize_name;
+
+/// SQL that turns DuckDB's `filename` column of a stored file back into the
+/// name of the file that was downloaded (e.g. `PUBLIC_DAILY_…zip`).
+pub const SOURCE_FILE_SQL: &str = r"regexp_extract(filename, '([^/~]+)(~[^/]*)?\.gz$', 1)";
+
+/// Where the file log lives in the warehouse.
+pub const FILE_LOG_RELATION: &str = "\"_analytics\".\"file_log\"";
+
+/// One file taken by this run.
+#[derive(Debug, Clone)]
+pub struct TakenFile {
+    pub source: String,
+    /// The original file name, e.g. `PUBLIC_DAILY_202401300000_20240131040503.zip`.
+    pub file_name: String,
+    /// Where it came from (URL or local sample path).
+    pub url: String,
+    /// What was stored, per MMS table (`None` for non-MMS files).
+    pub parts: Vec<StoredPart>,
+    pub taken_at: chrono::NaiveDateTime,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// One stored CSV of a taken file.
+#[derive(Debug, Clone)]
+pub struct StoredPart {
+    pub table: Option<String>,
+    pub path: PathBuf,
+    pub rows: Option<u64>,
+    /// The CSV header, when ingest knows it (MMS tables): lets models read
+    /// the file without DuckDB sniffing it first.
+    pub columns: Option<Vec<String>>,
+}
+
+/// Per-source figures for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct SourceReport {
+    pub source: String,
+    /// Files the source offers (matching its pattern).
+    pub listed: usize,
+    /// Of those, not yet in the file log.
+    pub new: usize,
+    pub taken: usize,
+    /// Files that failed, with why.
+    pub skipped: Vec<String>,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub note: Option<String>,
+}
+
+/// What the file log already holds: done files, and the last hash of each.
+#[derive(Debug, Clone, Default)]
+pub struct FileLog {
+    pub done: BTreeMap<(String, String), String>,
+}
+
+impl FileLog {
+    fn contains(&self, source: &str, file: &str) -> bool {
+        self.done
+            .contains_key(&(source.to_string(), file.to_string()))
+    }
+
+    fn sha(&self, source: &str, file: &str) -> Option<&str> {
+        self.done
+            .get(&(source.to_string(), file.to_string()))
+            .map(String::as_str)
+    }
+}
+
+/// The outcome of ingest: what was taken, per source.
+#[derive(Debug, Clone, Default)]
+pub struct IngestRun {
+    /// Every source declared in `analytics.yml` (active this run or not).
+    pub declared: Vec<String>,
+    pub taken: Vec<TakenFile>,
+    pub reports: Vec<SourceReport>,
+}
+
+impl IngestRun {
+    /// The stored parts of `source` (one MMS `table` of it, if given).
+    fn parts<'a>(
+        &'a self,
+        source: &'a str,
+        table: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a StoredPart> {
+        self.taken
+            .iter()
+            .filter(move |f| f.source == source)
+            .flat_map(|f| f.parts.iter())
+            .filter(move |p| match table {
+                Some(t) => p
+                    .table
+                    .as_deref()
+                    .is_some_and(|pt| pt.eq_ignore_ascii_case(t)),
+                None => true,
+            })
+    }
+}
+
+impl FileCatalog for IngestRun {
+    fn has_source(&self, source: &str) -> bool {
+        self.declared.iter().any(|s| s == source)
+    }
+
+    fn files(&self, source: &str, table: Option<&str>) -> Vec<PathBuf> {
+        self.parts(source, table).map(|p| p.path.clone()).collect()
+    }
+
+    fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>> {
+        let mut parts = self.parts(source, table);
+        let first = parts.next()?.columns.clone()?;
+        parts
+            .all(|p| p.columns.as_ref() == Some(&first))
+            .then_some(first)
+    }
+
+    fn file_log_relation(&self) -> String {
+        FILE_LOG_RELATION.to_string()
+    }
+}
+
+/// What ingest needs to know about the run.
+pub struct IngestContext<'a> {
+    /// `ci`, `intraday` or `backfill`.
+    pub mode: &'a str,
+    /// The archive folder; each active source's sub-folder is cleared first.
+    pub archive: &'a Path,
+    /// Done files, from the warehouse.
+    pub log: &'a FileLog,
+    /// Models whose table is missing or empty (for `also_when_empty`).
+    pub empty_models: &'a BTreeSet<String>,
+}
+
+/// Takes this run's files for every source active in the mode.
+///
+/// In `ci` mode files come only from each source's `sample` (no network).
+pub fn ingest(project: &Project, ctx: &IngestContext) -> Result<IngestRun> {
+    let mut run = IngestRun {
+        declared: project
+            .settings
+            .sources
+            .iter()
+            .map(|s| s.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    let active: Vec<&SourceConfig> = project
+        .settings
+        .sources
+        .iter()
+        .filter(|s| {
+            s.runs_in(ctx.mode)
+                || s.also_when_empty
+                    .as_ref()
+                    .is_some_and(|m| ctx.empty_models.contains(m))
+        })
+        .collect();
+    if active.is_empty() {
+        return Ok(run);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime for downloads")?;
+    for source in active {
+        let started = Instant::now();
+        let dir = ctx.archive.join(&source.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        let (taken, mut report) = runtime.block_on(take_source(project, source, ctx, &dir));
+        report.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            "source `{}`: {} listed, {} new, {} taken, {} skipped, {:.2} MB in {:.2}s",
+            source.name,
+            report.listed,
+            report.new,
+            report.taken,
+            report.skipped.len(),
+            report.bytes as f64 / 1e6,
+            report.seconds
+        );
+        run.taken.extend(taken);
+        run.reports.push(report);
+    }
+    Ok(run)
+}
+
+fn policy(source: &SourceConfig) -> RetryPolicy {
+    RetryPolicy {
+        attempts: source.retries.unwrap_or(4).max(1),
+        base: Duration::from_millis(source.retry_base_ms.unwrap_or(500)),
+    }
+}
+
+/// Lists, filters and takes one source's files. Never fails as a whole: a
+/// listing error is a skipped entry in the report.
+async fn take_source(
+    project: &Project,
+    source: &SourceConfig,
+    ctx: &IngestContext<'_>,
+    dir: &Path,
+) -> (Vec<TakenFile>, SourceReport) {
+    let mut report = SourceReport {
+        source: source.name.clone(),
+        ..Default::default()
+    };
+    let policy = policy(source);
+    let timeout = Duration::from_secs(source.timeout_secs.unwrap_or(600));
+    let client = match fetch::client(timeout) {
+        Ok(c) => c,
+        Err(e) => {
+            report.skipped.push(format!("{e:#}"));
+            return (Vec::new(), report);
+        }
+    };
+    let local = ctx.mode == "ci";
+    let listed = match (local, &source.sample) {
+        (true, Some(sample)) => candidates::list_sample(&project.root, source, sample),
+        (true, None) => {
+            report.note = Some("no `sample`; ci mode does not download".into());
+            return (Vec::new(), report);
+        }
+        (false, _) => candidates::list_remote(&client, source, policy).await,
+    };
+    let mut listed = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            let msg = format!("listing failed: {e:#}");
+            tracing::warn!("source `{}`: {msg}", source.name);
+            report.skipped.push(msg);
+            return (Vec::new(), report);
+        }
+    };
+    report.listed = listed.len();
+    if listed.is_empty() {
+        let msg = format!(
+            "source `{}`: the listing offers no matching files",
+            source.name
+        );
+        tracing::warn!("{msg}");
+        report.note = Some("empty listing".into());
+    }
+    // A fixed URL is taken every time its source runs (its content changes);
+    // listed files are taken once.
+    if source.kind != SourceKind::Url {
+        listed.retain(|c| !ctx.log.contains(&source.name, &c.file_name));
+    }
+    report.new = listed.len();
+    // Newest first: AEMO-style names carry their timestamp.
+    listed.sort_by(|a, b| b.file_name.cmp(&a.file_name));
+    listed.truncate(source.limit(ctx.mode).unwrap_or(usize::MAX));
+
+    let taken = take_all(source, listed, &client, policy, dir, ctx, &mut report).await;
+    (taken, report)
+}
+
+/// Downloads (or copies) and stores the chosen files, `concurrency` at a time.
+async fn take_all(
+    source: &SourceConfig,
+    chosen: Vec<Candidate>,
+    client: &reqwest::Client,
+    policy: RetryPolicy,
+    dir: &Path,
+    ctx: &IngestContext<'_>,
+    report: &mut SourceReport,
+) -> Vec<TakenFile> {
+    let total = chosen.len();
+    let concurrency = source.concurrency.unwrap_or(4).max(1);
+    let pause = Duration::from_millis(source.pause_ms.unwrap_or(0));
+    let partial = dir.join(".download");
+    let source = Arc::new(source.clone());
+    let mut taken = Vec::new();
+    let started = Instant::now();
+    for (batch_no, batch) in chosen.chunks(concurrency).enumerate() {
+        if batch_no > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let mut jobs = tokio::task::JoinSet::new();
+        for candidate in batch.iter().cloned() {
+            let (client, source, dir, partial) = (
+                client.clone(),
+                source.clone(),
+                dir.to_path_buf(),
+                partial.clone(),
+            );
+            jobs.spawn(async move {
+                let result = take_one(&client, &source, &candidate, policy, &dir, &partial).await;
+                (candidate, result)
+            });
+        }
+        while let Some(joined) = jobs.join_next().await {
+            let (candidate, result) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    report.skipped.push(format!("a download task failed: {e}"));
+                    continue;
+                }
+            };
+            match result {
+                Ok(file) => {
+                    if source.kind == SourceKind::Url
+                        && ctx.log.sha(&source.name, &file.file_name) == Some(file.sha256.as_str())
+                    {
+                        report.note = Some("unchanged since the last run".into());
+                        continue;
+                    }
+                    report.taken += 1;
+                    report.bytes += file.bytes;
+                    taken.push(file);
+                }
+                Err(e) => {
+                    let msg = format!("{}: {e:#}", candidate.file_name);
+                    tracing::warn!("source `{}`: skipped {msg}", source.name);
+                    report.skipped.push(msg);
+                }
+            }
+        }
+        let done = (batch_no + 1) * concurrency;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(
+            "source `{}`: {}/{} files, {:.2} MB, {:.2} MB/s",
+            source.name,
+            done.min(total),
+            total,
+            report.bytes as f64 / 1e6,
+            report.bytes as f64 / 1e6 / secs
+        );
+    }
+    let _ = std::fs::remove_dir_all(&partial);
+    taken
+}
+
+/// Takes one candidate: a local path is stored directly; a URL is downloaded
+/// to a temporary file first.
+async fn take_one(
+    client: &reqwest::Client,
+    source: &Arc<SourceConfig>,
+    candidate: &Candidate,
+    policy: RetryPolicy,
+    dir: &Path,
+    partial: &Path,
+) -> Result<TakenFile> {
+    let is_remote =
+        candidate.location.starts_with("http://") || candidate.location.starts_with("https://");
+    let file_name = sanitize_name(&candidate.file_name);
+    let local = if is_remote {
+        tokio::fs::create_dir_all(partial).await?;
+        let tmp = partial.join(&file_name);
+        let token = (source.kind == SourceKind::Github)
+            .then(|| candidates::github_token(source))
+            .flatten();
+        fetch::download(client, &candidate.location, token.as_deref(), &tmp, policy).await?;
+        tmp
+    } else {
+        PathBuf::from(&candidate.location)
+    };
+    let (source2, dir, url) = (
+        source.clone(),
+        dir.to_path_buf(),
+        fetch::redact(&candidate.location),
+    );
+    let local2 = local.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        store::take_file(&source2, &local2, &file_name, &url, &dir)
+    })
+    .await
+    .context("storing task failed")?;
+    if is_remote {
+        let _ = tokio::fs::remove_file(&local).await;
+    }
+    result
+}
+
+/// The files whose every consumer built: they may enter the file log.
+/// `consumers` maps a source to the models reading it; `built` lists the
+/// models that succeeded this run.
+pub fn committed<'a>(
+    run: &'a IngestRun,
+    consumers: &BTreeMap<String, Vec<String>>,
+    built: &BTreeSet<String>,
+) -> Vec<&'a TakenFile> {
+    run.taken
+        .iter()
+        .filter(|f| {
+            consumers
+                .get(&f.source)
+                .is_none_or(|models| models.iter().all(|m| built.contains(m)))
+        })
+        .collect()
+}

@@ -86,14 +86,15 @@ impl RunReport {
         if !self.ingest.is_empty() {
             let _ = writeln!(
                 md,
-                "### Sources\n\n| source | listed | taken | skipped | MB | s |\n|---|---:|---:|---:|---:|---:|"
+                "### Sources\n\n| source | listed | new | taken | skipped | MB | s |\n|---|---:|---:|---:|---:|---:|---:|"
             );
             for s in &self.ingest {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {:.2} | {:.2} |",
+                    "| {} | {} | {} | {} | {} | {:.2} | {:.2} |",
                     s.source,
                     s.listed,
+                    s.new,
                     s.taken,
                     s.skipped.len(),
                     s.bytes as f64 / 1e6,
@@ -185,9 +186,10 @@ impl RunReport {
         for s in &self.ingest {
             let _ = writeln!(
                 out,
-                "source {:<24} taken {:>5} of {:>5}  {:>8.2} MB  {:>6.2}s{}",
+                "source {:<24} taken {:>5} of {:>5} new ({:>5} listed)  {:>8.2} MB  {:>6.2}s{}",
                 s.source,
                 s.taken,
+                s.new,
                 s.listed,
                 s.bytes as f64 / 1e6,
                 s.seconds,

@@ -98,6 +98,7 @@ pub async fn download(
         attempt += 1;
         let result = async {
             let mut resp = get(client, url, token, policy).await?;
+            let expected = resp.content_length();
             let mut file = tokio::fs::File::create(dest)
                 .await
                 .with_context(|| format!("creating {}", dest.display()))?;
@@ -107,7 +108,7 @@ pub async fn download(
                 file.write_all(&chunk).await?;
             }
             file.flush().await?;
-            if let Some(expected) = resp.content_length()
+            if let Some(expected) = expected
                 && expected != bytes
             {
                 bail!("body ended after {bytes} of {expected} bytes");

@@ -1,0 +1,550 @@
+//! Ingest over HTTP against loopback servers serving generated AEMO files:
+//! only new files, limits, retries, bad files skipped, exactly-once after a
+//! failed or killed run, GitHub folders, spreadsheets.
+
+mod common;
+use common::http::{Reply, TestServer};
+use common::{TempProject, int, text};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+const SCADA_DIR: &str = "/Reports/Current/Dispatch_SCADA/";
+
+/// Generated AEMO intraday SCADA zips: name → bytes, plus the listing page.
+fn generated_scada(intervals: usize) -> (BTreeMap<String, Vec<u8>>, String) {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_aemo-gen"))
+        .args(["--days", "1", "--units", "5", "--intraday-intervals"])
+        .arg(intervals.to_string())
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = out.path().join("intraday_scada");
+    let mut files = BTreeMap::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".zip") {
+            files.insert(name, std::fs::read(&p).unwrap());
+        }
+    }
+    let listing = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    (files, listing)
+}
+
+/// A listing page linking `names` under `dir`.
+fn listing(dir: &str, names: &[String]) -> String {
+    let links: String = names
+        .iter()
+        .map(|n| {
+            format!(" Monday, January 1, 2024  1:00 AM  1000 <A HREF=\"{dir}{n}\">{n}</A><br>")
+        })
+        .collect();
+    format!(
+        "<html><body><pre><A HREF=\"/Reports/Current/\">[To Parent Directory]</A><br><br>{links}</pre></body></html>"
+    )
+}
+
+/// Serves `files` under the SCADA folder with `listing` as its index, with
+/// `special` answers for chosen paths (path, nth request) first.
+fn serve(
+    files: BTreeMap<String, Vec<u8>>,
+    listing: String,
+    special: impl Fn(&str, usize) -> Option<Reply> + Send + Sync + 'static,
+) -> TestServer {
+    let files = Arc::new(files);
+    TestServer::start(move |path, n| {
+        if let Some(r) = special(path, n) {
+            return r;
+        }
+        if path == SCADA_DIR {
+            return Reply::ok(listing.clone());
+        }
+        match path
+            .strip_prefix(SCADA_DIR)
+            .and_then(|name| files.get(name))
+        {
+            Some(bytes) => Reply::ok(bytes.clone()),
+            None => Reply::status(404),
+        }
+    })
+}
+
+/// A project ingesting the SCADA listing into an incremental fact.
+fn project(base: &str, limit: usize, extra_model: Option<&str>) -> TempProject {
+    let p = TempProject::new("vars:\n  fail: false\n");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\n\
+             sources:\n  - name: scada\n    kind: listing\n    url: {base}{SCADA_DIR}\n\
+             \x20   pattern: 'PUBLIC_DISPATCHSCADA_\\d{{12}}_\\d{{16}}\\.zip'\n    format: mms\n\
+             \x20   tables: [DISPATCH_UNIT_SCADA]\n    limits: {{intraday: {limit}, backfill: 1000}}\n\
+             \x20   retry_base_ms: 20\n    concurrency: 3\n"
+        ),
+    );
+    p.write(
+        "models/fct_scada.sql",
+        "{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='source_file') }}\n\
+         select SETTLEMENTDATE as ts, DUID as duid, SCADAVALUE as mw, source_file\n\
+         from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'SETTLEMENTDATE': 'TIMESTAMP', 'DUID': 'VARCHAR', 'SCADAVALUE': 'DOUBLE'}) }}\n",
+    );
+    if let Some(sql) = extra_model {
+        p.write("models/scada_check.sql", sql);
+    }
+    p
+}
+
+fn files_in_fact(p: &TempProject) -> i64 {
+    int(
+        &p.db("wh.duckdb"),
+        "select count(distinct source_file) from main.fct_scada",
+    )
+}
+
+/// Every (interval, unit) exactly once, and the log holds each file once.
+fn assert_exactly_once(p: &TempProject, files: i64) {
+    let db = p.db("wh.duckdb");
+    assert_eq!(int(&db, "select count(*) from main.fct_scada"), files * 5);
+    assert_eq!(
+        int(
+            &db,
+            "select count(*) from (select distinct ts, duid from main.fct_scada)"
+        ),
+        files * 5
+    );
+    assert_eq!(int(&db, "select count(*) from _analytics.file_log"), files);
+    assert_eq!(
+        int(
+            &db,
+            "select count(distinct file_name) from _analytics.file_log"
+        ),
+        files
+    );
+}
+
+#[test]
+fn takes_only_new_files_within_limits_and_nothing_twice() {
+    let (files, page) = generated_scada(6);
+    let server = serve(files, page, |_, _| None);
+    let p = project(&server.base, 4, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files_in_fact(&p), 4, "the intraday limit holds");
+    // newest first: the 4 latest intervals
+    let newest: String = p
+        .db("wh.duckdb")
+        .query_row("select max(source_file) from main.fct_scada", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(newest.contains("PUBLIC_DISPATCHSCADA_"), "{newest}");
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files_in_fact(&p), 6);
+    let before = server.hits(&format!("{SCADA_DIR}PUBLIC"));
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("taken     0 of     0 new"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        server.hits(&format!("{SCADA_DIR}PUBLIC")),
+        before,
+        "a third run downloads nothing"
+    );
+    assert_exactly_once(&p, 6);
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried() {
+    let (files, page) = generated_scada(3);
+    let names: Vec<String> = files.keys().cloned().collect();
+    let (a, b) = (
+        format!("{SCADA_DIR}{}", names[0]),
+        format!("{SCADA_DIR}{}", names[1]),
+    );
+    let server = serve(files, page, move |path, n| {
+        if path == a && n == 1 {
+            return Some(Reply::status(403));
+        }
+        if path == b && n <= 2 {
+            return Some(Reply::status(if n == 1 { 503 } else { 429 }).header("Retry-After", "0"));
+        }
+        None
+    });
+    let p = project(&server.base, 10, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        server.hits(&format!("{SCADA_DIR}{}", names[0])),
+        2,
+        "403 then 200"
+    );
+    assert_eq!(
+        server.hits(&format!("{SCADA_DIR}{}", names[1])),
+        3,
+        "503, 429, then 200"
+    );
+    assert_exactly_once(&p, 3);
+}
+
+/// A zip whose only member tries to climb out of the archive.
+fn zip_with_member(name: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut out);
+    w.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.write_all(body).unwrap();
+    w.finish().unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn bad_files_are_reported_and_skipped_while_the_others_land() {
+    let (mut files, _) = generated_scada(3);
+    let good: Vec<String> = files.keys().cloned().collect();
+    let sample = files.values().next().unwrap().clone();
+    let bad =
+        |minute: u32| format!("PUBLIC_DISPATCHSCADA_2030010100{minute:02}_0000000000000001.zip");
+    files.insert(bad(5), sample[..sample.len() / 2].to_vec()); // truncated zip
+    files.insert(
+        bad(10),
+        b"<html><body>Service unavailable</body></html>".to_vec(),
+    ); // HTML, 200
+    let csv = "C,x\nI,DISPATCH,UNIT_SCADA,1,SETTLEMENTDATE,DUID,SCADAVALUE,LASTCHANGED\nD,DISPATCH,UNIT_SCADA,1,\"2030/01/01 00:15:00\",EVIL1,1,\"2030/01/01 00:15:00\"\n";
+    files.insert(bad(15), zip_with_member("../../x.CSV", csv.as_bytes())); // path traversal
+    let mut names: Vec<String> = files.keys().cloned().collect();
+    names.push(bad(20)); // listed but 404
+    let server = serve(files, listing(SCADA_DIR, &names), |_, _| None);
+    let p = project(&server.base, 100, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    let all = text(&out);
+    assert!(
+        out.status.success(),
+        "per-file failures are warnings:\n{all}"
+    );
+    assert!(
+        all.contains(&bad(5)) && all.contains(&bad(10)) && all.contains(&bad(20)),
+        "{all}"
+    );
+    assert!(all.contains("not a zip archive"), "{all}");
+    assert!(all.contains("404"), "{all}");
+    assert!(
+        all.contains("unsafe name") && all.contains(&bad(15)),
+        "{all}"
+    );
+    assert!(all.contains("(4 skipped)"), "{all}");
+    // the traversal member is rejected, never written outside the archive
+    assert!(!p.path().join("x.CSV").exists() && !p.path().join("target/x.CSV").exists());
+    let db = p.db("wh.duckdb");
+    for g in &good {
+        assert_eq!(
+            int(
+                &db,
+                &format!("select count(*) from main.fct_scada where source_file = '{g}'")
+            ),
+            5,
+            "{g} landed"
+        );
+    }
+    assert_eq!(
+        int(
+            &db,
+            &format!(
+                "select count(*) from _analytics.file_log where file_name in ('{}', '{}', '{}', '{}')",
+                bad(5),
+                bad(10),
+                bad(15),
+                bad(20)
+            )
+        ),
+        0
+    );
+}
+
+#[test]
+fn an_empty_listing_is_a_warning() {
+    let server = serve(BTreeMap::new(), listing(SCADA_DIR, &[]), |_, _| None);
+    let p = project(&server.base, 10, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("WARN") && all.contains("no matching files"),
+        "{all}"
+    );
+    assert_eq!(files_in_fact(&p), 0);
+}
+
+#[test]
+fn a_run_that_fails_after_committing_one_model_converges_on_rerun() {
+    let (files, page) = generated_scada(4);
+    let server = serve(files, page, |_, _| None);
+    // A second consumer of the source fails in the first run: the files
+    // reached fct_scada but are not done, so the next run takes them again.
+    let p = project(
+        &server.base,
+        10,
+        Some(
+            "{{ config(materialized='table') }}\nselect count(*) as n{% if var('fail') %}, error('boom') as e{% endif %}\n\
+             from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'DUID': 'VARCHAR'}) }}\n",
+        ),
+    );
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "intraday",
+        "--target",
+        "wh",
+        "--vars",
+        "{fail: true}",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    {
+        let db = p.db("wh.duckdb");
+        assert_eq!(int(&db, "select count(*) from main.fct_scada"), 20);
+        assert_eq!(int(&db, "select count(*) from _analytics.file_log"), 0);
+    }
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("taken     4 of     4 new"),
+        "{}",
+        text(&out)
+    );
+    assert_exactly_once(&p, 4);
+}
+
+#[test]
+fn a_killed_run_rerun_ends_with_every_file_exactly_once() {
+    let (files, page) = generated_scada(4);
+    let server = serve(files, page, |_, _| None);
+    // A slow model after the fact table gives a window to kill the process
+    // between fct_scada's commit and the file log.
+    let p = project(
+        &server.base,
+        10,
+        Some(
+            "{{ config(materialized='table') }}\n\
+             select count(*) as n from range(20000000000) t(i), (select count(*) from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'DUID': 'VARCHAR'}) }})\n",
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "intraday", "--target", "wh", "--project"])
+        .arg(p.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    for line in reader {
+        if line.unwrap().contains("model `fct_scada`") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    {
+        let db = p.db("wh.duckdb");
+        assert_eq!(
+            int(&db, "select count(*) from main.fct_scada"),
+            20,
+            "fct_scada committed before the kill"
+        );
+        assert_eq!(
+            int(&db, "select count(*) from _analytics.file_log"),
+            0,
+            "the log was not written"
+        );
+    }
+    p.write("models/scada_check.sql", "select 1 as n\n");
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_exactly_once(&p, 4);
+}
+
+#[test]
+fn github_folders_are_listed_page_by_page_with_the_token() {
+    let (files, _) = generated_scada(5);
+    let names: Vec<String> = files.keys().cloned().collect();
+    let files = Arc::new(files);
+    let token = "ghs_not_a_real_token_123";
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b2 = base.clone();
+    let n2 = names.clone();
+    let server = TestServer::start(move |path, _| {
+        let base = b2.get().cloned().unwrap_or_default();
+        let entry = |n: &String| serde_json::json!({"type": "file", "name": n, "download_url": format!("{base}/raw/{n}")});
+        if path.starts_with("/repos/aemo/archive/contents/scada") {
+            let page2 = path.contains("page=2");
+            let list: Vec<_> = if page2 {
+                n2[3..].iter().map(entry).collect()
+            } else {
+                let mut l: Vec<_> = n2[..3].iter().map(entry).collect();
+                l.push(serde_json::json!({"type": "dir", "name": "sub", "download_url": null}));
+                l
+            };
+            let mut reply = Reply::ok(serde_json::to_vec(&list).unwrap());
+            if !page2 {
+                reply = reply.header(
+                    "Link",
+                    &format!("<{base}/repos/aemo/archive/contents/scada?page=2>; rel=\"next\""),
+                );
+            }
+            return reply;
+        }
+        match path.strip_prefix("/raw/").and_then(|n| files.get(n)) {
+            Some(b) => Reply::ok(b.clone()),
+            None => Reply::status(404),
+        }
+    });
+    base.set(server.base.clone()).unwrap();
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n  - name: scada\n    kind: github\n\
+             \x20   url: {}\n    repo: aemo/archive\n    path: scada\n    token_env: ARCHIVE_TOKEN\n\
+             \x20   pattern: 'PUBLIC_DISPATCHSCADA_.*\\.zip'\n    format: mms\n    modes: [backfill]\n",
+            server.base
+        ),
+    );
+    p.write(
+        "models/fct_scada.sql",
+        "{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='source_file') }}\n\
+         select DUID as duid, source_file from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'DUID': 'VARCHAR'}) }}\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "backfill", "--target", "wh", "--project"])
+        .arg(p.path())
+        .env("ARCHIVE_TOKEN", token)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(token), "the token must never be printed");
+    assert_eq!(
+        int(
+            &p.db("wh.duckdb"),
+            "select count(distinct source_file) from main.fct_scada"
+        ),
+        5
+    );
+    let requests = server.requests.lock().unwrap().clone();
+    let api_calls: Vec<_> = requests
+        .iter()
+        .filter(|(p, _)| p.starts_with("/repos/"))
+        .collect();
+    assert_eq!(api_calls.len(), 2, "two pages: {api_calls:?}");
+    assert!(
+        api_calls
+            .iter()
+            .all(|(_, auth)| auth.as_deref() == Some(&format!("Bearer {token}")))
+    );
+}
+
+/// An xlsx workbook (named `.xls`, as AEMO's registration list is).
+fn registration_xlsx(path: &Path, capacity: f64) {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.set_name("PU and Scheduled Loads").unwrap();
+    sheet
+        .write_string(0, 0, "NEM Registration and Exemption List")
+        .unwrap();
+    for (c, h) in ["DUID", "Station Name", "Reg Cap (MW)"].iter().enumerate() {
+        sheet.write_string(1, c as u16, *h).unwrap();
+    }
+    for (r, (duid, name)) in [
+        ("BAYSW1", "Bayswater, Unit 1"),
+        ("ARWF1", "Ararat \"Wind\" Farm"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(r as u32 + 2, 0, *duid).unwrap();
+        sheet.write_string(r as u32 + 2, 1, *name).unwrap();
+        sheet.write_number(r as u32 + 2, 2, capacity).unwrap();
+    }
+    book.save(path).unwrap();
+}
+
+#[test]
+fn a_spreadsheet_url_becomes_a_table_and_is_retaken_only_when_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let xls = dir.path().join("reg.xls");
+    registration_xlsx(&xls, 660.0);
+    let file = Arc::new(std::sync::Mutex::new(std::fs::read(&xls).unwrap()));
+    let f2 = file.clone();
+    let server = TestServer::start(move |path, _| match path {
+        "/reports/NEM-Registration-and-Exemption-List.xls" => Reply::ok(f2.lock().unwrap().clone()),
+        _ => Reply::status(404),
+    });
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n  - name: registration\n    kind: url\n\
+             \x20   url: {}/reports/NEM-Registration-and-Exemption-List.xls\n    format: csv\n\
+             \x20   sheet: PU and Scheduled Loads\n    skip_rows: 1\n    modes: [backfill]\n    also_when_empty: dim_duid\n",
+            server.base
+        ),
+    );
+    p.write(
+        "models/dim_duid.sql",
+        "{{ config(materialized='incremental', incremental_strategy='merge', unique_key='duid') }}\n\
+         select DUID as duid, \"Station Name\" as station, \"Reg Cap (MW)\" as capacity_mw\n\
+         from {{ read_source('registration', columns={'DUID': 'VARCHAR', 'Station Name': 'VARCHAR', 'Reg Cap (MW)': 'DOUBLE'}) }}\n",
+    );
+    // intraday: the source is not in its modes, but the dimension is empty
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    {
+        let db = p.db("wh.duckdb");
+        assert_eq!(int(&db, "select count(*) from main.dim_duid"), 2);
+        assert_eq!(
+            int(
+                &db,
+                "select count(*) from main.dim_duid where station = 'Ararat \"Wind\" Farm'"
+            ),
+            1
+        );
+        assert_eq!(
+            int(&db, "select sum(capacity_mw)::BIGINT from main.dim_duid"),
+            1320
+        );
+    }
+    // intraday again: the dimension has rows now, nothing is fetched
+    let hits = server.hits("/reports/");
+    assert!(
+        p.run(&["run", "--mode", "intraday", "--target", "wh"])
+            .status
+            .success()
+    );
+    assert_eq!(server.hits("/reports/"), hits);
+    // backfill, file unchanged: fetched but not taken again
+    let out = p.run(&["run", "--mode", "backfill", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("taken     0"), "{}", text(&out));
+    // backfill after the file changed: taken, merged
+    registration_xlsx(&xls, 700.0);
+    *file.lock().unwrap() = std::fs::read(&xls).unwrap();
+    assert!(
+        p.run(&["run", "--mode", "backfill", "--target", "wh"])
+            .status
+            .success()
+    );
+    let db = p.db("wh.duckdb");
+    assert_eq!(
+        int(&db, "select sum(capacity_mw)::BIGINT from main.dim_duid"),
+        1400
+    );
+    assert_eq!(int(&db, "select count(*) from _analytics.file_log"), 2);
+}

@@ -33,7 +33,7 @@ pub fn parse_listing(base: &Url, html: &str, pattern: Option<&regex::Regex>) -> 
             .path_segments()
             .and_then(|mut s| s.next_back())
             .filter(|n| !n.is_empty())
-            .map(|n| percent_decode(n))
+            .map(percent_decode)
         else {
             continue;
         };

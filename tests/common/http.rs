@@ -32,11 +32,14 @@ impl Reply {
     }
 }
 
+/// Requests seen: (path with query, Authorization header).
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub base: String,
     server: Arc<tiny_http::Server>,
-    pub requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub requests: RequestLog,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 

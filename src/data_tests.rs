@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 /// How a test ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestStatus {
+    /// No threshold crossed.
     Pass,
+    /// Failures crossed `warn_if` (and not `error_if`, or `severity` is `warn`).
     Warn,
+    /// Failures crossed `error_if` and `severity` is `error`.
     Fail,
     /// The test itself could not run (bad SQL, unknown test).
     Error(String),
@@ -26,12 +29,17 @@ pub enum TestStatus {
 /// One test's result, with a few failing rows for the summary.
 #[derive(Debug, Clone)]
 pub struct TestOutcome {
+    /// The test's unique name (e.g. `unique_dim_duid_duid`).
     pub name: String,
     /// The model tested (generic tests) or `None` (singular tests).
     pub model: Option<String>,
+    /// Pass, warn, fail, error or skipped.
     pub status: TestStatus,
+    /// How many rows the failing-rows query returned.
     pub failures: u64,
+    /// Up to five failing rows, shown in the summary.
     pub sample: QueryResult,
+    /// How long the test took to run.
     pub duration: Duration,
     /// The file that declares the test.
     pub file: String,
@@ -40,10 +48,15 @@ pub struct TestOutcome {
 /// A test ready to run: its failing-rows query and thresholds.
 #[derive(Debug, Clone)]
 pub struct TestPlan {
+    /// The test's unique name, deduplicated with a `_2`, `_3`… suffix.
     pub name: String,
+    /// The model tested (generic tests) or `None` (singular tests).
     pub model: Option<String>,
+    /// The rendered query returning the failing rows.
     pub sql: String,
+    /// `severity`, `error_if`, `warn_if`, `limit`…
     pub config: Config,
+    /// The file that declares the test.
     pub file: String,
 }
 

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// What exists in the database under a relation's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelationKind {
+    /// A base table (what `table` and `incremental` build).
     Table,
+    /// A view.
     View,
 }
 
@@ -27,7 +29,9 @@ pub struct Engine {
 /// A DuckDB error with the line of the rendered SQL it points at, if any.
 #[derive(Debug)]
 pub struct SqlError {
+    /// The 1-based line of the rendered SQL DuckDB reported (`LINE n:`).
     pub line: Option<usize>,
+    /// DuckDB's full error message.
     pub message: String,
 }
 
@@ -42,6 +46,7 @@ impl std::error::Error for SqlError {}
 /// Rows written by a materialization, when DuckDB can tell.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Written {
+    /// Rows written; `None` for views and when DuckDB does not report it.
     pub rows: Option<u64>,
 }
 

@@ -44,7 +44,9 @@ impl Mode {
 /// What to run and where.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// The project directory (holding `dbt_project.yml`).
     pub project_dir: PathBuf,
+    /// Which of the four modes to run.
     pub mode: Mode,
     /// A target from `analytics.yml`; default: the target named like the mode,
     /// else `memory` in `ci` mode.
@@ -60,24 +62,39 @@ pub struct RunOptions {
 /// A model after the parse render: final config, relation and parents.
 #[derive(Debug, Clone)]
 pub struct PlannedModel {
+    /// The model name (file stem), as `ref()` uses it.
     pub name: String,
+    /// Path relative to the project root.
     pub path: PathBuf,
+    /// The model's unrendered SQL/Jinja text.
     pub sql: String,
+    /// Final config: project and YAML config merged with the SQL's `config()` calls.
     pub config: Config,
+    /// Where the model is built (schema and alias applied).
     pub relation: Relation,
+    /// Models it `ref()`s: its parents in the DAG.
     pub refs: Vec<String>,
+    /// Ingest sources it reads; its files are committed once this model builds.
     pub ingest_sources: Vec<String>,
 }
 
 /// A parsed project: models in DAG order with their relations.
 pub struct Plan {
+    /// The loaded project.
     pub project: Project,
+    /// The name of the target from `analytics.yml` (or `memory`).
     pub target_name: String,
+    /// The target's settings.
     pub target: TargetConfig,
+    /// Renders the project's SQL with its macros.
     pub templater: Templater,
+    /// Enabled models, in DAG order.
     pub models: Vec<PlannedModel>,
+    /// The model dependency graph, for ordering and selection.
     pub dag: Dag,
+    /// Every model's relation, for `ref()` at execute time.
     pub relations: Arc<RelationMap>,
+    /// Non-fatal problems found while loading and parsing.
     pub warnings: Vec<String>,
 }
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 /// How a model ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelStatus {
+    /// Built.
     Success,
+    /// The build failed, with DuckDB's or the renderer's message.
     Error(String),
     /// Not built because an upstream model failed.
     Skipped(String),
@@ -18,25 +20,40 @@ pub enum ModelStatus {
 /// One model's result.
 #[derive(Debug, Clone)]
 pub struct ModelOutcome {
+    /// The model name.
     pub name: String,
+    /// The model's file, relative to the project root.
     pub path: String,
+    /// The relation built, e.g. `"main"."fct_scada"`.
     pub relation: String,
+    /// `view`, `table` or `incremental`.
     pub materialized: String,
+    /// Built, failed or skipped.
     pub status: ModelStatus,
+    /// Rows written, when known.
     pub rows: Option<u64>,
+    /// How long the model took, hooks included.
     pub duration: Duration,
 }
 
 /// Everything a run did, for the summary and the exit status.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
+    /// The project's `name:`.
     pub project: String,
+    /// The mode's name (`ci`, `intraday`, …).
     pub mode: String,
+    /// The target built into.
     pub target: String,
+    /// Per-source ingest figures.
     pub ingest: Vec<SourceReport>,
+    /// Model results, in build order.
     pub models: Vec<ModelOutcome>,
+    /// Test results, in run order.
     pub tests: Vec<TestOutcome>,
+    /// Non-fatal problems found while loading and parsing.
     pub warnings: Vec<String>,
+    /// Wall time of the whole run.
     pub duration: Duration,
 }
 

@@ -11,7 +11,9 @@ use tokio::io::AsyncWriteExt;
 /// How hard to try one request.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
     pub attempts: u32,
+    /// The first backoff; each retry waits twice as long as the one before.
     pub base: Duration,
 }
 

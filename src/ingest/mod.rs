@@ -38,6 +38,7 @@ pub const FILE_LOG_RELATION: &str = "\"_analytics\".\"file_log\"";
 /// One file taken by this run.
 #[derive(Debug, Clone)]
 pub struct TakenFile {
+    /// The `analytics.yml` source it was taken for.
     pub source: String,
     /// The original file name, e.g. `PUBLIC_DAILY_202401300000_20240131040503.zip`.
     pub file_name: String,
@@ -45,16 +46,22 @@ pub struct TakenFile {
     pub url: String,
     /// What was stored, per MMS table (`None` for non-MMS files).
     pub parts: Vec<StoredPart>,
+    /// When it was stored (UTC), for the file log.
     pub taken_at: chrono::NaiveDateTime,
+    /// Size of the original file, in bytes.
     pub bytes: u64,
+    /// Hex SHA-256 of the original file; a `url` source skips unchanged content.
     pub sha256: String,
 }
 
 /// One stored CSV of a taken file.
 #[derive(Debug, Clone)]
 pub struct StoredPart {
+    /// The MMS table this part holds (`None` for non-MMS files).
     pub table: Option<String>,
+    /// The gzip CSV in the archive.
     pub path: PathBuf,
+    /// Data rows, when counted while storing.
     pub rows: Option<u64>,
     /// The CSV header, when ingest knows it (MMS tables): lets models read
     /// the file without DuckDB sniffing it first.
@@ -64,22 +71,28 @@ pub struct StoredPart {
 /// Per-source figures for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct SourceReport {
+    /// The source's name in `analytics.yml`.
     pub source: String,
     /// Files the source offers (matching its pattern).
     pub listed: usize,
     /// Of those, not yet in the file log.
     pub new: usize,
+    /// Of the new ones, taken and stored this run.
     pub taken: usize,
     /// Files that failed, with why.
     pub skipped: Vec<String>,
+    /// Bytes downloaded (or copied) for the taken files.
     pub bytes: u64,
+    /// Wall time spent on the source.
     pub seconds: f64,
+    /// Why little or nothing was taken (empty listing, no sample, unchanged), if notable.
     pub note: Option<String>,
 }
 
 /// What the file log already holds: done files, and the last hash of each.
 #[derive(Debug, Clone, Default)]
 pub struct FileLog {
+    /// (source, file name) → SHA-256 of its latest take.
     pub done: BTreeMap<(String, String), String>,
 }
 
@@ -101,7 +114,9 @@ impl FileLog {
 pub struct IngestRun {
     /// Every source declared in `analytics.yml` (active this run or not).
     pub declared: Vec<String>,
+    /// Files taken this run, from all sources.
     pub taken: Vec<TakenFile>,
+    /// One report per source active this run.
     pub reports: Vec<SourceReport>,
 }
 

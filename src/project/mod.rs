@@ -36,6 +36,7 @@ pub struct Project {
     pub dbt_sources: Vec<DbtSourceTable>,
     /// `on-run-start` / `on-run-end` hooks.
     pub on_run_start: Vec<String>,
+    /// `on-run-end` hooks: SQL run after all models (and tests).
     pub on_run_end: Vec<String>,
     /// `analytics.yml`.
     pub settings: Settings,
@@ -46,21 +47,27 @@ pub struct Project {
 /// A model: one `.sql` file under a model path.
 #[derive(Debug, Clone)]
 pub struct Model {
+    /// The file stem, as `ref()` uses it.
     pub name: String,
     /// Path relative to the project root, e.g. `models/marts/fct_scada.sql`.
     pub path: PathBuf,
+    /// The model's SQL/Jinja text, unrendered.
     pub sql: String,
     /// Config from `dbt_project.yml` folders and the model's YAML, before the
     /// SQL's own `config()` calls are applied.
     pub config: Config,
+    /// `description:` from the model's YAML properties.
     pub description: Option<String>,
 }
 
 /// A file of SQL/Jinja text (a macro file or a singular test).
 #[derive(Debug, Clone)]
 pub struct SourceFile {
+    /// The file stem (a singular test's name).
     pub name: String,
+    /// Path relative to the project root.
     pub path: PathBuf,
+    /// The file's SQL/Jinja text, unrendered.
     pub text: String,
 }
 
@@ -72,7 +79,9 @@ pub struct GenericTest {
     /// The test: `unique`, `not_null`, `accepted_values`, `relationships` or a
     /// project-defined `{% test %}`.
     pub test: String,
+    /// The model the test is attached to.
     pub model: String,
+    /// The column tested, for column-level tests.
     pub column: Option<String>,
     /// Test arguments (`values`, `to`, `field`, …), with `arguments:` flattened in.
     pub args: serde_json::Map<String, Value>,
@@ -85,9 +94,13 @@ pub struct GenericTest {
 /// A table of a dbt `sources:` block.
 #[derive(Debug, Clone)]
 pub struct DbtSourceTable {
+    /// The source's `name:` (first argument of `source()`).
     pub source: String,
+    /// The table's `name:` (second argument of `source()`).
     pub table: String,
+    /// The source's `schema:` (default: the source name).
     pub schema: String,
+    /// The table's `identifier:` (default: its name).
     pub identifier: String,
     /// dbt-duckdb's `meta.external_location` (e.g. `read_csv('data/{name}.csv')`).
     pub external_location: Option<String>,

@@ -34,11 +34,13 @@ pub enum TargetConfig {
     /// A DuckDB database: `:memory:` or a file path relative to the project.
     Duckdb {
         #[serde(default = "memory_path")]
+        /// `:memory:` (the default) or a database file relative to the project.
         path: String,
         /// The schema models go to when they configure none (dbt's `target.schema`).
         #[serde(default = "main_schema")]
         schema: String,
         #[serde(default)]
+        /// DuckDB's `threads` setting; DuckDB's default when unset.
         threads: Option<u32>,
     },
 }
@@ -104,22 +106,29 @@ pub enum SourceFormat {
 /// Per-mode caps on how many new files a run takes.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct Limits {
+    /// Cap in `ci` mode.
     pub ci: Option<usize>,
+    /// Cap in `intraday` mode.
     pub intraday: Option<usize>,
+    /// Cap in `backfill` mode.
     pub backfill: Option<usize>,
 }
 
 /// One declarative source of files.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourceConfig {
+    /// The source's name: its archive folder and the name models read it by.
     pub name: String,
+    /// How the source finds its files.
     pub kind: SourceKind,
     #[serde(default)]
+    /// `listing`: the page to list; `url`: the file; `github`: the API base (optional).
     pub url: Option<String>,
     /// Regex that file names must match (listing/github).
     #[serde(default)]
     pub pattern: Option<String>,
     #[serde(default)]
+    /// How downloaded files are stored (raw, CSV or split MMS).
     pub format: SourceFormat,
     /// MMS tables to keep (`DUNIT`, `DISPATCH_PRICE`…); all when empty.
     #[serde(default)]
@@ -128,6 +137,7 @@ pub struct SourceConfig {
     #[serde(default)]
     pub sample: Option<String>,
     #[serde(default)]
+    /// Per-mode caps on new files taken per run.
     pub limits: Limits,
     /// Modes the source runs in; all ingesting modes when empty.
     #[serde(default)]
@@ -140,8 +150,10 @@ pub struct SourceConfig {
     #[serde(default)]
     pub repo: Option<String>,
     #[serde(default)]
+    /// `github`: the folder to list (default: the repository root).
     pub path: Option<String>,
     #[serde(default, rename = "ref")]
+    /// `github`: the branch, tag or commit to list (default: the default branch).
     pub git_ref: Option<String>,
     /// `github`: the environment variable holding a token (default `GITHUB_TOKEN`).
     #[serde(default)]
@@ -153,17 +165,20 @@ pub struct SourceConfig {
     #[serde(default)]
     pub sheet: Option<String>,
     #[serde(default)]
+    /// Spreadsheets: rows to skip above the header.
     pub skip_rows: usize,
     /// Downloads at once (default 4), and the pause between batches.
     #[serde(default)]
     pub concurrency: Option<usize>,
     #[serde(default)]
+    /// Milliseconds to wait between download batches (default 0).
     pub pause_ms: Option<u64>,
     /// Attempts per request on 403/429/5xx/timeouts (default 4) and the first
     /// backoff (default 500 ms, doubling).
     #[serde(default)]
     pub retries: Option<u32>,
     #[serde(default)]
+    /// Milliseconds of the first retry backoff (default 500, doubling).
     pub retry_base_ms: Option<u64>,
     /// Seconds one download may take (default 600).
     #[serde(default)]

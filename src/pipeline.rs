@@ -190,7 +190,13 @@ impl Plan {
             let schema = templater
                 .schema_for(name, config.str("schema"), config)
                 .with_context(|| format!("model `{name}`"))?;
-            let relation = Relation::new(&schema, config.str("alias").unwrap_or(name));
+            let mut relation = Relation::new(&schema, config.str("alias").unwrap_or(name));
+            if config.materialized() == "ephemeral" {
+                relation.raw = Some(format!(
+                    "temp.main.{}",
+                    crate::templating::quote(&relation.identifier)
+                ));
+            }
             relations.insert(name.clone(), relation.clone());
             models.push(PlannedModel {
                 name: name.clone(),

@@ -4,6 +4,7 @@
 //! Loading only reads files; SQL is rendered later by [`crate::templating`].
 
 pub mod config;
+pub mod seeds;
 pub mod settings;
 
 pub use config::Config;
@@ -116,6 +117,10 @@ struct DbtProjectFile {
     test_paths: Option<Vec<String>>,
     #[serde(default)]
     macro_paths: Option<Vec<String>>,
+    #[serde(default, alias = "data-paths")]
+    seed_paths: Option<Vec<String>>,
+    #[serde(default)]
+    seeds: Option<Value>,
     #[serde(default)]
     vars: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
@@ -212,9 +217,38 @@ impl Project {
                 }
             }
         }
+        let seed_paths = file
+            .seed_paths
+            .clone()
+            .unwrap_or_else(|| vec!["seeds".into()]);
+        let seed_configs = file
+            .seeds
+            .as_ref()
+            .and_then(|m| m.get(&file.name))
+            .cloned()
+            .unwrap_or(Value::Null);
+        for seed in seeds::seed_models(&root, &seed_paths, &seed_configs)? {
+            if let Some(existing) = project.models.iter().find(|m| m.name == seed.name) {
+                bail!(
+                    "a seed and a model are both named `{}`: {} and {}",
+                    seed.name,
+                    existing.path.display(),
+                    seed.path.display()
+                );
+            }
+            project.models.push(seed);
+        }
         project.models.sort_by(|a, b| a.name.cmp(&b.name));
 
-        for path in property_files {
+        for path in property_files.into_iter().chain(
+            seed_paths
+                .iter()
+                .map(|p| files_under(&root.join(p)))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))),
+        ) {
             project.apply_properties(&path)?;
         }
 
@@ -278,12 +312,11 @@ impl Project {
         if doc.is_null() {
             return Ok(());
         }
-        for entry in doc
-            .get("models")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        let entries = ["models", "seeds"]
+            .iter()
+            .filter_map(|k| doc.get(*k).and_then(Value::as_array))
+            .flatten();
+        for entry in entries {
             let name = entry
                 .get("name")
                 .and_then(Value::as_str)

@@ -183,6 +183,9 @@ pub struct Templater {
     target: serde_json::Value,
     dbt_sources: Vec<DbtSourceTable>,
     default_schema: String,
+    /// dbt's `run_started_at` (UTC) and `invocation_id`, fixed for the run.
+    started_at: chrono::DateTime<chrono::Utc>,
+    invocation_id: String,
 }
 
 /// The output of one render.
@@ -277,6 +280,8 @@ impl Templater {
             target: target_value,
             dbt_sources: project.dbt_sources.clone(),
             default_schema: target.schema().to_string(),
+            started_at: chrono::Utc::now(),
+            invocation_id: invocation_id(),
         };
         // Fail early, naming the file, when a macro file does not parse.
         if !templater.macros.is_empty() {
@@ -409,6 +414,17 @@ impl Templater {
             }),
         );
         env.add_global("exceptions", Value::from_object(Exceptions));
+        env.add_global(
+            "run_started_at",
+            Value::from_object(RunStartedAt(self.started_at)),
+        );
+        env.add_global("invocation_id", self.invocation_id.clone());
+        env.add_global(
+            "adapter",
+            Value::from_object(Adapter {
+                runner: ctx.runner.clone().filter(|_| ctx.phase == Phase::Execute),
+            }),
+        );
 
         let is_incremental = ctx.is_incremental && execute;
         env.add_function("is_incremental", move || is_incremental);
@@ -711,6 +727,157 @@ impl Object for Exceptions {
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }
+}
+
+/// dbt's `run_started_at`: prints as an ISO timestamp, and has
+/// `strftime(fmt)` and `isoformat()` like Python's datetime.
+#[derive(Debug)]
+struct RunStartedAt(chrono::DateTime<chrono::Utc>);
+
+impl Object for RunStartedAt {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (String,) = from_args(args)?;
+                let mut out = String::new();
+                use std::fmt::Write as _;
+                write!(out, "{}", self.0.format(&fmt)).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("bad strftime format {fmt:?}"),
+                    )
+                })?;
+                Ok(Value::from(out))
+            }
+            "isoformat" => Ok(Value::from(
+                self.0.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+            )),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::{Datelike, Timelike};
+        Some(Value::from(match key.as_str()? {
+            "year" => self.0.year() as i64,
+            "month" => self.0.month() as i64,
+            "day" => self.0.day() as i64,
+            "hour" => self.0.hour() as i64,
+            "minute" => self.0.minute() as i64,
+            "second" => self.0.second() as i64,
+            _ => return None,
+        }))
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
+    }
+}
+
+/// The parts of dbt's `adapter` that project macros use most:
+/// `adapter.quote(name)` and `adapter.get_relation(database, schema, identifier)`.
+#[derive(Debug)]
+struct Adapter {
+    runner: Option<Arc<dyn QueryRunner>>,
+}
+
+impl fmt::Debug for dyn QueryRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QueryRunner")
+    }
+}
+
+impl Object for Adapter {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "quote" => {
+                let (name,): (String,) = from_args(args)?;
+                Ok(Value::from(quote(&name)))
+            }
+            "get_relation" | "load_relation" => {
+                let (schema, identifier) = if method == "load_relation" {
+                    let (rel,): (Value,) = from_args(args)?;
+                    (
+                        rel.get_attr("schema")?.to_string(),
+                        rel.get_attr("identifier")?.to_string(),
+                    )
+                } else {
+                    let (_db, schema, identifier, kwargs): (
+                        Option<Value>,
+                        Option<String>,
+                        Option<String>,
+                        Kwargs,
+                    ) = from_args(args)?;
+                    let _: Option<Value> = kwargs.get("database")?;
+                    let schema = schema.or(kwargs.get("schema")?);
+                    let identifier = identifier.or(kwargs.get("identifier")?);
+                    kwargs.assert_all_used()?;
+                    match (schema, identifier) {
+                        (Some(s), Some(i)) => (s, i),
+                        _ => {
+                            return Err(Error::new(
+                                ErrorKind::MissingArgument,
+                                "adapter.get_relation needs schema and identifier",
+                            ));
+                        }
+                    }
+                };
+                let Some(runner) = &self.runner else {
+                    return Ok(Value::from(()));
+                };
+                let sql = format!(
+                    "SELECT table_schema, table_name FROM information_schema.tables \
+                     WHERE lower(table_schema) = lower({}) AND lower(table_name) = lower({}) LIMIT 1",
+                    literal(&schema),
+                    literal(&identifier)
+                );
+                let found = runner.query(&sql).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("adapter.get_relation: {e:#}"),
+                    )
+                })?;
+                Ok(match found.rows.first() {
+                    Some(row) => Value::from_object(Relation::new(
+                        row[0].as_str().unwrap_or(&schema),
+                        row[1].as_str().unwrap_or(&identifier),
+                    )),
+                    None => Value::from(()),
+                })
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// A run id in dbt's UUID format, from the clock and the process id.
+fn invocation_id() -> String {
+    use sha2::Digest;
+    let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    let h = sha2::Sha256::digest(seed.as_bytes());
+    let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn to_json(value: &Value) -> Result<serde_json::Value, Error> {

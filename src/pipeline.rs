@@ -449,20 +449,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         engine.write_file_log(&done)?;
     }
 
-    if opts.mode == Mode::Intraday {
-        // Intraday runs every few minutes; tests run in the daily backfill.
-        run_project_hooks(
-            &plan,
-            &engine,
-            &plan.project.on_run_end,
-            "on-run-end",
-            &runner,
-            &catalog,
-        )?;
-        report.duration = started.elapsed();
-        return Ok(report);
-    }
-    let tests = plan_tests(&plan, &selected, &runner, &catalog)?;
+    // Intraday runs every few minutes; tests run in the daily backfill.
+    let tests = if opts.mode == Mode::Intraday {
+        Vec::new()
+    } else {
+        plan_tests(&plan, &selected, &runner, &catalog)?
+    };
     for (test, blocked_by) in tests {
         let outcome = match blocked_by
             .iter()

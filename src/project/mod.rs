@@ -186,16 +186,7 @@ impl Project {
                         let name = file_stem(&path);
                         let sql = std::fs::read_to_string(&path)
                             .with_context(|| format!("reading model {}", rel.display()))?;
-                        let folders: Vec<String> = path
-                            .strip_prefix(&dir)
-                            .unwrap_or(&path)
-                            .parent()
-                            .map(|p| {
-                                p.components()
-                                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                        let folders = folders_between(&dir, &path);
                         let config = folder_config(&folder_configs, &folders, &name);
                         if let Some(existing) = project.models.iter().find(|m| m.name == name) {
                             bail!(
@@ -575,6 +566,20 @@ fn read_source_file(root: &Path, path: &Path) -> Result<SourceFile> {
             .with_context(|| format!("reading {}", rel.display()))?,
         path: rel,
     })
+}
+
+/// The folder names from `dir` down to the folder holding `path`, which
+/// pick the `dbt_project.yml` configs that apply to it.
+fn folders_between(dir: &Path, path: &Path) -> Vec<String> {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .parent()
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn file_stem(path: &Path) -> String {

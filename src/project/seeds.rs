@@ -24,16 +24,7 @@ pub fn seed_models(
                 continue;
             }
             let name = super::file_stem(&path);
-            let folders: Vec<String> = path
-                .strip_prefix(&dir)
-                .unwrap_or(&path)
-                .parent()
-                .map(|p| {
-                    p.components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let folders = super::folders_between(&dir, &path);
             let mut config = super::folder_config(seed_configs, &folders, &name);
             let column_types = config.0.remove("column_types");
             config.set("materialized", Value::String("table".into()));

@@ -282,9 +282,8 @@ pub struct ActionSettings {
     pub run: RunOptions,
     /// `GITHUB_WORKSPACE`: the base of relative paths and of annotation paths.
     pub workspace: PathBuf,
-    /// Per-mode caps on new files per source.
-    /// TODO(ingest): not applied yet — `RunOptions` has no override, so
-    /// `analytics.yml`'s `limits:` decide.
+    /// Per-mode caps on new files per source (also passed to the pipeline in
+    /// `run.limits`, where they override `analytics.yml`'s `limits:`).
     pub limits: Limits,
     /// TODO(warehouse): passed through; the pipeline does not write Iceberg yet.
     pub catalog: CatalogSettings,
@@ -443,6 +442,7 @@ impl ActionSettings {
                 select,
                 vars,
                 full_refresh,
+                limits: limits.clone(),
             },
             workspace: workspace.to_path_buf(),
             limits,
@@ -464,7 +464,7 @@ impl ActionSettings {
         };
         format!(
             "mode: {mode}\nproject-dir: {}\ntarget: {}\nselect: {}\nvars: {}\nfull-refresh: {}\n\
-             limits (ci/intraday/backfill): {}/{}/{} (not applied yet)\n\
+             limits (ci/intraday/backfill): {}/{}/{}\n\
              catalog-uri: {}\ncatalog-token: {}\ncatalog-credential: {}\nwarehouse: {}\n\
              s3-endpoint: {}\ns3-region: {}\ns3 keys: {}\n\
              github-token: {}\npages: {} branch {} (history: {})\n",

@@ -63,6 +63,9 @@ pub struct Common {
     /// Variables as YAML, e.g. `--vars '{batch: 2}'`; they override dbt_project.yml vars.
     #[arg(long)]
     pub vars: Option<String>,
+    /// Take at most N new files per source in this run (overrides analytics.yml `limits`).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 impl Common {
@@ -74,6 +77,11 @@ impl Common {
             select: self.select.clone(),
             vars: parse_vars(self.vars.as_deref(), "--vars")?,
             full_refresh,
+            limits: crate::project::settings::Limits {
+                ci: self.limit,
+                intraday: self.limit,
+                backfill: self.limit,
+            },
         })
     }
 }

@@ -109,6 +109,7 @@ impl DoctorOptions {
                 select: Vec::new(),
                 vars: serde_json::Map::new(),
                 full_refresh: false,
+                limits: Default::default(),
             },
             mode: args.mode,
             offline: args.offline,

@@ -57,6 +57,9 @@ pub struct RunOptions {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// Rebuild incremental models from scratch.
     pub full_refresh: bool,
+    /// Caps on new files per source that override `analytics.yml`'s `limits`
+    /// (the action's `limit-*` inputs, `--limit`).
+    pub limits: crate::project::settings::Limits,
 }
 
 /// A model after the parse render: final config, relation and parents.
@@ -375,6 +378,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             archive: &archive,
             log: &log,
             empty_models: &empty_models,
+            limit: opts.limits.for_mode(opts.mode.name()),
         },
     )?;
     report.ingest = files.reports.clone();

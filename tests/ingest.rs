@@ -548,3 +548,15 @@ fn a_spreadsheet_url_becomes_a_table_and_is_retaken_only_when_it_changes() {
     );
     assert_eq!(int(&db, "select count(*) from _analytics.file_log"), 2);
 }
+
+#[test]
+fn the_limit_flag_overrides_the_configured_limits() {
+    let (files, page) = generated_scada(5);
+    let server = serve(files, page, |_, _| None);
+    let p = project(&server.base, 4, None);
+    let out = p.run(&[
+        "run", "--mode", "intraday", "--target", "wh", "--limit", "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(files_in_fact(&p), 2);
+}

@@ -173,6 +173,8 @@ pub struct IngestContext<'a> {
     pub log: &'a FileLog,
     /// Models whose table is missing or empty (for `also_when_empty`).
     pub empty_models: &'a BTreeSet<String>,
+    /// A cap on new files per source that overrides the sources' `limits`.
+    pub limit: Option<usize>,
 }
 
 /// Takes this run's files for every source active in the mode.
@@ -294,7 +296,7 @@ async fn take_source(
     report.new = listed.len();
     // Newest first: AEMO-style names carry their timestamp.
     listed.sort_by(|a, b| b.file_name.cmp(&a.file_name));
-    listed.truncate(source.limit(ctx.mode).unwrap_or(usize::MAX));
+    listed.truncate(ctx.limit.or(source.limit(ctx.mode)).unwrap_or(usize::MAX));
 
     let taken = take_all(source, listed, &client, policy, dir, ctx, &mut report).await;
     (taken, report)

@@ -188,15 +188,22 @@ pub struct SourceConfig {
     pub other: BTreeMap<String, Value>,
 }
 
+impl Limits {
+    /// The cap for `mode`, if one is set.
+    pub fn for_mode(&self, mode: &str) -> Option<usize> {
+        match mode {
+            "ci" => self.ci,
+            "intraday" => self.intraday,
+            "backfill" => self.backfill,
+            _ => None,
+        }
+    }
+}
+
 impl SourceConfig {
     /// The cap on new files for `mode` (`None`: no cap).
     pub fn limit(&self, mode: &str) -> Option<usize> {
-        match mode {
-            "ci" => self.limits.ci,
-            "intraday" => self.limits.intraday,
-            "backfill" => self.limits.backfill,
-            _ => None,
-        }
+        self.limits.for_mode(mode)
     }
 
     /// Whether the source runs in `mode` (all modes when `modes` is empty).

@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod project;
 pub mod summary;
 pub mod templating;
+pub mod warehouse;

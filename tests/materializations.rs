@@ -148,3 +148,26 @@ fn a_table_can_become_a_view_and_back() {
     let db = p.db("warehouse.duckdb");
     assert_eq!(int(&db, "select answer from main.x"), 42);
 }
+
+#[test]
+fn target_settings_are_applied_to_the_session() {
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        "targets:\n  dev:\n    type: duckdb\n    path: warehouse.duckdb\n    settings: {memory_limit: 300MB, preserve_insertion_order: false}\n",
+    );
+    p.write(
+        "models/s.sql",
+        "{{ config(materialized='table') }}\nselect current_setting('memory_limit') as m, current_setting('preserve_insertion_order') as p\n",
+    );
+    let out = p.run(&["run", "--target", "dev"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let db = p.db("warehouse.duckdb");
+    let (m, keep): (String, bool) = db
+        .query_row("select m, p from main.s", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(m.starts_with("286.1"), "300MB shows as 286.1 MiB: {m}");
+    assert!(!keep);
+}

@@ -42,6 +42,10 @@ pub enum TargetConfig {
         #[serde(default)]
         /// DuckDB's `threads` setting; DuckDB's default when unset.
         threads: Option<u32>,
+        /// Other DuckDB settings applied when the session opens, e.g.
+        /// `memory_limit: 400MB`, `preserve_insertion_order: false`.
+        #[serde(default)]
+        settings: BTreeMap<String, Value>,
     },
 }
 
@@ -60,6 +64,7 @@ impl TargetConfig {
             path: memory_path(),
             schema: main_schema(),
             threads: None,
+            settings: BTreeMap::new(),
         }
     }
 

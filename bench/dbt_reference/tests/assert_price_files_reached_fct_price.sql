@@ -1,0 +1,24 @@
+-- Every daily or DispatchIS file this run took reached fct_price (or, for an
+-- intraday file, was superseded by a daily report). Returns the missing files.
+with taken as (
+    select distinct file_name
+    from {{ ref('archive_log') }}
+    where source in ('daily', 'price')
+),
+
+newest_daily as (
+    select max(settlementdate) as settlementdate
+    from {{ ref('fct_price') }}
+    where source_file like 'PUBLIC_DAILY_%'
+)
+
+select taken.file_name
+from taken
+cross join newest_daily
+where not exists (
+        select 1 from {{ ref('fct_price') }} as f where f.source_file = taken.file_name
+    )
+    and not (
+        taken.file_name like 'PUBLIC_DISPATCHIS_%'
+        and {{ file_interval('taken.file_name') }} <= newest_daily.settlementdate
+    )

@@ -1,0 +1,26 @@
+-- Every daily or SCADA file this run took reached fct_scada: its rows are there
+-- (found by source_file), or it is an intraday file whose interval a daily
+-- report already covers (those rows are replaced on purpose). Returns the files
+-- that went missing.
+with taken as (
+    select distinct file_name
+    from {{ ref('archive_log') }}
+    where source in ('daily', 'scada')
+),
+
+newest_daily as (
+    select max(settlementdate) as settlementdate
+    from {{ ref('fct_scada') }}
+    where source_file like 'PUBLIC_DAILY_%'
+)
+
+select taken.file_name
+from taken
+cross join newest_daily
+where not exists (
+        select 1 from {{ ref('fct_scada') }} as f where f.source_file = taken.file_name
+    )
+    and not (
+        taken.file_name like 'PUBLIC_DISPATCHSCADA_%'
+        and {{ file_interval('taken.file_name') }} <= newest_daily.settlementdate
+    )

@@ -21,6 +21,9 @@ and jinja2 + PyYAML for `prepare`).
 
 `run` (timed by the harness) executes that plan in one in-memory connection
 (or in --database FILE) and, with --counts, writes every model's row count.
+`--engine LIB` runs it on a given libduckdb.so through DuckDB's C API (ctypes)
+instead of the duckdb Python package: with the library our binary links, the
+engine build is exactly ours.
 """
 
 import argparse
@@ -211,20 +214,92 @@ def prepare(args):
     )
 
 
-def run(args):
-    import duckdb
+class PythonDuckDB:
+    """The DuckDB Python package (the venv's duckdb==1.5.6)."""
 
+    def __init__(self, database):
+        import duckdb
+
+        self.con = duckdb.connect(database)
+        # The Python client draws a progress bar on long queries; our binary does not.
+        self.con.execute("SET enable_progress_bar = false")
+
+    def execute(self, sql):
+        self.con.execute(sql)
+
+    def count(self, sql):
+        return self.con.execute(sql).fetchone()[0]
+
+    def close(self):
+        self.con.close()
+
+
+class LibDuckDB:
+    """The very libduckdb.so our binary links (.duckdb/, DuckDB's official 1.5.6
+    build), driven through its C API with ctypes: the same engine build, none
+    of our code."""
+
+    def __init__(self, database, library):
+        import ctypes
+
+        self.c = ctypes
+        lib = ctypes.CDLL(library)
+        lib.duckdb_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+        lib.duckdb_connect.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+        lib.duckdb_query.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        lib.duckdb_result_error.argtypes = [ctypes.c_void_p]
+        lib.duckdb_result_error.restype = ctypes.c_char_p
+        lib.duckdb_value_int64.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]
+        lib.duckdb_value_int64.restype = ctypes.c_int64
+        lib.duckdb_destroy_result.argtypes = [ctypes.c_void_p]
+        lib.duckdb_disconnect.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        lib.duckdb_close.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        self.lib = lib
+        self.db = ctypes.c_void_p()
+        self.conn = ctypes.c_void_p()
+        path = None if database == ":memory:" else database.encode()
+        if lib.duckdb_open(path, ctypes.byref(self.db)) != 0:
+            raise SystemExit(f"plain_duckdb: cannot open {database} with {library}")
+        if lib.duckdb_connect(self.db, ctypes.byref(self.conn)) != 0:
+            raise SystemExit("plain_duckdb: cannot connect")
+        # duckdb_result is 48 bytes in DuckDB 1.x; leave room.
+        self.result = ctypes.create_string_buffer(256)
+
+    def _query(self, sql):
+        if self.lib.duckdb_query(self.conn, sql.encode(), self.result) != 0:
+            err = self.lib.duckdb_result_error(self.result)
+            self.lib.duckdb_destroy_result(self.result)
+            raise SystemExit(f"plain_duckdb: {err.decode() if err else 'query failed'}\n{sql[:500]}")
+
+    def execute(self, sql):
+        self._query(sql)
+        self.lib.duckdb_destroy_result(self.result)
+
+    def count(self, sql):
+        self._query(sql)
+        n = self.lib.duckdb_value_int64(self.result, 0, 0)
+        self.lib.duckdb_destroy_result(self.result)
+        return n
+
+    def close(self):
+        self.lib.duckdb_disconnect(self.c.byref(self.conn))
+        self.lib.duckdb_close(self.c.byref(self.db))
+
+
+def run(args):
     plan = json.loads(Path(args.plan).read_text())
     started = time.perf_counter()
-    con = duckdb.connect(args.database or ":memory:")
-    # The Python client draws a progress bar on long queries; our binary does not.
-    con.execute("SET enable_progress_bar = false")
+    database = args.database or ":memory:"
+    if args.engine == "python":
+        con = PythonDuckDB(database)
+    else:
+        con = LibDuckDB(database, args.engine)
     stages = {"file_log": 0.0, "model": 0.0, "post_hook": 0.0, "test": 0.0}
     failing = []
     for step in plan["steps"]:
         t = time.perf_counter()
         if step["kind"] == "test":
-            n = con.execute(step["sql"]).fetchone()[0]
+            n = con.count(step["sql"])
             if n:
                 failing.append((step["name"], n))
         else:
@@ -242,9 +317,7 @@ def run(args):
         counts = {}
         for step in plan["steps"]:
             if step["kind"] == "model":
-                counts[step["name"]] = con.execute(
-                    f"SELECT count(*) FROM {step['relation']}"
-                ).fetchone()[0]
+                counts[step["name"]] = con.count(f"SELECT count(*) FROM {step['relation']}")
         Path(args.counts).write_text(json.dumps(counts, indent=1))
     con.close()
     sys.exit(1 if failing and args.strict else 0)
@@ -262,6 +335,11 @@ def main():
     r.add_argument("--database")
     r.add_argument("--counts")
     r.add_argument("--strict", action="store_true", help="exit 1 when a test fails")
+    r.add_argument(
+        "--engine",
+        default="python",
+        help="`python` (the duckdb package) or the path of a libduckdb.so to drive through its C API",
+    )
     args = ap.parse_args()
     prepare(args) if args.cmd == "prepare" else run(args)
 

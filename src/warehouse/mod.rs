@@ -1,29 +1,28 @@
 //! The Iceberg warehouse: tables in an Iceberg REST catalog on S3-compatible
 //! storage, written from and read into the DuckDB session.
 //!
-//! This is the first step of the warehouse stage: connecting (OAuth2 client
-//! credentials or a bearer token), namespaces, tables created from a query's
-//! result schema, fast-append writes of Parquet (zstd, with column bounds) and
-//! streaming reads into DuckDB. Copy-on-write (`table` replace,
-//! `delete+insert`, `merge`), schema evolution and maintenance come next (see
-//! docs/iceberg-notes.md).
+//! DuckDB computes; Iceberg keeps. A model on an Iceberg target is staged in
+//! DuckDB and then written here ([`Warehouse::write`]): `table` replaces the
+//! contents in one snapshot, `append` adds files, `delete+insert` / `merge`
+//! rewrite only the data files whose column bounds can hold the new keys
+//! (copy-on-write, committed through [`rest`] because iceberg-rust 0.10.1
+//! has no overwrite action). Reads go the other way through the
+//! `iceberg_scan` table function ([`scan`]), so `ref()` of a stored model is
+//! a DuckDB view streaming the table. [`maintain`] compacts, expires
+//! snapshots and deletes unreferenced files.
 
+pub mod maintain;
+mod rest;
+pub mod scan;
+mod snapshot;
 mod types;
+mod write;
+
+pub use write::{WriteMode, WriteReport};
 
 use anyhow::{Context, Result, anyhow};
-use duckdb::arrow::array::RecordBatch;
-use duckdb::arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
-use iceberg::spec::DataFileFormat;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{
-    DefaultFileNameGenerator, DefaultLocationGenerator,
-};
-use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
+use iceberg::table::Table;
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -123,10 +122,13 @@ impl IcebergConfig {
 }
 
 /// A connection to the catalog, with its own async runtime so the rest of
-/// the pipeline stays synchronous.
+/// the pipeline stays synchronous. Cheap to clone (shared handles), so the
+/// DuckDB table function can hold one.
+#[derive(Clone)]
 pub struct Warehouse {
-    catalog: RestCatalog,
-    runtime: tokio::runtime::Runtime,
+    catalog: Arc<RestCatalog>,
+    commits: Arc<rest::CommitClient>,
+    runtime: Arc<tokio::runtime::Runtime>,
 }
 
 impl Warehouse {
@@ -138,6 +140,7 @@ impl Warehouse {
             .build()
             .context("starting the async runtime for the catalog")?;
         let props = config.catalog_props()?;
+        let commits = rest::CommitClient::new(&props)?;
         let catalog = runtime
             .block_on(
                 RestCatalogBuilder::default()
@@ -150,7 +153,11 @@ impl Warehouse {
                     .load("analytics", props),
             )
             .map_err(|e| anyhow!("connecting to the Iceberg catalog: {e}"))?;
-        let warehouse = Warehouse { catalog, runtime };
+        let warehouse = Warehouse {
+            catalog: Arc::new(catalog),
+            commits: Arc::new(commits),
+            runtime: Arc::new(runtime),
+        };
         // Authenticate now, so a bad credential fails here with a clear message.
         warehouse
             .runtime
@@ -174,6 +181,36 @@ impl Warehouse {
             .map_err(|e| anyhow!("checking table {schema}.{name}: {e}"))
     }
 
+    /// Loads the table's current metadata.
+    pub fn load_table(&self, schema: &str, name: &str) -> Result<Table> {
+        self.runtime
+            .block_on(self.catalog.load_table(&Self::ident(schema, name)))
+            .map_err(|e| anyhow!("loading table {schema}.{name}: {e}"))
+    }
+
+    /// The tables of a namespace (empty when it does not exist).
+    pub fn list_tables(&self, schema: &str) -> Result<Vec<String>> {
+        let namespace = NamespaceIdent::new(schema.to_string());
+        self.runtime.block_on(async {
+            if !self
+                .catalog
+                .namespace_exists(&namespace)
+                .await
+                .map_err(|e| anyhow!("listing namespace {schema}: {e}"))?
+            {
+                return Ok(Vec::new());
+            }
+            Ok(self
+                .catalog
+                .list_tables(&namespace)
+                .await
+                .map_err(|e| anyhow!("listing namespace {schema}: {e}"))?
+                .into_iter()
+                .map(|t| t.name().to_string())
+                .collect())
+        })
+    }
+
     /// Drops `schema.name` if it exists (tests and maintenance).
     pub fn drop_table(&self, schema: &str, name: &str) -> Result<()> {
         if self.table_exists(schema, name)? {
@@ -194,123 +231,16 @@ impl Warehouse {
         schema: &str,
         name: &str,
     ) -> Result<u64> {
-        let mut stmt = conn
-            .prepare(sql)
-            .with_context(|| format!("preparing the rows for {schema}.{name}"))?;
-        let arrow = stmt
-            .query_arrow([])
+        let staged = "__analytics_append_staged";
+        conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE {staged} AS {sql}"))
             .with_context(|| format!("querying the rows for {schema}.{name}"))?;
-        let source_schema = arrow.get_schema();
-        let batches: Vec<RecordBatch> = arrow.collect();
-        self.runtime
-            .block_on(self.append_batches(source_schema, batches, schema, name))
-    }
-
-    async fn append_batches(
-        &self,
-        source_schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        schema: &str,
-        name: &str,
-    ) -> Result<u64> {
-        let namespace = NamespaceIdent::new(schema.to_string());
-        let ident = Self::ident(schema, name);
-        let context = || format!("writing table {schema}.{name}");
-        if !self
-            .catalog
-            .namespace_exists(&namespace)
-            .await
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(context)?
-        {
-            self.catalog
-                .create_namespace(&namespace, HashMap::new())
-                .await
-                .map_err(|e| anyhow!("creating namespace {schema}: {e}"))?;
-        }
-        let table = if self
-            .catalog
-            .table_exists(&ident)
-            .await
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(context)?
-        {
-            self.catalog
-                .load_table(&ident)
-                .await
-                .map_err(|e| anyhow!("loading {schema}.{name}: {e}"))?
-        } else {
-            let iceberg_schema = types::iceberg_schema(&source_schema).with_context(|| {
-                format!("the result of {schema}.{name} has a column Iceberg cannot store")
-            })?;
-            let creation = TableCreation::builder()
-                .name(name.to_string())
-                .schema(iceberg_schema)
-                .build();
-            self.catalog
-                .create_table(&namespace, creation)
-                .await
-                .map_err(|e| anyhow!("creating {schema}.{name}: {e}"))?
-        };
-        let target = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(context)?,
-        );
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if rows == 0 {
-            return Ok(0);
-        }
-        let parquet = ParquetWriterBuilder::new(
-            parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-                .build(),
-            table.metadata().current_schema().clone(),
-        );
-        let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-            parquet,
-            table.file_io().clone(),
-            DefaultLocationGenerator::new(table.metadata()).map_err(|e| anyhow!("{e}"))?,
-            // A fresh prefix per write: the generator's counter restarts at 0.
-            DefaultFileNameGenerator::new(
-                format!("data-{:016x}", rand::random::<u64>()),
-                None,
-                DataFileFormat::Parquet,
-            ),
-        );
-        let mut writer = DataFileWriterBuilder::new(rolling)
-            .build(None)
-            .await
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(context)?;
-        for batch in batches {
-            let batch = types::conform(&batch, &target).with_context(context)?;
-            writer
-                .write(batch)
-                .await
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(context)?;
-        }
-        let files = writer
-            .close()
-            .await
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(context)?;
-        let tx = Transaction::new(&table);
-        let tx = tx
-            .fast_append()
-            .add_data_files(files)
-            .apply(tx)
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(context)?;
-        tx.commit(&self.catalog)
-            .await
-            .map_err(|e| anyhow!("committing {schema}.{name}: {e}"))?;
-        Ok(rows as u64)
+        let report = self.write(conn, staged, schema, name, &WriteMode::Append, "ignore");
+        let _ = conn.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
+        Ok(report?.rows_written)
     }
 
     /// Streams `schema.name` into a new DuckDB table `duckdb_table` (replaced
-    /// if it exists), batch by batch. Returns the rows read.
+    /// if it exists). Returns the rows read.
     pub fn read_into_duckdb(
         &self,
         conn: &duckdb::Connection,
@@ -318,52 +248,17 @@ impl Warehouse {
         name: &str,
         duckdb_table: &str,
     ) -> Result<u64> {
-        let ident = Self::ident(schema, name);
-        let table = self
-            .runtime
-            .block_on(self.catalog.load_table(&ident))
-            .map_err(|e| anyhow!("loading {schema}.{name}: {e}"))?;
-        let ddl = types::duckdb_columns(table.metadata().current_schema())
-            .with_context(|| format!("reading {schema}.{name}"))?;
-        conn.execute_batch(&format!("CREATE OR REPLACE TABLE {duckdb_table} ({ddl})"))
-            .with_context(|| format!("creating {duckdb_table}"))?;
-        let mut appender = conn
-            .appender_to_db(
-                duckdb_table
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(duckdb_table)
-                    .trim_matches('"'),
-                duckdb_table
-                    .rsplit_once('.')
-                    .map(|(s, _)| s.trim_matches('"'))
-                    .unwrap_or("main"),
-            )
-            .with_context(|| format!("appending to {duckdb_table}"))?;
-        let rows = self.runtime.block_on(async {
-            let scan = table
-                .scan()
-                .build()
-                .map_err(|e| anyhow!("scanning {schema}.{name}: {e}"))?;
-            let mut stream = scan
-                .to_arrow()
-                .await
-                .map_err(|e| anyhow!("scanning {schema}.{name}: {e}"))?;
-            let mut rows = 0u64;
-            while let Some(batch) = stream
-                .try_next()
-                .await
-                .map_err(|e| anyhow!("reading {schema}.{name}: {e}"))?
-            {
-                rows += batch.num_rows() as u64;
-                appender
-                    .append_record_batch(batch)
-                    .with_context(|| format!("loading {schema}.{name} into DuckDB"))?;
-            }
-            Ok::<u64, anyhow::Error>(rows)
-        })?;
-        appender.flush()?;
-        Ok(rows)
+        scan::register(conn, self)?;
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE TABLE {duckdb_table} AS SELECT * FROM {}",
+            scan::call(schema, name)
+        ))
+        .with_context(|| format!("reading {schema}.{name} into {duckdb_table}"))?;
+        conn.query_row(&format!("SELECT count(*) FROM {duckdb_table}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n as u64)
+        .with_context(|| format!("counting {duckdb_table}"))
     }
 }
 

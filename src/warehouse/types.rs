@@ -1,7 +1,7 @@
 //! Type mapping between DuckDB's Arrow output, Iceberg and DuckDB columns.
 
 use anyhow::{Context, Result, bail};
-use duckdb::arrow::array::RecordBatch;
+use duckdb::arrow::array::{RecordBatch, RecordBatchOptions, new_null_array};
 use duckdb::arrow::compute::cast;
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use iceberg::spec::{PrimitiveType, Type};
@@ -46,22 +46,24 @@ pub fn iceberg_schema(source: &SchemaRef) -> Result<iceberg::spec::Schema> {
 }
 
 /// Casts a batch's columns to the table's Arrow schema (which carries the
-/// field ids the Parquet writer needs), matching columns by name.
+/// field ids the Parquet writer needs), matching columns by name; a column
+/// the batch lacks (the table has more columns than the model) is NULL.
 pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
-        let column = batch.column_by_name(field.name()).with_context(|| {
-            format!(
-                "the result has no column `{}` that the table has",
-                field.name()
-            )
-        })?;
-        columns.push(
-            cast(column, field.data_type())
+        let column = match batch.column_by_name(field.name()) {
+            Some(column) => cast(column, field.data_type())
                 .with_context(|| format!("column `{}` to {}", field.name(), field.data_type()))?,
-        );
+            None => new_null_array(field.data_type(), batch.num_rows()),
+        };
+        columns.push(column);
     }
-    RecordBatch::try_new(Arc::clone(target), columns).context("building the batch to write")
+    RecordBatch::try_new_with_options(
+        Arc::clone(target),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .context("building the batch to write")
 }
 
 /// DuckDB column definitions for an Iceberg schema.

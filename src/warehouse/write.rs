@@ -1,0 +1,615 @@
+//! Writing a staged DuckDB relation into an Iceberg table: replace, append,
+//! or copy-on-write upsert (`delete+insert` and `merge`), with schema
+//! alignment and retries when another writer commits first.
+
+use super::rest::CommitOutcome;
+use super::snapshot::{self, LiveFile, SnapshotChange};
+use super::{Warehouse, types};
+use crate::templating::quote;
+use anyhow::{Context, Result, anyhow, bail};
+use duckdb::arrow::array::{
+    Array, BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use duckdb::arrow::datatypes::SchemaRef;
+use futures::TryStreamExt;
+use iceberg::arrow::ArrowReaderBuilder;
+use iceberg::scan::FileScanTask;
+use iceberg::spec::{DataFile, DataFileFormat, Datum, Operation, PrimitiveType, Type};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use iceberg::writer::file_writer::ParquetWriterBuilder;
+use iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use iceberg::{Catalog, TableCreation, TableIdent};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// How new rows meet the rows already stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteMode {
+    /// The table's contents become the staged rows (one snapshot).
+    Replace,
+    /// The staged rows are added.
+    Append,
+    /// Stored rows whose key matches a staged row are replaced by it
+    /// (`delete+insert` and `merge`); only files that can hold the keys are
+    /// read and rewritten.
+    Upsert {
+        /// The key columns.
+        keys: Vec<String>,
+    },
+}
+
+/// What a write did, for the run summary and the benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct WriteReport {
+    /// Rows taken from the staged relation.
+    pub rows_written: u64,
+    /// Data files the snapshot added (new rows and rewritten survivors).
+    pub files_added: usize,
+    /// Stored files whose bounds overlapped the new keys and were read.
+    pub files_read: usize,
+    /// Stored files removed (rewritten or, for `Replace`, dropped).
+    pub files_removed: usize,
+    /// Stored rows that moved into rewritten files.
+    pub rows_carried: u64,
+    /// Commit attempts (more than one after a concurrent commit).
+    pub attempts: u32,
+    /// The snapshot created (`None` when there was nothing to write).
+    pub snapshot_id: Option<i64>,
+}
+
+/// Commit attempts before giving up under contention.
+const MAX_ATTEMPTS: u32 = 8;
+/// DuckDB schema for the rows of rewritten files.
+const SCRATCH: &str = "\"__analytics_scratch\"";
+
+/// A key column and the range the staged rows span in it.
+struct KeyRange {
+    field_id: i32,
+    /// `None` when the type has no usable bounds: every file is a candidate.
+    range: Option<(Datum, Datum)>,
+}
+
+impl Warehouse {
+    /// Writes the DuckDB relation `staged` into `schema.name`, creating the
+    /// namespace and table from its columns when missing.
+    ///
+    /// `on_schema_change` (dbt's values) decides what happens when the
+    /// staged columns differ from the table's.
+    pub fn write(
+        &self,
+        conn: &duckdb::Connection,
+        staged: &str,
+        schema: &str,
+        name: &str,
+        mode: &WriteMode,
+        on_schema_change: &str,
+    ) -> Result<WriteReport> {
+        let context = || format!("writing Iceberg table {schema}.{name}");
+        let ident = Self::ident(schema, name);
+        let staged_schema = arrow_schema_of(conn, staged).with_context(context)?;
+        let table = self
+            .runtime
+            .block_on(self.ensure_table(&ident, &staged_schema))
+            .with_context(context)?;
+        let mut table = self
+            .align_schema(table, &staged_schema, on_schema_change)
+            .with_context(context)?;
+
+        let staged_rows = count(conn, staged)?;
+        let mut report = WriteReport {
+            rows_written: staged_rows,
+            ..Default::default()
+        };
+        if staged_rows == 0 && *mode != WriteMode::Replace {
+            return Ok(report);
+        }
+        let keys = match mode {
+            WriteMode::Upsert { keys } => {
+                Some(key_ranges(conn, staged, keys, &table).with_context(|| {
+                    format!("{}: reading the key range of the new rows", context())
+                })?)
+            }
+            _ => None,
+        };
+        let new_files = self
+            .write_files(conn, &format!("SELECT * FROM {staged}"), &table)
+            .with_context(context)?;
+
+        for attempt in 1..=MAX_ATTEMPTS {
+            report.attempts = attempt;
+            let live = self
+                .runtime
+                .block_on(snapshot::live_files(&table))
+                .with_context(context)?;
+            let mut deleted = HashSet::new();
+            let mut carried_files = Vec::new();
+            report.files_read = 0;
+            report.rows_carried = 0;
+            let operation = match (mode, &keys) {
+                (WriteMode::Replace, _) => {
+                    deleted.extend(live.iter().map(|f| f.data_file.file_path().to_string()));
+                    Operation::Overwrite
+                }
+                (WriteMode::Upsert { keys: names }, Some(ranges)) => {
+                    let rewrite = self
+                        .rewrite_matching(conn, &table, staged, names, ranges, &live)
+                        .with_context(context)?;
+                    report.files_read = rewrite.files_read;
+                    report.rows_carried = rewrite.rows_carried;
+                    deleted = rewrite.deleted;
+                    carried_files = rewrite.carried_files;
+                    if deleted.is_empty() {
+                        Operation::Append
+                    } else {
+                        Operation::Overwrite
+                    }
+                }
+                _ => Operation::Append,
+            };
+            let mut added = new_files.clone();
+            added.extend(carried_files.iter().cloned());
+            report.files_added = added.len();
+            report.files_removed = deleted.len();
+            let change = SnapshotChange {
+                added,
+                deleted: &deleted,
+                operation,
+            };
+            let (outcome, snapshot_id) = self
+                .runtime
+                .block_on(snapshot::commit(&self.commits, &table, change))
+                .with_context(context)?;
+            let reason = match outcome {
+                CommitOutcome::Committed => {
+                    report.snapshot_id = Some(snapshot_id);
+                    return Ok(report);
+                }
+                CommitOutcome::Conflict(reason) => reason,
+                CommitOutcome::Unknown(reason) => {
+                    let reloaded = self.load_table(schema, name)?;
+                    if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
+                        report.snapshot_id = Some(snapshot_id);
+                        return Ok(report);
+                    }
+                    reason
+                }
+            };
+            tracing::warn!(
+                "{schema}.{name}: another writer committed first ({reason}); retrying on the new snapshot (attempt {attempt} of {MAX_ATTEMPTS})"
+            );
+            self.delete_files(&table, &carried_files);
+            std::thread::sleep(std::time::Duration::from_millis(
+                50 * u64::from(attempt) + rand::random::<u64>() % 100,
+            ));
+            table = self.load_table(schema, name)?;
+        }
+        self.delete_files(&table, &new_files);
+        bail!(
+            "writing Iceberg table {schema}.{name}: gave up after {MAX_ATTEMPTS} attempts because other writers kept committing first; nothing was written"
+        )
+    }
+
+    /// Creates the namespace and the table (from `source`'s columns) when missing.
+    async fn ensure_table(&self, ident: &TableIdent, source: &SchemaRef) -> Result<Table> {
+        let namespace = ident.namespace().clone();
+        if !self
+            .catalog
+            .namespace_exists(&namespace)
+            .await
+            .map_err(|e| anyhow!("checking the namespace: {e}"))?
+        {
+            // Another writer may create it at the same moment.
+            if let Err(e) = self
+                .catalog
+                .create_namespace(&namespace, HashMap::new())
+                .await
+                && !self
+                    .catalog
+                    .namespace_exists(&namespace)
+                    .await
+                    .unwrap_or(false)
+            {
+                bail!("creating the namespace: {e}");
+            }
+        }
+        if self
+            .catalog
+            .table_exists(ident)
+            .await
+            .map_err(|e| anyhow!("checking the table: {e}"))?
+        {
+            return self
+                .catalog
+                .load_table(ident)
+                .await
+                .map_err(|e| anyhow!("loading the table: {e}"));
+        }
+        let schema = types::iceberg_schema(source)
+            .context("the result has a column Iceberg cannot store")?;
+        let creation = TableCreation::builder()
+            .name(ident.name().to_string())
+            .schema(schema)
+            .properties(HashMap::from([(
+                "write.parquet.compression-codec".to_string(),
+                "zstd".to_string(),
+            )]))
+            .build();
+        match self.catalog.create_table(&namespace, creation).await {
+            Ok(t) => Ok(t),
+            // Lost a race with another writer creating it: use theirs.
+            Err(e) => self
+                .catalog
+                .load_table(ident)
+                .await
+                .map_err(|_| anyhow!("creating the table: {e}")),
+        }
+    }
+
+    /// Applies dbt's `on_schema_change` to the table's schema.
+    fn align_schema(&self, table: Table, staged: &SchemaRef, policy: &str) -> Result<Table> {
+        let current = table.metadata().current_schema().clone();
+        let has = |name: &str| current.field_by_name(name).is_some();
+        let added: Vec<_> = staged.fields().iter().filter(|f| !has(f.name())).collect();
+        let removed: Vec<String> = current
+            .as_struct()
+            .fields()
+            .iter()
+            .filter(|f| staged.field_with_name(&f.name).is_err())
+            .map(|f| f.name.clone())
+            .collect();
+        if added.is_empty() && removed.is_empty() {
+            return Ok(table);
+        }
+        let names = |v: Vec<String>| v.join(", ");
+        match policy {
+            "ignore" => Ok(table),
+            "fail" => bail!(
+                "on_schema_change='fail': the model's columns changed (new: {}; missing: {})",
+                names(added.iter().map(|f| f.name().clone()).collect()),
+                names(removed)
+            ),
+            "append_new_columns" | "sync_all_columns" => {
+                let new_fields =
+                    types::iceberg_schema(&Arc::new(duckdb::arrow::datatypes::Schema::new(
+                        added.iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>(),
+                    )))?;
+                let tx = Transaction::new(&table);
+                let mut action = tx.update_schema();
+                for field in new_fields.as_struct().fields() {
+                    action = action.add_column(iceberg::transaction::AddColumn::optional(
+                        field.name.clone(),
+                        field.field_type.as_ref().clone(),
+                    ));
+                }
+                if policy == "sync_all_columns" {
+                    for name in &removed {
+                        action = action.delete_column(name);
+                    }
+                }
+                let tx = action.apply(tx).map_err(|e| anyhow!("{e}"))?;
+                self.runtime
+                    .block_on(tx.commit(self.catalog.as_ref()))
+                    .map_err(|e| anyhow!("changing the table's columns: {e}"))
+            }
+            other => bail!(
+                "unknown on_schema_change '{other}' (use ignore, fail, append_new_columns or sync_all_columns)"
+            ),
+        }
+    }
+
+    /// Writes the rows of `sql` as Parquet data files (zstd, column bounds)
+    /// in the table's current schema; columns the query lacks are NULL.
+    pub(crate) fn write_files(
+        &self,
+        conn: &duckdb::Connection,
+        sql: &str,
+        table: &Table,
+    ) -> Result<Vec<DataFile>> {
+        let mut stmt = conn.prepare(sql).context("preparing the rows to write")?;
+        let batches = stmt.query_arrow([]).context("reading the rows to write")?;
+        let iceberg_schema = table.metadata().current_schema().clone();
+        let target = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&iceberg_schema).map_err(|e| anyhow!("{e}"))?,
+        );
+        self.runtime.block_on(async {
+            let parquet = ParquetWriterBuilder::new(
+                parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                    // Whole values as bounds, so keys that share a long prefix
+                    // (AEMO file names) still prune.
+                    .set_statistics_truncate_length(None)
+                    .build(),
+                iceberg_schema.clone(),
+            );
+            let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+                parquet,
+                table.file_io().clone(),
+                DefaultLocationGenerator::new(table.metadata()).map_err(|e| anyhow!("{e}"))?,
+                // A fresh prefix per write: the generator's counter restarts at 0.
+                DefaultFileNameGenerator::new(
+                    format!("data-{:016x}", rand::random::<u64>()),
+                    None,
+                    DataFileFormat::Parquet,
+                ),
+            );
+            let mut writer = DataFileWriterBuilder::new(rolling)
+                .build(None)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let mut rows = 0;
+            for batch in batches {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                rows += batch.num_rows();
+                let batch = types::conform(&batch, &target)?;
+                writer
+                    .write(batch)
+                    .await
+                    .map_err(|e| anyhow!("writing a data file: {e}"))?;
+            }
+            let files = writer
+                .close()
+                .await
+                .map_err(|e| anyhow!("closing a data file: {e}"))?;
+            if rows == 0 {
+                return Ok(Vec::new());
+            }
+            Ok(files)
+        })
+    }
+
+    /// Best-effort removal of data files a failed attempt wrote.
+    fn delete_files(&self, table: &Table, files: &[DataFile]) {
+        for f in files {
+            let _ = self.runtime.block_on(table.file_io().delete(f.file_path()));
+        }
+    }
+
+    /// Copy-on-write for upserts: reads only the live files whose bounds
+    /// overlap the staged keys, and for those holding a matching key writes
+    /// the rows that stay into new files.
+    fn rewrite_matching(
+        &self,
+        conn: &duckdb::Connection,
+        table: &Table,
+        staged: &str,
+        keys: &[String],
+        ranges: &[KeyRange],
+        live: &[LiveFile],
+    ) -> Result<Rewrite> {
+        let candidates: Vec<&LiveFile> = live
+            .iter()
+            .filter(|f| ranges.iter().all(|r| overlaps(&f.data_file, r)))
+            .collect();
+        let mut rewrite = Rewrite {
+            files_read: candidates.len(),
+            ..Default::default()
+        };
+        if candidates.is_empty() {
+            return Ok(rewrite);
+        }
+        let columns = types::duckdb_columns(table.metadata().current_schema())?;
+        conn.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {SCRATCH};
+             CREATE OR REPLACE TABLE {SCRATCH}.candidate ({columns});
+             CREATE OR REPLACE TABLE {SCRATCH}.carried ({columns});"
+        ))
+        .context("preparing scratch tables")?;
+        let matches = keys
+            .iter()
+            .map(|k| format!("c.{q} = s.{q}", q = quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let field_ids: Vec<i32> = table
+            .metadata()
+            .current_schema()
+            .as_struct()
+            .fields()
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        for file in candidates {
+            conn.execute_batch(&format!("DELETE FROM {SCRATCH}.candidate"))?;
+            self.read_file_into(conn, table, &file.data_file, &field_ids, "candidate")?;
+            let hits: i64 = conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM {SCRATCH}.candidate c WHERE EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+                ),
+                [],
+                |r| r.get(0),
+            )?;
+            if hits == 0 {
+                continue;
+            }
+            let kept = conn.execute(
+                &format!(
+                    "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
+                     WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+                ),
+                [],
+            )?;
+            rewrite.rows_carried += kept as u64;
+            rewrite
+                .deleted
+                .insert(file.data_file.file_path().to_string());
+        }
+        if rewrite.rows_carried > 0 {
+            rewrite.carried_files =
+                self.write_files(conn, &format!("SELECT * FROM {SCRATCH}.carried"), table)?;
+        }
+        conn.execute_batch(&format!("DROP SCHEMA {SCRATCH} CASCADE"))?;
+        Ok(rewrite)
+    }
+
+    /// Appends one data file's rows (in the table's current schema) to a
+    /// scratch table.
+    pub(super) fn read_file_into(
+        &self,
+        conn: &duckdb::Connection,
+        table: &Table,
+        file: &DataFile,
+        field_ids: &[i32],
+        scratch_table: &str,
+    ) -> Result<()> {
+        let task = FileScanTask::builder()
+            .with_file_size_in_bytes(file.file_size_in_bytes())
+            .with_start(0)
+            .with_length(file.file_size_in_bytes())
+            .with_record_count(Some(file.record_count()))
+            .with_data_file_path(file.file_path().to_string())
+            .with_data_file_format(DataFileFormat::Parquet)
+            .with_schema(table.metadata().current_schema().clone())
+            .with_project_field_ids(field_ids.to_vec())
+            .with_case_sensitive(true)
+            .build();
+        let mut appender = conn
+            .appender_to_db(scratch_table, "__analytics_scratch")
+            .context("opening the scratch table")?;
+        let reader = ArrowReaderBuilder::new(
+            table.file_io().clone(),
+            iceberg::Runtime::new(&self.runtime),
+        )
+        .build();
+        self.runtime.block_on(async {
+            let mut stream = reader
+                .read(Box::pin(futures::stream::iter(vec![Ok(task)])))
+                .map_err(|e| anyhow!("{e}"))?
+                .stream();
+            while let Some(batch) = stream
+                .try_next()
+                .await
+                .map_err(|e| anyhow!("reading {}: {e}", file.file_path()))?
+            {
+                appender
+                    .append_record_batch(batch)
+                    .context("loading rows into the scratch table")?;
+            }
+            Ok::<(), anyhow::Error>(())
+        })?;
+        appender
+            .flush()
+            .context("loading rows into the scratch table")?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Rewrite {
+    files_read: usize,
+    rows_carried: u64,
+    deleted: HashSet<String>,
+    carried_files: Vec<DataFile>,
+}
+
+fn arrow_schema_of(conn: &duckdb::Connection, relation: &str) -> Result<SchemaRef> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT * FROM {relation} LIMIT 0"))
+        .with_context(|| format!("reading the columns of {relation}"))?;
+    let arrow = stmt
+        .query_arrow([])
+        .with_context(|| format!("reading the columns of {relation}"))?;
+    Ok(arrow.get_schema())
+}
+
+fn count(conn: &duckdb::Connection, relation: &str) -> Result<u64> {
+    conn.query_row(&format!("SELECT count(*) FROM {relation}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .with_context(|| format!("counting {relation}"))
+}
+
+/// The min and max of each key column over the staged rows, as Iceberg values.
+fn key_ranges(
+    conn: &duckdb::Connection,
+    staged: &str,
+    keys: &[String],
+    table: &Table,
+) -> Result<Vec<KeyRange>> {
+    let schema = table.metadata().current_schema();
+    let arrow_schema =
+        iceberg::arrow::schema_to_arrow_schema(schema).map_err(|e| anyhow!("{e}"))?;
+    let mut ranges = Vec::new();
+    for key in keys {
+        let field = schema
+            .field_by_name(key)
+            .with_context(|| format!("unique_key `{key}` is not a column of the table"))?;
+        let arrow_type = arrow_schema
+            .field_with_name(&field.name)
+            .map_err(|e| anyhow!("{e}"))?
+            .data_type()
+            .clone();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT min({q}) AS lo, max({q}) AS hi FROM {staged}",
+            q = quote(key)
+        ))?;
+        let batch: Option<RecordBatch> = stmt.query_arrow([])?.next();
+        let range = match (batch, field.field_type.as_ref()) {
+            (Some(batch), Type::Primitive(p)) => {
+                let lo = duckdb::arrow::compute::cast(batch.column(0), &arrow_type)?;
+                let hi = duckdb::arrow::compute::cast(batch.column(1), &arrow_type)?;
+                match (datum_at(lo.as_ref(), p), datum_at(hi.as_ref(), p)) {
+                    (Some(lo), Some(hi)) => Some((lo, hi)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        ranges.push(KeyRange {
+            field_id: field.id,
+            range,
+        });
+    }
+    Ok(ranges)
+}
+
+/// The first value of a one-row array as an Iceberg datum (types with
+/// simple ordering only; others disable pruning on that key).
+fn datum_at(array: &dyn Array, ty: &PrimitiveType) -> Option<Datum> {
+    if array.is_empty() || array.is_null(0) {
+        return None;
+    }
+    let any = array.as_any();
+    Some(match ty {
+        PrimitiveType::Boolean => Datum::bool(any.downcast_ref::<BooleanArray>()?.value(0)),
+        PrimitiveType::Int => Datum::int(any.downcast_ref::<Int32Array>()?.value(0)),
+        PrimitiveType::Long => Datum::long(any.downcast_ref::<Int64Array>()?.value(0)),
+        PrimitiveType::Float => Datum::float(any.downcast_ref::<Float32Array>()?.value(0)),
+        PrimitiveType::Double => Datum::double(any.downcast_ref::<Float64Array>()?.value(0)),
+        PrimitiveType::Date => Datum::date(any.downcast_ref::<Date32Array>()?.value(0)),
+        PrimitiveType::Timestamp => {
+            Datum::timestamp_micros(any.downcast_ref::<TimestampMicrosecondArray>()?.value(0))
+        }
+        PrimitiveType::Timestamptz => {
+            Datum::timestamptz_micros(any.downcast_ref::<TimestampMicrosecondArray>()?.value(0))
+        }
+        PrimitiveType::String => Datum::string(any.downcast_ref::<StringArray>()?.value(0)),
+        _ => return None,
+    })
+}
+
+/// Whether a data file's bounds for the key can include the staged range.
+fn overlaps(file: &DataFile, key: &KeyRange) -> bool {
+    let Some((lo, hi)) = &key.range else {
+        return true;
+    };
+    if let Some(lower) = file.lower_bounds().get(&key.field_id)
+        && lower.partial_cmp(hi) == Some(std::cmp::Ordering::Greater)
+    {
+        return false;
+    }
+    if let Some(upper) = file.upper_bounds().get(&key.field_id)
+        && upper.partial_cmp(lo) == Some(std::cmp::Ordering::Less)
+    {
+        return false;
+    }
+    true
+}

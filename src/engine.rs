@@ -5,6 +5,7 @@
 use crate::ingest::{FILE_LOG_RELATION, FileLog, TakenFile};
 use crate::project::{Config, TargetConfig};
 use crate::templating::{QueryResult, QueryRunner, Relation, literal, quote};
+use crate::warehouse::{Warehouse, WriteMode, scan};
 use anyhow::{Context, Result, anyhow, bail};
 use duckdb::Connection;
 use duckdb::types::{TimeUnit, Value};
@@ -24,7 +25,14 @@ pub enum RelationKind {
 #[derive(Clone)]
 pub struct Engine {
     conn: Arc<Mutex<Connection>>,
+    /// On an Iceberg target: where `table` and `incremental` models are
+    /// stored (DuckDB only computes them).
+    warehouse: Option<Warehouse>,
 }
+
+/// The Iceberg namespace of the file log (catalogs such as S3 Tables refuse
+/// names starting with `_`); DuckDB still sees it as `_analytics.file_log`.
+const FILE_LOG_NAMESPACE: &str = "analytics_meta";
 
 /// A DuckDB error with the line of the rendered SQL it points at, if any.
 #[derive(Debug)]
@@ -53,49 +61,125 @@ pub struct Written {
 impl Engine {
     /// Opens the target's database (a file path is relative to the project).
     pub fn open(root: &Path, target: &TargetConfig) -> Result<Engine> {
-        let conn = match target {
+        let (path, threads, settings) = match target {
             TargetConfig::Duckdb {
                 path,
                 threads,
                 settings,
                 ..
-            } => {
-                let conn = if path == ":memory:" {
-                    let conn = Connection::open_in_memory()?;
-                    // In-memory databases store tables uncompressed unless
-                    // attached with COMPRESS; compressed, a 30-day AEMO build
-                    // peaks at far less memory.
-                    conn.execute_batch(
-                        "ATTACH ':memory:' AS memory_compressed (COMPRESS); USE memory_compressed;",
-                    )
-                    .context("attaching a compressed in-memory database")?;
-                    conn
-                } else {
-                    let file = root.join(path);
-                    if let Some(dir) = file.parent() {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                    }
-                    Connection::open(&file)
-                        .with_context(|| format!("opening DuckDB database {}", file.display()))?
-                };
-                if let Some(t) = threads {
-                    conn.execute_batch(&format!("SET threads = {t}"))?;
-                }
-                for (key, value) in settings {
-                    let value = match value {
-                        serde_json::Value::String(s) => literal(s),
-                        other => other.to_string(),
-                    };
-                    conn.execute_batch(&format!("SET {} = {value}", quote(key)))
-                        .with_context(|| format!("applying the target setting `{key}`"))?;
-                }
-                conn
+            } => (path.as_str(), threads, settings),
+            TargetConfig::Iceberg {
+                threads, settings, ..
+            } => (":memory:", threads, settings),
+        };
+        let conn = if path == ":memory:" {
+            let conn = Connection::open_in_memory()?;
+            // In-memory databases store tables uncompressed unless
+            // attached with COMPRESS; compressed, a 30-day AEMO build
+            // peaks at far less memory.
+            conn.execute_batch(
+                "ATTACH ':memory:' AS memory_compressed (COMPRESS); USE memory_compressed;",
+            )
+            .context("attaching a compressed in-memory database")?;
+            conn
+        } else {
+            let file = root.join(path);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
+            Connection::open(&file)
+                .with_context(|| format!("opening DuckDB database {}", file.display()))?
+        };
+        if let Some(t) = threads {
+            conn.execute_batch(&format!("SET threads = {t}"))?;
+        }
+        for (key, value) in settings {
+            let value = match value {
+                serde_json::Value::String(s) => literal(s),
+                other => other.to_string(),
+            };
+            conn.execute_batch(&format!("SET {} = {value}", quote(key)))
+                .with_context(|| format!("applying the target setting `{key}`"))?;
+        }
+        let warehouse = match target {
+            TargetConfig::Iceberg { catalog, .. } => {
+                let warehouse = Warehouse::connect(catalog)?;
+                scan::register(&conn, &warehouse)?;
+                Some(warehouse)
+            }
+            TargetConfig::Duckdb { .. } => None,
         };
         Ok(Engine {
             conn: Arc::new(Mutex::new(conn)),
+            warehouse,
         })
+    }
+
+    /// Whether models are stored in Iceberg (rather than in this database).
+    pub fn is_warehouse(&self) -> bool {
+        self.warehouse.is_some()
+    }
+
+    /// Makes a stored Iceberg table queryable under its model's name (a view
+    /// streaming the table). Returns whether the table exists.
+    pub fn attach_stored(&self, rel: &Relation) -> Result<bool> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(false);
+        };
+        if !warehouse.table_exists(&rel.schema, &rel.identifier)? {
+            return Ok(false);
+        }
+        self.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {}",
+            quote(&rel.schema),
+            scan::call(&rel.schema, &rel.identifier)
+        ))
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("attaching stored table {rel}"))?;
+        Ok(true)
+    }
+
+    /// Whether the relation is stored in the warehouse.
+    pub fn is_stored(&self, rel: &Relation) -> Result<bool> {
+        match &self.warehouse {
+            Some(w) => w.table_exists(&rel.schema, &rel.identifier),
+            None => Ok(false),
+        }
+    }
+
+    /// Runs maintenance on a stored table (no-op when it does not exist).
+    pub fn maintain(
+        &self,
+        rel: &Relation,
+        options: &crate::warehouse::maintain::MaintainOptions,
+    ) -> Result<Option<crate::warehouse::maintain::MaintainReport>> {
+        let Some(warehouse) = &self.warehouse else {
+            bail!("mode `maintain` needs an Iceberg target");
+        };
+        if !warehouse.table_exists(&rel.schema, &rel.identifier)? {
+            return Ok(None);
+        }
+        let conn = self.conn();
+        warehouse
+            .maintain(&conn, &rel.schema, &rel.identifier, options)
+            .map(Some)
+    }
+
+    /// Maintenance of the file log table.
+    pub fn maintain_file_log(
+        &self,
+        options: &crate::warehouse::maintain::MaintainOptions,
+    ) -> Result<Option<crate::warehouse::maintain::MaintainReport>> {
+        self.maintain(
+            &Relation {
+                database: None,
+                schema: FILE_LOG_NAMESPACE.into(),
+                identifier: "file_log".into(),
+                raw: None,
+            },
+            options,
+        )
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -190,6 +274,11 @@ impl Engine {
             quote(&this.schema)
         ))
         .map_err(|e| anyhow!(e))?;
+        if let Some(warehouse) = &self.warehouse
+            && matches!(config.materialized(), "table" | "incremental")
+        {
+            return self.materialize_stored(warehouse, this, config, body, full_refresh);
+        }
         let existing = self.relation_kind(this)?;
         match config.materialized() {
             "view" => {
@@ -220,6 +309,81 @@ impl Engine {
                 "unknown materialization '{other}' (use view, table, incremental or ephemeral)"
             ),
         }
+    }
+
+    /// Builds a model stored in Iceberg: the rows are computed into a temp
+    /// table here, then written to the warehouse (replace, append or
+    /// copy-on-write upsert), and the model's name becomes a view over the
+    /// stored table.
+    fn materialize_stored(
+        &self,
+        warehouse: &Warehouse,
+        this: &Relation,
+        config: &Config,
+        body: &str,
+        full_refresh: bool,
+    ) -> Result<Written> {
+        let stored = warehouse.table_exists(&this.schema, &this.identifier)?;
+        let mode = if config.materialized() == "table" || !stored || full_refresh {
+            WriteMode::Replace
+        } else {
+            let keys = config.str_list("unique_key");
+            if !config.str_list("incremental_predicates").is_empty() {
+                bail!(
+                    "incremental_predicates are not supported on Iceberg targets: \
+                     delete+insert there replaces exactly the rows whose unique_key matches, \
+                     reading only the files whose bounds can hold those keys"
+                );
+            }
+            match config
+                .str("incremental_strategy")
+                .unwrap_or(if keys.is_empty() {
+                    "append"
+                } else {
+                    "delete+insert"
+                }) {
+                "append" => WriteMode::Append,
+                "delete+insert" | "merge" if keys.is_empty() => {
+                    bail!("incremental_strategy needs a unique_key")
+                }
+                "delete+insert" | "merge" => WriteMode::Upsert { keys },
+                other => bail!(
+                    "unknown incremental_strategy '{other}' (use append, delete+insert or merge)"
+                ),
+            }
+        };
+        let staged = quote(&format!("{}__dbt_tmp", this.identifier));
+        self.execute(&format!("CREATE OR REPLACE TEMP TABLE {staged} AS {body}"))?;
+        if let WriteMode::Upsert { keys } = &mode {
+            let cols = self.columns_of(&staged).map_err(|e| anyhow!(e))?;
+            for key in keys {
+                if !cols.iter().any(|(c, _)| c.eq_ignore_ascii_case(key)) {
+                    bail!("unique_key `{key}` is not a column of the model's result");
+                }
+            }
+        }
+        let result = {
+            let conn = self.conn();
+            warehouse.write(
+                &conn,
+                &staged,
+                &this.schema,
+                &this.identifier,
+                &mode,
+                config.str("on_schema_change").unwrap_or("ignore"),
+            )
+        };
+        let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
+        let report = result?;
+        tracing::debug!("{this}: {report:?}");
+        if self.relation_kind(this)? == Some(RelationKind::Table) {
+            self.execute_batch(&format!("DROP TABLE {this}"))
+                .map_err(|e| anyhow!(e))?;
+        }
+        self.attach_stored(this)?;
+        Ok(Written {
+            rows: Some(report.rows_written),
+        })
     }
 
     fn create_table(
@@ -413,6 +577,16 @@ impl Engine {
 
     /// What the file log says is done: (source, file) → latest sha256.
     pub fn read_file_log(&self) -> Result<FileLog> {
+        if let Some(warehouse) = &self.warehouse
+            && warehouse.table_exists(FILE_LOG_NAMESPACE, "file_log")?
+        {
+            self.execute_batch(&format!(
+                "CREATE SCHEMA IF NOT EXISTS \"_analytics\"; CREATE OR REPLACE VIEW {FILE_LOG_RELATION} AS SELECT * FROM {}",
+                scan::call(FILE_LOG_NAMESPACE, "file_log")
+            ))
+            .map_err(|e| anyhow!(e))
+            .context("attaching the stored file log")?;
+        }
         self.ensure_file_log()?;
         let rows = self
             .query_rows(
@@ -454,6 +628,34 @@ impl Engine {
                 literal(&f.sha256),
                 rows.map(|r| r.to_string()).unwrap_or_else(|| "NULL".into())
             ));
+        }
+        if let Some(warehouse) = &self.warehouse {
+            // Keyed on (source, file): a file taken again replaces its entry,
+            // and two runs recording the same file leave one.
+            let staged = "\"__analytics_file_log_new\"";
+            self.execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {FILE_LOG_RELATION} LIMIT 0;
+                 INSERT INTO {staged} VALUES {}",
+                values.join(",\n")
+            ))
+            .map_err(|e| anyhow!(e))
+            .context("staging the file log")?;
+            let result = {
+                let conn = self.conn();
+                warehouse.write(
+                    &conn,
+                    staged,
+                    FILE_LOG_NAMESPACE,
+                    "file_log",
+                    &WriteMode::Upsert {
+                        keys: vec!["source".into(), "file_name".into()],
+                    },
+                    "append_new_columns",
+                )
+            };
+            let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
+            result.context("writing the file log to the warehouse")?;
+            return Ok(());
         }
         self.execute_batch(&format!(
             "INSERT INTO {FILE_LOG_RELATION} VALUES {}",

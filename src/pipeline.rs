@@ -27,6 +27,9 @@ pub enum Mode {
     Backfill,
     /// No ingest/transform: export and publish from the warehouse.
     Import,
+    /// Warehouse upkeep: compact small files, expire snapshots, delete
+    /// files no snapshot uses.
+    Maintain,
 }
 
 impl Mode {
@@ -37,6 +40,7 @@ impl Mode {
             Mode::Intraday => "intraday",
             Mode::Backfill => "backfill",
             Mode::Import => "import",
+            Mode::Maintain => "maintain",
         }
     }
 }
@@ -112,8 +116,9 @@ impl Plan {
                 opts.mode.name().to_string()
             }
             None if opts.mode == Mode::Ci => "memory".to_string(),
+            None if project.settings.targets.contains_key("warehouse") => "warehouse".to_string(),
             None => bail!(
-                "mode `{}` needs a target: pass --target or define `targets: {}:` in analytics.yml",
+                "mode `{}` needs a target: pass --target, or define `targets: warehouse:` (used by every mode but ci) or `targets: {}:` in analytics.yml",
                 opts.mode.name(),
                 opts.mode.name()
             ),
@@ -337,6 +342,17 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         tracing::warn!("{w}");
     }
     let engine = Engine::open(&plan.project.root, &plan.target)?;
+    if engine.is_warehouse() {
+        // Stored models are readable by name (views streaming Iceberg).
+        for model in &plan.models {
+            if matches!(model.config.materialized(), "table" | "incremental") {
+                engine.attach_stored(&model.relation)?;
+            }
+        }
+    }
+    if opts.mode == Mode::Maintain {
+        return maintain(&plan, &engine, report, started);
+    }
     let archive = plan.project.root.join(
         plan.project
             .settings
@@ -507,6 +523,43 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     Ok(report)
 }
 
+/// `maintain` mode: compaction, snapshot expiry and file cleanup for every
+/// stored model and the file log.
+fn maintain(
+    plan: &Plan,
+    engine: &Engine,
+    mut report: RunReport,
+    started: Instant,
+) -> Result<RunReport> {
+    let options = plan
+        .project
+        .settings
+        .maintenance
+        .clone()
+        .unwrap_or_default();
+    for model in &plan.models {
+        if !matches!(model.config.materialized(), "table" | "incremental") {
+            continue;
+        }
+        if let Some(done) = engine.maintain(&model.relation, &options)? {
+            tracing::info!(
+                "{}: compacted {} files into {}, expired {} snapshots, deleted {} unused files",
+                done.table,
+                done.files_compacted,
+                done.files_written,
+                done.snapshots_expired,
+                done.files_deleted
+            );
+            report.maintenance.push(done);
+        }
+    }
+    if let Some(done) = engine.maintain_file_log(&options)? {
+        report.maintenance.push(done);
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
 /// Builds one model: render, pre-hooks, materialize, post-hooks.
 fn build_model(
     plan: &Plan,
@@ -548,7 +601,13 @@ fn try_build_model(
     catalog: &Arc<dyn FileCatalog>,
 ) -> Result<Option<u64>> {
     let origin = model.path.display().to_string();
-    let exists = engine.relation_kind(&model.relation)?;
+    let exists = if engine.is_warehouse() && model.config.materialized() == "incremental" {
+        engine
+            .is_stored(&model.relation)?
+            .then_some(RelationKind::Table)
+    } else {
+        engine.relation_kind(&model.relation)?
+    };
     let is_incremental = model.config.materialized() == "incremental"
         && exists == Some(RelationKind::Table)
         && !full_refresh;

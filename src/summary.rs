@@ -53,6 +53,8 @@ pub struct RunReport {
     pub tests: Vec<TestOutcome>,
     /// Non-fatal problems found while loading and parsing.
     pub warnings: Vec<String>,
+    /// What `maintain` mode did per stored table.
+    pub maintenance: Vec<crate::warehouse::maintain::MaintainReport>,
     /// Wall time of the whole run.
     pub duration: Duration,
 }

@@ -426,3 +426,60 @@ fn schema_changes_follow_on_schema_change_and_maintenance_compacts_and_expires()
         "one snapshot left, same rows"
     );
 }
+
+#[test]
+fn concurrent_appends_of_distinct_rows_all_land() {
+    let sw = SeaweedFs::start();
+    let cfg = config(&sw);
+    let setup = Warehouse::connect(&cfg).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    stage(&conn, "SELECT 0::BIGINT AS id, 1.0::DOUBLE AS v");
+    setup
+        .write(
+            &conn,
+            "staged",
+            "marts",
+            "many",
+            &WriteMode::Append,
+            "ignore",
+        )
+        .unwrap();
+    let writers: Vec<_> = (1..=6)
+        .map(|w| {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || {
+                let wh = Warehouse::connect(&cfg).unwrap();
+                let conn = duckdb::Connection::open_in_memory().unwrap();
+                stage(
+                    &conn,
+                    &format!(
+                        "SELECT i AS id, 1.0::DOUBLE AS v FROM range({}, {}) t(i)",
+                        w * 1000,
+                        w * 1000 + 100
+                    ),
+                );
+                wh.write(
+                    &conn,
+                    "staged",
+                    "marts",
+                    "many",
+                    &WriteMode::Upsert {
+                        keys: vec!["id".into()],
+                    },
+                    "ignore",
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    analytics::warehouse::scan::register(&conn, &setup).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM iceberg_scan('marts', 'many')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 601, "every writer's rows landed: {reports:?}");
+}

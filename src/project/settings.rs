@@ -19,13 +19,16 @@ pub struct Settings {
     /// Where ingested files are kept, relative to the project (default `target/archive`).
     #[serde(default)]
     pub archive_dir: Option<String>,
+    /// `maintain` mode's settings (file size target, snapshots to keep).
+    #[serde(default)]
+    pub maintenance: Option<crate::warehouse::maintain::MaintainOptions>,
     /// Sections owned by later pipeline stages, kept so they are not reported as unknown.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// Sections of `analytics.yml` that later stages read; anything else is a typo.
-const LATER_SECTIONS: &[&str] = &["exports", "publish", "dashboard", "maintenance"];
+const LATER_SECTIONS: &[&str] = &["exports", "publish", "dashboard"];
 
 /// A build target.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -44,6 +47,23 @@ pub enum TargetConfig {
         threads: Option<u32>,
         /// Other DuckDB settings applied when the session opens, e.g.
         /// `memory_limit: 400MB`, `preserve_insertion_order: false`.
+        #[serde(default)]
+        settings: BTreeMap<String, Value>,
+    },
+    /// Models computed in an in-memory DuckDB and stored as Iceberg tables
+    /// through a REST catalog (the durable warehouse of `intraday`,
+    /// `backfill`, `import` and `maintain`).
+    Iceberg {
+        /// Catalog URI, warehouse, auth and S3 settings (`${ENV}` allowed).
+        #[serde(flatten)]
+        catalog: Box<crate::warehouse::IcebergConfig>,
+        /// The namespace models land in by default.
+        #[serde(default = "main_schema")]
+        schema: String,
+        /// DuckDB's `threads` setting for the compute session.
+        #[serde(default)]
+        threads: Option<u32>,
+        /// Other DuckDB settings for the compute session.
         #[serde(default)]
         settings: BTreeMap<String, Value>,
     },
@@ -71,7 +91,7 @@ impl TargetConfig {
     /// The schema models land in by default.
     pub fn schema(&self) -> &str {
         match self {
-            TargetConfig::Duckdb { schema, .. } => schema,
+            TargetConfig::Duckdb { schema, .. } | TargetConfig::Iceberg { schema, .. } => schema,
         }
     }
 
@@ -79,6 +99,7 @@ impl TargetConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             TargetConfig::Duckdb { .. } => "duckdb",
+            TargetConfig::Iceberg { .. } => "iceberg",
         }
     }
 }

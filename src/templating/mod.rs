@@ -254,6 +254,9 @@ impl Templater {
             crate::project::TargetConfig::Duckdb { path, threads, .. } => {
                 ("duckdb", path.clone(), threads.unwrap_or(1))
             }
+            crate::project::TargetConfig::Iceberg { threads, .. } => {
+                ("iceberg", ":memory:".to_string(), threads.unwrap_or(1))
+            }
         };
         let database = if path == ":memory:" {
             "memory".to_string()

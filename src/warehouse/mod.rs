@@ -20,7 +20,7 @@ mod write;
 
 pub use write::{WriteMode, WriteReport};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
@@ -72,8 +72,9 @@ pub struct S3Config {
     pub path_style: Option<bool>,
 }
 
-/// Replaces `${NAME}` with the environment variable's value; a missing
-/// variable is an error naming it (never its value).
+/// Replaces `${NAME}` with the environment variable's value (`${NAME:-x}`
+/// falls back to `x`); a missing variable is an error naming it (never its
+/// value).
 pub fn expand_env(text: &str) -> Result<String> {
     let mut out = String::new();
     let mut rest = text;
@@ -83,9 +84,16 @@ pub fn expand_env(text: &str) -> Result<String> {
         let end = after
             .find('}')
             .with_context(|| format!("unclosed `${{` in `{text}`"))?;
-        let name = &after[..end];
-        let value = std::env::var(name)
-            .with_context(|| format!("environment variable `{name}` is not set"))?;
+        let (name, fallback) = match after[..end].split_once(":-") {
+            Some((name, fallback)) => (name, Some(fallback)),
+            None => (&after[..end], None),
+        };
+        let value = match (std::env::var(name), fallback) {
+            (Ok(v), None) => v,
+            (Ok(v), Some(_)) if !v.is_empty() => v,
+            (_, Some(fallback)) => fallback.to_string(),
+            (Err(_), None) => bail!("environment variable `{name}` is not set"),
+        };
         out.push_str(&value);
         rest = &after[end + 1..];
     }
@@ -99,7 +107,11 @@ impl IcebergConfig {
         let mut props = HashMap::new();
         let mut put = |key: &str, value: Option<&String>| -> Result<()> {
             if let Some(v) = value {
-                props.insert(key.to_string(), expand_env(v)?);
+                let v = expand_env(v)?;
+                // `${VAR:-}` left empty means "not set".
+                if !v.is_empty() {
+                    props.insert(key.to_string(), v);
+                }
             }
             Ok(())
         };
@@ -273,6 +285,10 @@ mod tests {
         assert_eq!(
             expand_env("${ANALYTICS_TEST_URI}/v1").unwrap(),
             "http://127.0.0.1:8181/v1"
+        );
+        assert_eq!(
+            expand_env("${ANALYTICS_NOT_SET_456:-us-east-1}").unwrap(),
+            "us-east-1"
         );
         let err = expand_env("${ANALYTICS_NOT_SET_123}")
             .unwrap_err()

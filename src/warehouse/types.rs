@@ -26,6 +26,11 @@ fn storable(data_type: &DataType) -> Result<DataType> {
         DataType::Date32 | DataType::Date64 => DataType::Date32,
         DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
         DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::List(item) | DataType::LargeList(item) => DataType::List(Arc::new(Field::new(
+            "element",
+            storable(item.data_type())?,
+            true,
+        ))),
         other => bail!("type {other} is not supported in Iceberg tables yet"),
     })
 }
@@ -70,34 +75,35 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch> {
 pub fn duckdb_columns(schema: &iceberg::spec::Schema) -> Result<String> {
     let mut cols = Vec::new();
     for field in schema.as_struct().fields() {
-        let ty = match field.field_type.as_ref() {
-            Type::Primitive(p) => match p {
-                PrimitiveType::Boolean => "BOOLEAN".to_string(),
-                PrimitiveType::Int => "INTEGER".to_string(),
-                PrimitiveType::Long => "BIGINT".to_string(),
-                PrimitiveType::Float => "REAL".to_string(),
-                PrimitiveType::Double => "DOUBLE".to_string(),
-                PrimitiveType::Decimal { precision, scale } => {
-                    format!("DECIMAL({precision}, {scale})")
-                }
-                PrimitiveType::Date => "DATE".to_string(),
-                PrimitiveType::Time => "TIME".to_string(),
-                PrimitiveType::Timestamp => "TIMESTAMP".to_string(),
-                PrimitiveType::Timestamptz => "TIMESTAMPTZ".to_string(),
-                PrimitiveType::String => "VARCHAR".to_string(),
-                PrimitiveType::Uuid => "UUID".to_string(),
-                PrimitiveType::Binary | PrimitiveType::Fixed(_) => "BLOB".to_string(),
-                other => bail!(
-                    "column `{}`: Iceberg type {other} is not supported yet",
-                    field.name
-                ),
-            },
-            other => bail!(
-                "column `{}`: nested type {other} is not supported yet",
-                field.name
-            ),
-        };
+        let ty =
+            duckdb_type(&field.field_type).with_context(|| format!("column `{}`", field.name))?;
         cols.push(format!("{} {ty}", crate::templating::quote(&field.name)));
     }
     Ok(cols.join(", "))
+}
+
+/// The DuckDB type of an Iceberg type.
+fn duckdb_type(ty: &Type) -> Result<String> {
+    Ok(match ty {
+        Type::Primitive(p) => match p {
+            PrimitiveType::Boolean => "BOOLEAN".to_string(),
+            PrimitiveType::Int => "INTEGER".to_string(),
+            PrimitiveType::Long => "BIGINT".to_string(),
+            PrimitiveType::Float => "REAL".to_string(),
+            PrimitiveType::Double => "DOUBLE".to_string(),
+            PrimitiveType::Decimal { precision, scale } => {
+                format!("DECIMAL({precision}, {scale})")
+            }
+            PrimitiveType::Date => "DATE".to_string(),
+            PrimitiveType::Time => "TIME".to_string(),
+            PrimitiveType::Timestamp => "TIMESTAMP".to_string(),
+            PrimitiveType::Timestamptz => "TIMESTAMPTZ".to_string(),
+            PrimitiveType::String => "VARCHAR".to_string(),
+            PrimitiveType::Uuid => "UUID".to_string(),
+            PrimitiveType::Binary | PrimitiveType::Fixed(_) => "BLOB".to_string(),
+            other => bail!("Iceberg type {other} is not supported yet"),
+        },
+        Type::List(list) => format!("{}[]", duckdb_type(&list.element_field.field_type)?),
+        other => bail!("nested type {other} is not supported yet"),
+    })
 }

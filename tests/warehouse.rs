@@ -5,7 +5,7 @@
 mod common;
 use analytics::warehouse::maintain::MaintainOptions;
 use analytics::warehouse::{IcebergConfig, S3Config, Warehouse, WriteMode};
-use common::seaweedfs::{SeaweedFs, venv};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, venv};
 
 fn config(sw: &SeaweedFs) -> IcebergConfig {
     IcebergConfig {
@@ -250,10 +250,17 @@ fn upserts_rewrite_only_the_files_that_hold_the_keys() {
         (100_005, expected_sum, 100_050.0)
     );
 
-    // An independent reader agrees, and sees each kind of snapshot.
+    // Two independent readers agree; pyiceberg sees each kind of snapshot.
     assert_eq!(
         pyiceberg_view(&sw, "marts.facts"),
         format!("100005 {expected_sum} append,append,append,append,append,overwrite,append")
+    );
+    assert_eq!(
+        duckdb_iceberg(
+            &sw,
+            "SELECT count(*), sum(id), sum(v) FROM lake.marts.facts"
+        ),
+        format!("100005 {expected_sum} 100050.0")
     );
 
     // Replace: one snapshot, only the new rows remain.

@@ -6,7 +6,7 @@
 
 mod common;
 use common::http::{Reply, TestServer};
-use common::seaweedfs::{SeaweedFs, venv};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, venv};
 use common::{repo_root, text};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -15,6 +15,22 @@ pub struct SeaweedFs {
     pub s3: String,
 }
 
+/// Runs SQL with DuckDB's iceberg extension against this catalog (tables as
+/// `lake.<namespace>.<table>`); one line per row.
+pub fn duckdb_iceberg(sw: &SeaweedFs, sql: &str) -> String {
+    let out = Command::new(venv().join("bin/python"))
+        .arg(super::repo_root().join("tests/common/duckdb_iceberg.py"))
+        .args([&sw.catalog, &sw.s3, sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duckdb-iceberg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The venv that `scripts/setup-seaweedfs` creates.
 pub fn venv() -> PathBuf {
     super::repo_root().join(".venv-seaweedfs")

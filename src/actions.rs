@@ -322,7 +322,7 @@ impl ActionSettings {
             Command::Doctor
         } else {
             let mode = <Mode as clap::ValueEnum>::from_str(&mode_text, true).map_err(|_| {
-                anyhow!("input `mode`: `{mode_text}` is not one of ci, intraday, backfill, import, doctor")
+                anyhow!("input `mode`: `{mode_text}` is not one of ci, intraday, backfill, import, maintain, doctor")
             })?;
             Command::Run(mode)
         };
@@ -451,6 +451,41 @@ impl ActionSettings {
             pages,
             warnings,
         })
+    }
+
+    /// Hands the catalog and S3 inputs to the pipeline as the standard
+    /// environment variables that `analytics.yml` targets reference (and
+    /// that define the `warehouse` target when the project has none).
+    pub fn export_warehouse_env(&self) {
+        let pairs: [(&str, Option<&str>); 8] = [
+            ("ICEBERG_REST_ENDPOINT", self.catalog.uri.as_deref()),
+            ("ICEBERG_WAREHOUSE", self.catalog.warehouse.as_deref()),
+            (
+                "ICEBERG_CREDENTIAL",
+                self.catalog.credential.as_ref().map(Secret::expose),
+            ),
+            (
+                "ICEBERG_TOKEN",
+                self.catalog.token.as_ref().map(Secret::expose),
+            ),
+            ("AWS_ENDPOINT_URL_S3", self.s3.endpoint.as_deref()),
+            ("AWS_REGION", self.s3.region.as_deref()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                self.s3.access_key_id.as_ref().map(Secret::expose),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.s3.secret_access_key.as_ref().map(Secret::expose),
+            ),
+        ];
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                // SAFETY: called on the main thread before the pipeline starts
+                // any thread, so nothing reads the environment concurrently.
+                unsafe { std::env::set_var(name, value) };
+            }
+        }
     }
 
     /// The settings as lines for the log; secrets only as "set".
@@ -987,6 +1022,7 @@ fn run(env: &Env, console: &Console, files: &Files) -> Result<ExitCode> {
         Command::Doctor => return doctor(&settings, console, files),
         Command::Run(mode) => mode,
     };
+    settings.export_warehouse_env();
     console.group(&format!(
         "analytics run --mode {} — ingest, build, test",
         mode.name()

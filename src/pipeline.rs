@@ -116,7 +116,11 @@ impl Plan {
                 opts.mode.name().to_string()
             }
             None if opts.mode == Mode::Ci => "memory".to_string(),
-            None if project.settings.targets.contains_key("warehouse") => "warehouse".to_string(),
+            None if project.settings.targets.contains_key("warehouse")
+                || std::env::var_os("ICEBERG_REST_ENDPOINT").is_some() =>
+            {
+                "warehouse".to_string()
+            }
             None => bail!(
                 "mode `{}` needs a target: pass --target, or define `targets: warehouse:` (used by every mode but ci) or `targets: {}:` in analytics.yml",
                 opts.mode.name(),

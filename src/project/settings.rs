@@ -88,6 +88,32 @@ impl TargetConfig {
         }
     }
 
+    /// The `warehouse` target a project gets without defining one, when
+    /// `ICEBERG_REST_ENDPOINT` is set (the action sets it from its inputs):
+    /// every value comes from the standard environment variables.
+    pub fn from_standard_env() -> Self {
+        let var = |name: &str| Some(format!("${{{name}:-}}"));
+        TargetConfig::Iceberg {
+            catalog: Box::new(crate::warehouse::IcebergConfig {
+                uri: "${ICEBERG_REST_ENDPOINT}".into(),
+                warehouse: var("ICEBERG_WAREHOUSE"),
+                credential: var("ICEBERG_CREDENTIAL"),
+                token: var("ICEBERG_TOKEN"),
+                s3: crate::warehouse::S3Config {
+                    endpoint: var("AWS_ENDPOINT_URL_S3"),
+                    region: var("AWS_REGION"),
+                    access_key_id: var("AWS_ACCESS_KEY_ID"),
+                    secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+                    path_style: std::env::var_os("AWS_ENDPOINT_URL_S3").map(|_| true),
+                },
+                properties: Default::default(),
+            }),
+            schema: main_schema(),
+            threads: None,
+            settings: BTreeMap::new(),
+        }
+    }
+
     /// The schema models land in by default.
     pub fn schema(&self) -> &str {
         match self {
@@ -297,6 +323,9 @@ impl Settings {
         }
         if name == "memory" {
             return Ok(TargetConfig::memory());
+        }
+        if name == "warehouse" && std::env::var_os("ICEBERG_REST_ENDPOINT").is_some() {
+            return Ok(TargetConfig::from_standard_env());
         }
         let known: Vec<&str> = self
             .targets

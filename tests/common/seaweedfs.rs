@@ -31,6 +31,29 @@ pub fn duckdb_iceberg(sw: &SeaweedFs, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Row count of `namespace.table` as pyiceberg reads it.
+pub fn pyiceberg_rows(sw: &SeaweedFs, table: &str) -> i64 {
+    let script = format!(
+        "from pyiceberg.catalog.rest import RestCatalog\n\
+         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
+         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
+         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
+         print(c.load_table('{table}').scan().to_arrow().num_rows)\n",
+        sw.catalog, sw.s3
+    );
+    let out = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyiceberg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// The venv that `scripts/setup-seaweedfs` creates.
 pub fn venv() -> PathBuf {
     super::repo_root().join(".venv-seaweedfs")

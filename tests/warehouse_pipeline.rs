@@ -206,6 +206,12 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
             stored[table].0, stored[table].1,
             "{table} holds duplicate keys: {stored:?}"
         );
+        // DuckDB's own iceberg extension reads the same rows.
+        assert_eq!(
+            duckdb_iceberg(&sw, &format!("SELECT count(*) FROM lake.nem.{table}")),
+            rows.to_string(),
+            "{table} through duckdb-iceberg"
+        );
     }
 
     // Running again takes no file twice and changes no contents.

@@ -111,6 +111,7 @@ pub async fn commit(
     let mut manifests: Vec<ManifestFile> = Vec::new();
     let mut deleted_files = 0u64;
     let mut deleted_rows = 0u64;
+    let mut removed_bytes = 0u64;
     if let Some(current) = metadata.current_snapshot() {
         let list = table
             .manifest_list_reader(current)
@@ -147,6 +148,7 @@ pub async fn commit(
                 if change.deleted.contains(entry.file_path()) {
                     deleted_files += 1;
                     deleted_rows += entry.record_count();
+                    removed_bytes += entry.file_size_in_bytes();
                     writer
                         .add_delete_file(entry.data_file().clone(), seq, file_seq)
                         .map_err(|e| anyhow!("{e}"))?;
@@ -172,6 +174,7 @@ pub async fn commit(
 
     let added_files = change.added.len() as u64;
     let added_rows: u64 = change.added.iter().map(|f| f.record_count()).sum();
+    let added_bytes: u64 = change.added.iter().map(|f| f.file_size_in_bytes()).sum();
     if !change.added.is_empty() {
         let mut writer = manifest_writer(table, snapshot_id, next_manifest_path())?;
         for file in change.added {
@@ -225,6 +228,8 @@ pub async fn commit(
     let properties: HashMap<String, String> = [
         ("added-data-files", added_files),
         ("added-records", added_rows),
+        ("added-files-size", added_bytes),
+        ("removed-files-size", removed_bytes),
         ("deleted-data-files", deleted_files),
         ("deleted-records", deleted_rows),
         ("total-data-files", total_files),

@@ -66,6 +66,8 @@ pub struct WriteReport {
 
 /// Commit attempts before giving up under contention.
 const MAX_ATTEMPTS: u32 = 8;
+/// Consecutive rows one Parquet writer takes before the next writer's turn.
+const WRITER_SEGMENT_ROWS: usize = 262_144;
 /// DuckDB schema for the rows of rewritten files.
 const SCRATCH: &str = "\"__analytics_scratch\"";
 
@@ -318,49 +320,98 @@ impl Warehouse {
         let target = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&iceberg_schema).map_err(|e| anyhow!("{e}"))?,
         );
+        let mut properties = parquet::file::properties::WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+            // Whole values as bounds, so keys that share a long prefix
+            // (AEMO file names) still prune.
+            .set_statistics_truncate_length(None)
+            // Smaller row groups stream to storage instead of growing
+            // buffers of hundreds of MB (and give readers finer skipping).
+            .set_max_row_group_row_count(Some(128 * 1024));
+        // Measurements rarely repeat: dictionary-encoding floats costs most
+        // of the write time (hash interning) and saves little.
+        for field in iceberg_schema.as_struct().fields() {
+            if matches!(
+                field.field_type.as_ref(),
+                Type::Primitive(PrimitiveType::Float | PrimitiveType::Double)
+            ) {
+                properties = properties.set_column_dictionary_enabled(
+                    parquet::schema::types::ColumnPath::from(field.name.as_str()),
+                    false,
+                );
+            }
+        }
+        let properties = properties.build();
+        let prefix = format!("data-{:016x}", rand::random::<u64>());
+        // Encoding and compressing Parquet is the costly part and runs on
+        // one core per file: spread consecutive segments of rows over one
+        // writer per core.
+        let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         self.runtime.block_on(async {
-            let parquet = ParquetWriterBuilder::new(
-                parquet::file::properties::WriterProperties::builder()
-                    .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-                    // Whole values as bounds, so keys that share a long prefix
-                    // (AEMO file names) still prune.
-                    .set_statistics_truncate_length(None)
-                    .build(),
-                iceberg_schema.clone(),
-            );
-            let rolling = RollingFileWriterBuilder::new_with_default_file_size(
-                parquet,
-                table.file_io().clone(),
-                DefaultLocationGenerator::new(table.metadata()).map_err(|e| anyhow!("{e}"))?,
-                // A fresh prefix per write: the generator's counter restarts at 0.
-                DefaultFileNameGenerator::new(
-                    format!("data-{:016x}", rand::random::<u64>()),
-                    None,
-                    DataFileFormat::Parquet,
-                ),
-            );
-            let mut writer = DataFileWriterBuilder::new(rolling)
-                .build(None)
-                .await
-                .map_err(|e| anyhow!("{e}"))?;
-            let mut rows = 0;
+            let mut senders = Vec::new();
+            let mut tasks = Vec::new();
+            for w in 0..writers {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+                senders.push(tx);
+                let parquet = ParquetWriterBuilder::new(properties.clone(), iceberg_schema.clone());
+                let rolling = RollingFileWriterBuilder::new_with_default_file_size(
+                    parquet,
+                    table.file_io().clone(),
+                    DefaultLocationGenerator::new(table.metadata()).map_err(|e| anyhow!("{e}"))?,
+                    // A fresh prefix per write and writer: the generator's
+                    // counter restarts at 0.
+                    DefaultFileNameGenerator::new(
+                        format!("{prefix}-{w}"),
+                        None,
+                        DataFileFormat::Parquet,
+                    ),
+                );
+                tasks.push(self.runtime.spawn(async move {
+                    let mut writer = DataFileWriterBuilder::new(rolling)
+                        .build(None)
+                        .await
+                        .map_err(|e| anyhow!("{e}"))?;
+                    let mut rows = 0;
+                    while let Some(batch) = rx.recv().await {
+                        rows += batch.num_rows();
+                        writer
+                            .write(batch)
+                            .await
+                            .map_err(|e| anyhow!("writing a data file: {e}"))?;
+                    }
+                    if rows == 0 {
+                        return Ok(Vec::new());
+                    }
+                    writer
+                        .close()
+                        .await
+                        .map_err(|e| anyhow!("closing a data file: {e}"))
+                }));
+            }
+            let mut rows = 0usize;
+            let mut failed = None;
             for batch in batches {
                 if batch.num_rows() == 0 {
                     continue;
                 }
+                let writer = (rows / WRITER_SEGMENT_ROWS) % writers;
                 rows += batch.num_rows();
                 let batch = types::conform(&batch, &target)?;
-                writer
-                    .write(batch)
-                    .await
-                    .map_err(|e| anyhow!("writing a data file: {e}"))?;
+                if senders[writer].send(batch).await.is_err() {
+                    failed = Some(writer);
+                    break;
+                }
             }
-            let files = writer
-                .close()
-                .await
-                .map_err(|e| anyhow!("closing a data file: {e}"))?;
-            if rows == 0 {
-                return Ok(Vec::new());
+            drop(senders);
+            let mut files = Vec::new();
+            for task in tasks {
+                files.extend(
+                    task.await
+                        .map_err(|e| anyhow!("a Parquet writer failed: {e}"))??,
+                );
+            }
+            if let Some(w) = failed {
+                bail!("Parquet writer {w} stopped early");
             }
             Ok(files)
         })

@@ -289,6 +289,13 @@ pub fn run(opts: &DoctorOptions) -> Vec<Check> {
         }
     }
     runtime.block_on(catalog_checks(opts, &client, &mut checks));
+    if opts.catalog.uri.is_some()
+        && !checks
+            .iter()
+            .any(|c| c.what.starts_with("catalog") && c.status == Status::Fail)
+    {
+        checks.push(scratch_table_check(opts));
+    }
     if let Some(endpoint) = &opts.s3.endpoint {
         checks.push(runtime.block_on(s3_check(&client, endpoint)));
     }
@@ -677,12 +684,128 @@ async fn catalog_checks(opts: &DoctorOptions, client: &Client, checks: &mut Vec<
             "check catalog-uri",
         )),
     }
-    // TODO(warehouse): create, commit to and drop a scratch table once the
-    // Iceberg writer exists.
-    checks.push(Check::skip(
-        "catalog scratch table",
-        "create/commit/drop not checked yet (needs the Iceberg writer)",
-    ));
+}
+
+/// What a run does to the warehouse, on a throwaway table: create it, commit
+/// an append and a copy-on-write upsert (data files on S3, a hand-built
+/// snapshot through the REST commit endpoint), read it back, drop it.
+fn scratch_table_check(opts: &DoctorOptions) -> Check {
+    let what = "catalog scratch table";
+    let Some(uri) = &opts.catalog.uri else {
+        return Check::skip(what, "no catalog-uri given");
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if opts.s3.endpoint.is_none()
+        && opts.s3.access_key_id.is_none()
+        && env("AWS_ACCESS_KEY_ID").is_none()
+    {
+        return Check::skip(
+            what,
+            "no S3 settings given (s3-endpoint / AWS_ENDPOINT_URL_S3, keys), so no table was written",
+        );
+    }
+    let config = crate::warehouse::IcebergConfig {
+        uri: uri.clone(),
+        warehouse: opts.catalog.warehouse.clone(),
+        credential: opts
+            .catalog
+            .credential
+            .as_ref()
+            .map(|c| c.expose().to_string()),
+        token: opts.catalog.token.as_ref().map(|t| t.expose().to_string()),
+        s3: crate::warehouse::S3Config {
+            endpoint: opts.s3.endpoint.clone(),
+            region: opts.s3.region.clone().or_else(|| env("AWS_REGION")),
+            access_key_id: opts
+                .s3
+                .access_key_id
+                .as_ref()
+                .map(|k| k.expose().to_string())
+                .or_else(|| env("AWS_ACCESS_KEY_ID")),
+            secret_access_key: opts
+                .s3
+                .secret_access_key
+                .as_ref()
+                .map(|k| k.expose().to_string())
+                .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+            path_style: opts.s3.endpoint.as_ref().map(|_| true),
+        },
+        properties: Default::default(),
+    };
+    // `$` in a secret must not be taken for a `${VAR}` reference.
+    if [
+        &config.credential,
+        &config.token,
+        &config.s3.secret_access_key,
+    ]
+    .iter()
+    .any(|v| v.as_deref().is_some_and(|v| v.contains("${")))
+    {
+        return Check::skip(what, "a secret contains `${`; not checked");
+    }
+    let name = format!("doctor_{:08x}", rand::random::<u32>());
+    let result = (|| -> anyhow::Result<u64> {
+        let warehouse = crate::warehouse::Warehouse::connect(&config)?;
+        let conn = duckdb::Connection::open_in_memory()?;
+        crate::warehouse::scan::register(&conn, &warehouse)?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE staged AS SELECT range AS id, 'a' AS v FROM range(3)",
+        )?;
+        let outcome = (|| -> anyhow::Result<u64> {
+            warehouse.write(
+                &conn,
+                "staged",
+                "analytics_doctor",
+                &name,
+                &crate::warehouse::WriteMode::Append,
+                "ignore",
+            )?;
+            conn.execute_batch(
+                "CREATE OR REPLACE TEMP TABLE staged AS SELECT 2::BIGINT AS id, 'b' AS v",
+            )?;
+            warehouse.write(
+                &conn,
+                "staged",
+                "analytics_doctor",
+                &name,
+                &crate::warehouse::WriteMode::Upsert {
+                    keys: vec!["id".into()],
+                },
+                "ignore",
+            )?;
+            let rows: i64 = conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE v = 'b'",
+                    crate::warehouse::scan::call("analytics_doctor", &name)
+                ),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(rows as u64)
+        })();
+        let dropped = warehouse.drop_table("analytics_doctor", &name);
+        let rows = outcome?;
+        dropped?;
+        Ok(rows)
+    })();
+    match result {
+        Ok(1) => Check::pass(
+            what,
+            format!(
+                "created analytics_doctor.{name}, appended, upserted, read back and dropped it"
+            ),
+        ),
+        Ok(n) => Check::fail(
+            what,
+            format!("the upserted row read back {n} times instead of once"),
+            "the catalog does not apply commits as the Iceberg REST spec says; report it with the catalog's name and version",
+        ),
+        Err(e) => Check::fail(
+            what,
+            format!("{e:#}"),
+            "check the S3 settings (endpoint, region, keys, path-style) and that the principal may create and drop tables",
+        ),
+    }
 }
 
 /// The S3 endpoint answers (any HTTP status); credentials are not checked yet.

@@ -997,7 +997,11 @@ fn doctor_against_a_real_seaweedfs_catalog() {
             &[
                 ("ICEBERG_REST_ENDPOINT", &base),
                 ("ICEBERG_CREDENTIAL", "admin:secretkey"),
-                ("ICEBERG_WAREHOUSE", "warehouse"),
+                ("ICEBERG_WAREHOUSE", "s3://warehouse"),
+                ("AWS_ENDPOINT_URL_S3", &weed_process.s3),
+                ("AWS_ACCESS_KEY_ID", "admin"),
+                ("AWS_SECRET_ACCESS_KEY", "secretkey"),
+                ("AWS_REGION", "us-east-1"),
             ],
         );
         text = out;
@@ -1011,6 +1015,12 @@ fn doctor_against_a_real_seaweedfs_catalog() {
         line_with(&text, "catalog namespaces").starts_with("✅"),
         "{text}"
     );
+    // A real table was created, committed to (append and upsert) and dropped.
+    assert!(
+        line_with(&text, "catalog scratch table").starts_with("✅"),
+        "{text}"
+    );
+    assert!(!text.contains("secretkey"), "{text}");
     let (ok, text) = doctor(
         &["--project", project.to_str().unwrap(), "--mode", "ci"],
         &[

@@ -205,7 +205,8 @@ fn store_stream(
 }
 
 /// A gzip file written under a temporary name and renamed when complete, so a
-/// killed run never leaves a truncated file that looks finished.
+/// killed run never leaves a truncated file that looks finished (the name
+/// carries the process id: two runs in one checkout never share one).
 struct AtomicGz {
     encoder: GzEncoder<BufWriter<File>>,
     tmp: PathBuf,
@@ -214,7 +215,7 @@ struct AtomicGz {
 
 impl AtomicGz {
     fn create(path: &Path) -> Result<AtomicGz> {
-        let tmp = path.with_extension("gz.partial");
+        let tmp = path.with_extension(format!("gz.partial-{}", std::process::id()));
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         Ok(AtomicGz {
             encoder: GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::fast()),

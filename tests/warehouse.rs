@@ -490,3 +490,59 @@ fn concurrent_appends_of_distinct_rows_all_land() {
         .unwrap();
     assert_eq!(rows, 601, "every writer's rows landed: {reports:?}");
 }
+
+#[test]
+fn manifests_are_merged_so_planning_stays_flat_over_many_commits() {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    for run in 0..40 {
+        stage(
+            &conn,
+            &format!(
+                "SELECT i AS id, 1.0::DOUBLE AS v FROM range({}, {}) t(i)",
+                run * 10,
+                run * 10 + 10
+            ),
+        );
+        wh.write(
+            &conn,
+            "staged",
+            "marts",
+            "often",
+            &WriteMode::Upsert {
+                keys: vec!["id".into()],
+            },
+            "ignore",
+        )
+        .unwrap();
+    }
+    let py = venv().join("bin/python");
+    let script = format!(
+        "from pyiceberg.catalog.rest import RestCatalog\n\
+         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
+         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
+         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
+         t = c.load_table('marts.often')\n\
+         a = t.scan().to_arrow()\n\
+         print(a.num_rows, len(set(a.column('id').to_pylist())), len(t.current_snapshot().manifests(t.io)))\n",
+        sw.catalog, sw.s3
+    );
+    let out = std::process::Command::new(&py)
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<i64> = seen
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!((f[0], f[1]), (400, 400), "{seen}");
+    assert!(f[2] < 32, "40 commits left {} manifests: {seen}", f[2]);
+}

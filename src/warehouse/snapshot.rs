@@ -14,6 +14,9 @@ use iceberg::table::Table;
 use iceberg::{TableRequirement, TableUpdate};
 use std::collections::{HashMap, HashSet};
 
+/// Data manifests a snapshot may list before they are merged into one.
+const MERGE_MANIFESTS_AT: usize = 32;
+
 /// A data file that is live in the table's current snapshot.
 #[derive(Clone, Debug)]
 pub struct LiveFile {
@@ -170,6 +173,45 @@ pub async fn commit(
                     .map_err(|e| anyhow!("writing a manifest: {e}"))?,
             );
         }
+    }
+
+    // Every commit adds a manifest; without merging, planning a write would
+    // read more manifests every run. Past a bound, fold the data manifests
+    // into one (entries kept as EXISTING with their sequence numbers).
+    if manifests
+        .iter()
+        .filter(|m| m.content == ManifestContentType::Data)
+        .count()
+        >= MERGE_MANIFESTS_AT
+    {
+        let (data, other): (Vec<ManifestFile>, Vec<ManifestFile>) = manifests
+            .into_iter()
+            .partition(|m| m.content == ManifestContentType::Data);
+        let mut writer = manifest_writer(table, snapshot_id, next_manifest_path())?;
+        for manifest in &data {
+            let loaded = manifest
+                .load_manifest(table.file_io())
+                .await
+                .map_err(|e| anyhow!("reading manifest {}: {e}", manifest.manifest_path))?;
+            for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+                let seq = entry.sequence_number.unwrap_or(manifest.sequence_number);
+                writer
+                    .add_existing_file(
+                        entry.data_file().clone(),
+                        entry.snapshot_id().unwrap_or(manifest.added_snapshot_id),
+                        seq,
+                        entry.file_sequence_number.or(Some(seq)),
+                    )
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        manifests = other;
+        manifests.push(
+            writer
+                .write_manifest_file()
+                .await
+                .map_err(|e| anyhow!("writing a merged manifest: {e}"))?,
+        );
     }
 
     let added_files = change.added.len() as u64;

@@ -126,6 +126,12 @@ impl IcebergConfig {
         if let Some(path_style) = self.s3.path_style {
             props.insert("s3.path-style-access".into(), path_style.to_string());
         }
+        // Ask for credentials vended with each table (R2, Polaris, Lakekeeper
+        // send short-lived S3 keys); catalogs that do not vend ignore it.
+        props.insert(
+            "header.X-Iceberg-Access-Delegation".into(),
+            "vended-credentials".into(),
+        );
         for (k, v) in &self.properties {
             props.insert(k.clone(), expand_env(v)?);
         }

@@ -26,7 +26,9 @@ const probe = (window.__dashboard = {
   missing: [],
   bundle: null,
   errors: [],
+  marks: {},
 });
+const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
 
 const state = {
   manifest: null,
@@ -45,15 +47,25 @@ const state = {
 // ---------------------------------------------------------------- messages
 
 const shown = new Set();
-function message(text, kind = 'warning', key = text) {
+// `scope: 'range'` messages describe the current selection and go away when
+// it changes; the others (a missing file, a failed library) stay.
+function message(text, kind = 'warning', key = text, scope = 'page') {
   if (kind === 'error') probe.errors.push(text);
   if (shown.has(key)) return;
   shown.add(key);
   const box = document.getElementById('messages');
   const div = document.createElement('div');
   div.className = 'message ' + kind;
+  div.dataset.key = key;
+  div.dataset.scope = scope;
   div.textContent = text;
   box.appendChild(div);
+}
+function clearRangeMessages() {
+  for (const div of document.querySelectorAll('#messages .message[data-scope="range"]')) {
+    shown.delete(div.dataset.key);
+    div.remove();
+  }
 }
 
 window.addEventListener('unhandledrejection', (e) => {
@@ -228,6 +240,23 @@ async function fileBytes(file) {
 
 // Attaches one manifest file (once); resolves to its alias, or null when the
 // file is missing (after showing a message).
+const bytesByPath = new Map();
+// Starts (once) fetching a file's bytes, before DuckDB is even ready.
+function prefetch(file) {
+  if (!bytesByPath.has(file.path)) {
+    const p = fileBytes(file);
+    p.catch(() => {}); // reported by attach()
+    bytesByPath.set(file.path, p);
+  }
+  return bytesByPath.get(file.path);
+}
+
+function filesInRange(dataset, from, to) {
+  return datasetFiles(dataset).filter(
+    (f) => !from || !f.min_date || !f.max_date || (f.max_date >= from && f.min_date <= to),
+  );
+}
+
 function attach(file) {
   if (!state.files.has(file.path)) {
     const alias = 'f_' + file.path.replace(/[^A-Za-z0-9]/g, '_');
@@ -235,7 +264,8 @@ function attach(file) {
       file.path,
       (async () => {
         try {
-          const bytes = await fileBytes(file);
+          const bytes = await prefetch(file);
+          bytesByPath.delete(file.path); // the worker owns them now
           const name = alias + '.duckdb';
           await state.db.registerFileBuffer(name, bytes);
           await state.conn.query(`ATTACH ${sqlString(name)} AS ${ident(alias)} (READ_ONLY)`);
@@ -256,9 +286,7 @@ function attach(file) {
 
 // SQL for a dataset's rows over [from, to]: the union of the files it needs.
 async function relation(dataset, from, to) {
-  const files = datasetFiles(dataset).filter(
-    (f) => !from || !f.min_date || !f.max_date || (f.max_date >= from && f.min_date <= to),
-  );
+  const files = filesInRange(dataset, from, to);
   if (files.length === 0) return null;
   const aliases = (await Promise.all(files.map(attach)))
     .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(files[i].table)}` : null))
@@ -431,6 +459,7 @@ function chartFor(i) {
 
 function chartState(i, stateName, points, text) {
   const el = $('chart-' + i);
+  if (stateName !== 'ready' && charts.has(i)) charts.get(i).clear();
   el.dataset.state = stateName;
   el.dataset.points = String(points);
   let empty = el.querySelector('.chart-empty');
@@ -508,7 +537,7 @@ async function renderKpis(grain, base, gen) {
   const simple = [];
   CFG.kpis.forEach((k, i) => {
     if (k.measure) simple.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
-    if (k.latest) simple.push(`strftime(max(_time), '%Y-%m-%d %H:%M') AS k${i}`);
+    if (k.latest) simple.push(`strftime(max(_time), '${grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M'}') AS k${i}`);
   });
   const values = {};
   if (simple.length) Object.assign(values, (await query(`SELECT ${simple.join(', ')} FROM ${base}`))[0]);
@@ -537,6 +566,7 @@ async function refresh() {
   const gen = ++state.generation;
   const t0 = performance.now();
   probe.ready = false;
+  clearRangeMessages();
   const grain = chooseGrain(state.from, state.to);
   probe.grain = grain.grain;
   $('grain').textContent = `grain: ${grain.grain} (${rangeDays(state.from, state.to)} days)`;
@@ -544,9 +574,13 @@ async function refresh() {
     const rel = await relation(grain.dataset, state.from, state.to);
     if (gen !== state.generation) return;
     if (!rel) {
-      message(`No data file of \`${grain.dataset}\` covers ${state.from} – ${state.to}.`, 'warning', `nodata:${grain.dataset}:${state.from}:${state.to}`);
+      message(`No data file of \`${grain.dataset}\` covers ${state.from} – ${state.to}.`, 'warning', `nodata:${grain.dataset}:${state.from}:${state.to}`, 'range');
       CFG.charts.forEach((c, i) => chartState(i, 'empty', 0, 'No data for these dates'));
-      for (const [i] of CFG.kpis.entries()) $('kpi-' + i).querySelector('.kpi-value').textContent = '–';
+      for (const [i] of CFG.kpis.entries()) {
+        const el = $('kpi-' + i).querySelector('.kpi-value');
+        el.textContent = '–';
+        el.dataset.value = '';
+      }
       return;
     }
     state.rel = rel;
@@ -675,6 +709,9 @@ async function runSql() {
 
 async function main() {
   wireTabs();
+  // DuckDB-WASM compiles while the manifest and the first data files download.
+  const duck = startDuckDB();
+  duck.catch(() => {}); // reported below
   try {
     state.manifest = await loadManifest();
   } catch (e) {
@@ -684,6 +721,7 @@ async function main() {
     CFG.charts.forEach((c, i) => chartState(i, 'error', 0, 'No data'));
     return;
   }
+  mark('manifest');
   showFreshness();
   showFiles();
   if (CFG.grains.length) {
@@ -701,17 +739,23 @@ async function main() {
     setRange(CFG.default_days || 7);
     markPreset(document.querySelector(`.presets button[data-days="${CFG.default_days || 7}"]`));
     wireFilters();
+    const first = chooseGrain(state.from, state.to);
+    filesInRange(first.dataset, state.from, state.to).forEach(prefetch);
   }
+  for (const d of CFG.dimensions) if (d.lookup) datasetFiles(d.lookup.dataset).forEach(prefetch);
   try {
-    await startDuckDB();
+    await duck;
   } catch (e) {
     message('DuckDB-WASM could not start in this browser: ' + errorText(e), 'error');
     probe.failed = true;
     CFG.charts.forEach((c, i) => chartState(i, 'error', 0, 'DuckDB-WASM did not start'));
     return;
   }
+  mark('duckdb');
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
+  mark('lookups');
   await refresh();
+  mark('first_render');
   if (!CFG.grains.length) probe.ready = true;
 }
 

@@ -289,3 +289,48 @@ fn dashboard_in_chromium() {
         check_download(site.path(), &manifest, d);
     }
 }
+
+#[test]
+fn dashboard_uses_threads_when_cross_origin_isolated() {
+    let root = repo_root();
+    let node_modules = root.join("node_modules");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && node_modules.join("playwright-core").is_dir(),
+        "the browser test needs Debian's chromium and `npm ci`: run scripts/test (it installs both)"
+    );
+    let site = tempfile::tempdir().unwrap();
+    fixture_site(site.path());
+    let project = analytics::project::Project::load(&root.join("example-project")).unwrap();
+    let mut config = DashboardConfig::from_settings(&project.settings).unwrap();
+    config.wasm_builds = Some(vec!["eh".into(), "coi".into()]);
+    let manifest = Manifest::load(&site.path().join("manifest.json")).unwrap();
+    dashboard::render(
+        &config,
+        &manifest,
+        &Lineage::default(),
+        site.path(),
+        &dashboard::Assets::Bundled(node_modules),
+    )
+    .unwrap();
+    assert!(site.path().join("assets/vendor/duckdb-coi.wasm").is_file());
+    assert!(
+        site.path()
+            .join("assets/vendor/duckdb-browser-coi.pthread.worker.js")
+            .is_file()
+    );
+    let out_dir = root.join("target/dashboard-test-isolated");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/isolated.mjs"))
+        .env("SITE_DIR", site.path())
+        .env("OUT_DIR", &out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all isolated checks passed"),
+        "isolated checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -27,6 +27,7 @@ const probe = (window.__dashboard = {
   bundle: null,
   errors: [],
   marks: {},
+  queries: [],
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
 
@@ -119,8 +120,28 @@ function rows(table) {
   return table.toArray().map((r) => r.toJSON());
 }
 
+// Column arrays of a result (typed arrays for numbers): much cheaper than
+// row objects for the thousands of points of a time chart.
+async function queryColumns(sql) {
+  const t0 = performance.now();
+  const table = await state.conn.query(sql);
+  const t1 = performance.now();
+  const out = {};
+  for (const f of table.schema.fields) out[f.name] = table.getChild(f.name).toArray();
+  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: table.numRows, convert_ms: Math.round(performance.now() - t1) });
+  if (probe.queries.length > 40) probe.queries.shift();
+  return { n: table.numRows, ...out };
+}
+
 async function query(sql) {
-  return rows(await state.conn.query(sql));
+  const t0 = performance.now();
+  const table = await state.conn.query(sql);
+  const t1 = performance.now();
+  const out = rows(table);
+  // Kept for the benchmark: where a refresh spends its time.
+  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: out.length, convert_ms: Math.round(performance.now() - t1) });
+  if (probe.queries.length > 40) probe.queries.shift();
+  return out;
 }
 
 // ---------------------------------------------------------------- manifest
@@ -181,22 +202,40 @@ async function startDuckDB() {
   const duckdb = await import(absolute(PAGE.assets.duckdb_module));
   const bundles = PAGE.assets.bundles;
   const features = await duckdb.getPlatformFeatures();
-  let name;
-  if (bundles.coi && self.crossOriginIsolated && features.crossOriginIsolated) name = 'coi';
-  else if (bundles.eh && features.wasmExceptions) name = 'eh';
-  else if (bundles.mvp) name = 'mvp';
-  else name = Object.keys(bundles)[0];
-  const bundle = bundles[name];
-  probe.bundle = name;
-  const workerUrl = URL.createObjectURL(
-    new Blob([`importScripts(${JSON.stringify(absolute(bundle.mainWorker))});`], { type: 'text/javascript' }),
-  );
-  const worker = new Worker(workerUrl);
-  const db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), worker);
-  await db.instantiate(absolute(bundle.mainModule), absolute(bundle.pthreadWorker));
-  URL.revokeObjectURL(workerUrl);
-  state.db = db;
-  state.conn = await db.connect();
+  // Multi-threaded when the page is cross-origin isolated, else single-threaded.
+  const order = [];
+  if (bundles.coi && self.crossOriginIsolated && features.crossOriginIsolated) order.push('coi');
+  if (bundles.eh && features.wasmExceptions) order.push('eh');
+  if (bundles.mvp) order.push('mvp');
+  for (const n of Object.keys(bundles)) if (!order.includes(n)) order.push(n);
+  let last;
+  for (const name of order) {
+    const bundle = bundles[name];
+    const workerUrl = URL.createObjectURL(
+      new Blob([`importScripts(${JSON.stringify(absolute(bundle.mainWorker))});`], { type: 'text/javascript' }),
+    );
+    const worker = new Worker(workerUrl);
+    try {
+      const db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), worker);
+      await db.instantiate(absolute(bundle.mainModule), absolute(bundle.pthreadWorker));
+      state.db = db;
+      state.conn = await db.connect();
+      probe.bundle = name;
+      if (name === 'coi') {
+        const threads = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+        await state.conn.query(`SET threads = ${threads}`).catch(() => {});
+        probe.threads = threads;
+      }
+      return;
+    } catch (e) {
+      // Try the next build (e.g. the threaded one where threads are refused).
+      last = e;
+      worker.terminate();
+    } finally {
+      URL.revokeObjectURL(workerUrl);
+    }
+  }
+  throw last || new Error('no DuckDB-WASM build is configured');
 }
 
 async function fileBytes(file) {
@@ -500,14 +539,15 @@ async function renderChart(i, chart, grain, base, gen) {
   } else {
     const d = chart.series ? dimension(chart.series) : null;
     const seriesSql = d ? `CAST(${ident(d.column)} AS VARCHAR)` : "''";
-    const data = await query(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
+    const data = await queryColumns(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
     if (gen !== state.generation) return;
     const bySeries = new Map();
-    for (const r of data) {
-      if (!bySeries.has(r.s)) bySeries.set(r.s, []);
-      bySeries.get(r.s).push([r.t, r.v]);
+    for (let k = 0; k < data.n; k++) {
+      const name = data.s[k];
+      if (!bySeries.has(name)) bySeries.set(name, []);
+      bySeries.get(name).push([data.t[k], data.v[k]]);
     }
-    points = data.length;
+    points = data.n;
     const stacked = chart.type === 'area';
     option = {
       useUTC: true,
@@ -596,6 +636,7 @@ async function refresh() {
       }
       if (gen !== state.generation) return;
     }
+    if (probe.firstChartMs === null) probe.firstChartMs = performance.now();
     await updateOptions(rel);
   } catch (e) {
     message('The dashboard could not query its data: ' + errorText(e), 'error');

@@ -22,7 +22,7 @@ const TYPES = {
 /** Serves `root` on 127.0.0.1 (any free port), like GitHub Pages: ETag +
  * Last-Modified, 304 on a match, 404 for missing files. `log` gets one entry
  * per request: {path, status}. */
-export async function serve(root) {
+export async function serve(root, { isolated = false } = {}) {
   const log = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -47,6 +47,9 @@ export async function serve(root) {
       etag,
       'last-modified': stat.mtime.toUTCString(),
       'cache-control': 'max-age=600',
+      // Cross-origin isolation (as a host that sets these headers would):
+      // lets the page use DuckDB-WASM's multi-threaded build.
+      ...(isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {}),
     };
     if (req.headers['if-none-match'] === etag) {
       log.push({ path: rel, status: 304 });

@@ -277,6 +277,23 @@ async function fileBytes(file) {
   return new Uint8Array(buf);
 }
 
+// Drops cached files that the manifest no longer lists at that hash (an old
+// period, a replaced export), so the cache holds one copy of the current site.
+async function pruneCache() {
+  if (!('caches' in self)) return;
+  const cache = await caches.open(CACHE_NAME);
+  const current = new Set(state.manifest.files.map((f) => {
+    const key = new URL(f.path, document.baseURI);
+    key.searchParams.set('sha256', f.sha256);
+    return key.href;
+  }));
+  const dirs = new Set(state.manifest.files.map((f) => new URL('.', new URL(f.path, document.baseURI)).pathname));
+  for (const req of await cache.keys()) {
+    const u = new URL(req.url);
+    if (dirs.has(new URL('.', u).pathname) && !current.has(req.url)) await cache.delete(req);
+  }
+}
+
 // Attaches one manifest file (once); resolves to its alias, or null when the
 // file is missing (after showing a message).
 const bytesByPath = new Map();
@@ -512,6 +529,19 @@ function chartState(i, stateName, points, text) {
   } else if (empty) empty.remove();
 }
 
+const PALETTE = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4', '#ea7ccc', '#2f4554'];
+const colorMaps = new Map();
+// A series keeps its colour whatever the filters: configured, else the next
+// palette colour the first time the value is seen.
+function colorFor(d, value) {
+  if (!d) return undefined;
+  if (d.colors && d.colors[value]) return d.colors[value];
+  if (!colorMaps.has(d.name)) colorMaps.set(d.name, new Map());
+  const m = colorMaps.get(d.name);
+  if (!m.has(value)) m.set(value, PALETTE[m.size % PALETTE.length]);
+  return m.get(value);
+}
+
 function unitLabel(m) {
   return m.unit ? ` (${m.unit})` : '';
 }
@@ -559,6 +589,7 @@ async function renderChart(i, chart, grain, base, gen) {
       series: [...bySeries.entries()].map(([name, values]) => ({
         name: name || m.label || m.name,
         type: 'line',
+        color: colorFor(d, name),
         stack: stacked ? 'total' : undefined,
         areaStyle: stacked ? { opacity: 0.85 } : undefined,
         showSymbol: false,
@@ -763,6 +794,7 @@ async function main() {
     return;
   }
   mark('manifest');
+  pruneCache().catch(() => {}); // housekeeping only
   showFreshness();
   showFiles();
   if (CFG.grains.length) {

@@ -128,6 +128,10 @@ pub struct DimensionConfig {
     /// Where display names come from, e.g. units' station names.
     #[serde(default)]
     pub lookup: Option<LookupConfig>,
+    /// Chart colours of some values (`{Coal: "#3d3d3d"}`); others get the
+    /// palette's, the same for a value whatever the filters.
+    #[serde(default)]
+    pub colors: BTreeMap<String, String>,
 }
 
 /// A lookup dataset giving a dimension's values readable names.

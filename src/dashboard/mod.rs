@@ -275,6 +275,12 @@ fn asset_urls(
     let mut bundles = serde_json::Map::new();
     match assets {
         Assets::Cdn => {
+            // A folder rendered bundled before: don't publish ~35 MB nobody loads.
+            let vendor = out_dir.join("assets/vendor");
+            if vendor.is_dir() {
+                std::fs::remove_dir_all(&vendor)
+                    .with_context(|| format!("removing {}", vendor.display()))?;
+            }
             let base =
                 |pkg: &str, v: &str, f: &str| format!("https://cdn.jsdelivr.net/npm/{pkg}@{v}/{f}");
             for (name, wasm, worker, pthread) in WASM_FILES {

@@ -63,7 +63,7 @@ fn example_site_renders_with_cdn_assets_and_lineage() {
     let end = start + index[start..].find("</script>").unwrap();
     let page: serde_json::Value = serde_json::from_str(&index[start..end]).unwrap();
     assert_eq!(page["config"]["grains"][0]["dataset"], "intraday");
-    assert_eq!(page["config"]["measures"][1]["sql"]["hour"], "sum(mwh)");
+    assert_eq!(page["config"]["measures"][1]["sql"], "sum(mwh)");
     let lineage = read(&site.path().join("lineage.html"));
     for model in [
         "stg_daily_unit",
@@ -156,13 +156,8 @@ fn check_download(site: &Path, manifest: &Manifest, d: &serde_json::Value) {
         parts.push(format!("SELECT * FROM f{i}.{}", f.table));
     }
     let (time, generation, energy) = match grain {
-        "5min" => (
+        "5min" | "hour" => (
             "strftime(date + make_time(time // 100, time % 100, 0), '%Y-%m-%d %H:%M')",
-            "sum(mw)",
-            "sum(mw) / 12",
-        ),
-        "hour" => (
-            "strftime(date + make_time(hour, 0, 0), '%Y-%m-%d %H:%M')",
             "sum(mw)",
             "sum(mwh)",
         ),

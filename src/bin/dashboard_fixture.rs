@@ -3,9 +3,11 @@
 //! project's generating units and a deterministic synthetic 5-minute history,
 //! for the dashboard's browser test and benchmark.
 //!
-//! Datasets: `intraday` (5-minute, the last `--intraday-days`), `hourly`
-//! (one file per half-year, e.g. `hourly_2024_h1`), `daily` (one file) and
-//! `units`. Hourly and daily rows are aggregated from the same 5-minute rows,
+//! Datasets, shaped as the exporter writes the example project's: `intraday`
+//! (5-minute, the last `--intraday-days`: date, time SMALLINT HHMM,
+//! region_id, fuel, duid, mw, mwh, rrp), `hourly` (the same columns by hour,
+//! one file per half-year, e.g. `hourly_2024_h1`), `daily` (date, region_id,
+//! fuel, duid, mwh, mw, rrp; one file) and `units`. Hourly and daily rows are aggregated from the same 5-minute rows,
 //! so every grain agrees.
 
 use anyhow::{Context, Result, bail};
@@ -165,7 +167,7 @@ fn main() -> Result<()> {
         Some("5min"),
         None,
         &format!(
-            "SELECT date, time, region_id, fuel, duid, mw, rrp FROM five WHERE date >= DATE '{intraday_start}'"
+            "SELECT date, time, region_id, fuel, duid, mw, (mw / 12)::REAL AS mwh, rrp FROM five WHERE date >= DATE '{intraday_start}'"
         ),
         "date, time, region_id, duid",
     )?;
@@ -187,12 +189,12 @@ fn main() -> Result<()> {
             Some("hour"),
             Some(format!("{y}_h{h}")),
             &format!(
-                "SELECT date, (time // 100)::TINYINT AS hour, region_id, fuel, duid,
+                "SELECT date, ((time // 100) * 100)::SMALLINT AS time, region_id, fuel, duid,
                         avg(mw)::REAL AS mw, (sum(mw) / 12)::REAL AS mwh, avg(rrp)::REAL AS rrp
                  FROM five WHERE date BETWEEN DATE '{first}' AND DATE '{last}'
                  GROUP BY ALL"
             ),
-            "date, hour, region_id, duid",
+            "date, time, region_id, duid",
         )?;
         half = next;
     }

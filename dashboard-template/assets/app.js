@@ -638,12 +638,28 @@ async function refresh() {
   const t0 = performance.now();
   probe.ready = false;
   clearRangeMessages();
-  const grain = chooseGrain(state.from, state.to);
-  probe.grain = grain.grain;
-  $('grain').textContent = `grain: ${grain.grain} (${rangeDays(state.from, state.to)} days)`;
+  let grain = chooseGrain(state.from, state.to);
   try {
-    const rel = await relation(grain.dataset, state.from, state.to);
+    let rel = await relation(grain.dataset, state.from, state.to);
     if (gen !== state.generation) return;
+    if (!rel) {
+      // The chosen grain's files are missing: a coarser grain may still
+      // hold these dates.
+      for (const g of CFG.grains.slice(CFG.grains.indexOf(grain) + 1)) {
+        const cov = coverage(g.dataset);
+        if (!cov || cov.max < state.from || cov.min > state.to) continue;
+        const r = await relation(g.dataset, state.from, state.to);
+        if (gen !== state.generation) return;
+        if (r) {
+          message(`The ${grain.grain} data for ${state.from} – ${state.to} is missing: showing ${g.grain} data instead.`, 'warning', `fallback:${state.from}:${state.to}`, 'range');
+          grain = g;
+          rel = r;
+          break;
+        }
+      }
+    }
+    probe.grain = grain.grain;
+    $('grain').textContent = `grain: ${grain.grain} (${rangeDays(state.from, state.to)} days)`;
     if (!rel) {
       message(`No data file of \`${grain.dataset}\` covers ${state.from} – ${state.to}.`, 'warning', `nodata:${grain.dataset}:${state.from}:${state.to}`, 'range');
       CFG.charts.forEach((c, i) => chartState(i, 'empty', 0, 'No data for these dates'));

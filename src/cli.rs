@@ -43,6 +43,22 @@ pub enum Command {
         #[command(flatten)]
         args: crate::doctor::DoctorArgs,
     },
+    /// Render the dashboard (index.html, lineage.html, assets/) into a site
+    /// folder that already holds an export's manifest.json and data/.
+    Dashboard {
+        /// The project folder (holds dbt_project.yml and analytics.yml).
+        #[arg(long, default_value = ".")]
+        project: PathBuf,
+        /// The site folder (holds manifest.json).
+        #[arg(long)]
+        site: PathBuf,
+        /// Override analytics.yml's `dashboard.assets`.
+        #[arg(long, value_enum)]
+        assets: Option<crate::dashboard::AssetsMode>,
+        /// node_modules folder holding the pinned packages (bundled assets).
+        #[arg(long)]
+        assets_dir: Option<PathBuf>,
+    },
     /// Run as a GitHub Action: inputs from `INPUT_*` variables, outputs to
     /// `$GITHUB_OUTPUT`, summary to `$GITHUB_STEP_SUMMARY` (what the container runs).
     Action,
@@ -220,6 +236,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { args } => crate::doctor::main(&args),
+        Command::Dashboard {
+            project,
+            site,
+            assets,
+            assets_dir,
+        } => {
+            let rendered =
+                crate::dashboard::render_site(&project, &site, assets, assets_dir.as_deref())?;
+            for w in &rendered.warnings {
+                tracing::warn!("{w}");
+            }
+            println!(
+                "dashboard: {} files written to {}",
+                rendered.files.len(),
+                site.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Action => Ok(crate::actions::main()),
         Command::List { common } => {
             let opts = common.options(Mode::Ci, false)?;

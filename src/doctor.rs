@@ -347,6 +347,29 @@ fn project_checks(
             "correct the model or file named above; `analytics compile` shows the rendered SQL",
         )),
     }
+    if project.settings.other.contains_key("dashboard") {
+        match crate::dashboard::DashboardConfig::from_settings(&project.settings) {
+            Ok(c) => checks.push(Check::pass(
+                "dashboard config",
+                format!(
+                    "{} grains, {} KPIs, {} charts, assets {}",
+                    c.grains.len(),
+                    c.kpis.len(),
+                    c.charts.len(),
+                    if c.assets == crate::dashboard::AssetsMode::Bundled {
+                        "bundled"
+                    } else {
+                        "from the CDN"
+                    }
+                ),
+            )),
+            Err(e) => checks.push(Check::fail(
+                "dashboard config",
+                format!("{e:#}"),
+                "correct the `dashboard:` section of analytics.yml (README: Dashboard)",
+            )),
+        }
+    }
     Some(project)
 }
 

@@ -4,11 +4,13 @@
 //! [`templating`], ordered by [`graph`], fed by [`ingest`], built by
 //! [`engine`], checked by [`data_tests`], reported by [`summary`]; the
 //! [`pipeline`] runs them for each mode and [`cli`] is the command line.
+//! [`dashboard`] renders the static DuckDB-WASM site.
 //! [`actions`] is the GitHub Actions runtime contract and [`doctor`] checks
 //! what a run needs.
 
 pub mod actions;
 pub mod cli;
+pub mod dashboard;
 pub mod data_tests;
 pub mod doctor;
 pub mod engine;

@@ -1,0 +1,234 @@
+//! `dashboard-fixture`: writes a site folder shaped like the exporter's output
+//! (`manifest.json` + `data/*.duckdb`, the export contract) from the example
+//! project's generating units and a deterministic synthetic 5-minute history,
+//! for the dashboard's browser test and benchmark.
+//!
+//! Datasets, shaped as the exporter writes the example project's: `intraday`
+//! (5-minute, the last `--intraday-days`: date, time SMALLINT HHMM,
+//! region_id, fuel, duid, mw, mwh, rrp), `hourly` (the same columns by hour,
+//! one file per half-year, e.g. `hourly_2024_h1`), `daily` (date, region_id,
+//! fuel, duid, mwh, mw, rrp; one file) and `units`. Hourly and daily rows are aggregated from the same 5-minute rows,
+//! so every grain agrees.
+
+use anyhow::{Context, Result, bail};
+use chrono::{Datelike, NaiveDate, TimeDelta};
+use clap::Parser;
+use duckdb::Connection;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dashboard-fixture",
+    about = "Write manifest.json + data/*.duckdb following the export contract, for dashboard tests"
+)]
+struct Args {
+    /// The site folder to write (created; `data/` and `manifest.json` inside).
+    #[arg(long)]
+    out: PathBuf,
+    /// The example project (units come from its reference sample).
+    #[arg(long, default_value = "example-project")]
+    project: PathBuf,
+    /// Last market day of the history.
+    #[arg(long, default_value = "2025-03-31")]
+    end: NaiveDate,
+    /// Days of history.
+    #[arg(long, default_value_t = 400)]
+    days: u32,
+    /// Days of the 5-minute intraday file.
+    #[arg(long, default_value_t = 14)]
+    intraday_days: u32,
+    /// Copies of the reference units (1: the 43 units of the sample; more
+    /// for benchmarks, suffixed `_2`, `_3`…).
+    #[arg(long, default_value_t = 1)]
+    unit_copies: u32,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let out = &args.out;
+    std::fs::create_dir_all(out.join("data"))
+        .with_context(|| format!("creating {}/data", out.display()))?;
+    let reference = args.project.join("sample/reference/duid_registration.csv");
+    if !reference.is_file() {
+        bail!("{} not found (pass --project)", reference.display());
+    }
+    let start = args.end - TimeDelta::days(i64::from(args.days) - 1);
+    let intraday_start = args.end - TimeDelta::days(i64::from(args.intraday_days) - 1);
+    let conn = Connection::open_in_memory().context("opening DuckDB")?;
+    let reference_sql = reference.display().to_string().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "SET preserve_insertion_order = false;
+         CREATE TABLE base_units AS
+           SELECT trim(DUID) AS duid, trim(\"Station Name\") AS station_name,
+                  trim(Region) AS region_id, trim(\"Fuel Source - Primary\") AS fuel,
+                  \"Reg Cap (MW)\"::DOUBLE AS capacity
+           FROM read_csv('{reference_sql}', header = true)
+           WHERE Region IN ('NSW1', 'QLD1', 'SA1', 'TAS1', 'VIC1');
+         CREATE TABLE units AS
+           SELECT CASE WHEN c = 1 THEN duid ELSE duid || '_' || c END AS duid,
+                  CASE WHEN c = 1 THEN station_name ELSE station_name || ' ' || c END AS station_name,
+                  region_id, fuel, capacity, hash(duid, c) % 1000 / 1000.0 AS phase
+           FROM base_units, range(1, {copies} + 1) AS r(c);
+         -- Regional price per 5-minute interval: a daily shape, a seasonal drift
+         -- and occasional spikes, all from hashes (deterministic).
+         CREATE TABLE intervals AS
+           SELECT d::DATE AS date, i AS slot,
+                  (i // 12) * 100 + (i % 12) * 5 AS hhmm
+           FROM range(DATE '{start}', DATE '{end}' + INTERVAL 1 DAY, INTERVAL 1 DAY) AS t(d),
+                range(0, 288) AS s(i);
+         CREATE TABLE prices AS
+           SELECT date, slot, region_id,
+                  (70 + 35 * sin(2 * pi() * (slot / 288.0 - 0.3)) + 20 * sin(dayofyear(date) / 58.0)
+                   + CASE WHEN hash(date, slot, region_id) % 1500 = 0 THEN 900 ELSE 0 END
+                   + (hash(region_id, date, slot) % 200) / 10.0 - 10
+                   + CASE region_id WHEN 'SA1' THEN 25 WHEN 'TAS1' THEN -15 ELSE 0 END)::REAL AS rrp
+           FROM intervals, (VALUES ('NSW1'), ('QLD1'), ('SA1'), ('TAS1'), ('VIC1')) AS r(region_id);
+         CREATE TABLE five AS
+           SELECT i.date, i.hhmm::SMALLINT AS time, u.region_id, u.fuel, u.duid,
+                  greatest(0, u.capacity * CASE u.fuel
+                     WHEN 'Solar' THEN greatest(0, sin(pi() * (i.slot - 78) / 144.0))
+                     WHEN 'Wind' THEN 0.35 + 0.3 * sin(dayofyear(i.date) / 3.0 + 6 * u.phase) + 0.1 * sin(i.slot / 40.0 + u.phase * 9)
+                     WHEN 'Coal' THEN 0.78 + 0.08 * sin(2 * pi() * (i.slot / 288.0 - 0.35))
+                     WHEN 'Gas' THEN CASE WHEN i.slot BETWEEN 204 AND 252 THEN 0.7 ELSE 0.08 END
+                     WHEN 'Hydro' THEN 0.25 + 0.25 * sin(2 * pi() * (i.slot / 288.0 - 0.45))
+                     ELSE 0.2 * sin(2 * pi() * (i.slot / 288.0 - 0.5)) END
+                     * (0.92 + (hash(u.duid, i.date, i.slot) % 160) / 1000.0))::REAL AS mw,
+                  p.rrp
+           FROM intervals AS i
+           CROSS JOIN units AS u
+           JOIN prices AS p ON p.date = i.date AND p.slot = i.slot AND p.region_id = u.region_id;",
+        copies = args.unit_copies,
+        start = start,
+        end = args.end,
+    ))
+    .context("generating the 5-minute history")?;
+
+    let mut files = Vec::new();
+    let mut write = |dataset: &str,
+                     file: &str,
+                     grain: Option<&str>,
+                     period: Option<String>,
+                     select: &str,
+                     order: &str|
+     -> Result<()> {
+        let rel = format!("data/{file}.duckdb");
+        let path = out.join(&rel);
+        let _ = std::fs::remove_file(&path);
+        let path_sql = path.display().to_string().replace('\'', "''");
+        conn.execute_batch(&format!(
+            "ATTACH '{path_sql}' AS x;
+             CREATE TABLE x.{dataset} AS {select} ORDER BY {order};
+             DETACH x;"
+        ))
+        .with_context(|| format!("writing {rel}"))?;
+        let check = Connection::open(&path).with_context(|| format!("reopening {rel}"))?;
+        let (rows, min_date, max_date): (i64, Option<String>, Option<String>) = check.query_row(
+            &format!(
+                "SELECT count(*), {min}, {max} FROM {dataset}",
+                min = if dataset == "units" {
+                    "NULL"
+                } else {
+                    "min(date)::VARCHAR"
+                },
+                max = if dataset == "units" {
+                    "NULL"
+                } else {
+                    "max(date)::VARCHAR"
+                },
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut stmt = check.prepare(&format!(
+            "SELECT column_name, data_type FROM information_schema.columns \
+             WHERE table_name = '{dataset}' ORDER BY ordinal_position"
+        ))?;
+        let columns: Vec<serde_json::Value> = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(n, t)| serde_json::json!({"name": n, "type": t}))
+            .collect();
+        drop(stmt);
+        drop(check);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {rel}"))?;
+        files.push(serde_json::json!({
+            "dataset": dataset, "path": rel, "table": dataset, "grain": grain, "period": period,
+            "rows": rows, "bytes": bytes.len(), "sha256": hex(&Sha256::digest(&bytes)),
+            "min_date": min_date, "max_date": max_date, "columns": columns,
+        }));
+        Ok(())
+    };
+
+    write(
+        "intraday",
+        "intraday",
+        Some("5min"),
+        None,
+        &format!(
+            "SELECT date, time, region_id, fuel, duid, mw, (mw / 12)::REAL AS mwh, rrp FROM five WHERE date >= DATE '{intraday_start}'"
+        ),
+        "date, time, region_id, duid",
+    )?;
+    let mut half = (start.year(), if start.month() <= 6 { 1 } else { 2 });
+    loop {
+        let (y, h) = half;
+        let first =
+            NaiveDate::from_ymd_opt(y, if h == 1 { 1 } else { 7 }, 1).context("half-year start")?;
+        if first > args.end {
+            break;
+        }
+        let next = if h == 1 { (y, 2) } else { (y + 1, 1) };
+        let last = NaiveDate::from_ymd_opt(next.0, if next.1 == 1 { 1 } else { 7 }, 1)
+            .context("half-year end")?
+            - TimeDelta::days(1);
+        write(
+            "hourly",
+            &format!("hourly_{y}_h{h}"),
+            Some("hour"),
+            Some(format!("{y}_h{h}")),
+            &format!(
+                "SELECT date, ((time // 100) * 100)::SMALLINT AS time, region_id, fuel, duid,
+                        avg(mw)::REAL AS mw, (sum(mw) / 12)::REAL AS mwh, avg(rrp)::REAL AS rrp
+                 FROM five WHERE date BETWEEN DATE '{first}' AND DATE '{last}'
+                 GROUP BY ALL"
+            ),
+            "date, time, region_id, duid",
+        )?;
+        half = next;
+    }
+    write(
+        "daily",
+        "daily",
+        Some("day"),
+        None,
+        "SELECT date, region_id, fuel, duid, (sum(mw) / 12)::REAL AS mwh,
+                avg(mw)::REAL AS mw, avg(rrp)::REAL AS rrp
+         FROM five GROUP BY ALL",
+        "date, region_id, duid",
+    )?;
+    write(
+        "units",
+        "units",
+        None,
+        None,
+        "SELECT duid, station_name, region_id, fuel FROM units",
+        "duid",
+    )?;
+    let manifest = serde_json::json!({
+        "version": 1,
+        "project": "nem",
+        "exported_at": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "files": files,
+    });
+    let path = out.join("manifest.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,331 @@
+//! The dashboard: the site rendered from the example project's `dashboard:`
+//! configuration, then driven in Debian's Chromium (playwright-core) with
+//! bundled assets and no network — charts, filters, grains, the CSV download
+//! (recomputed here with DuckDB on the same files), caching across visits, a
+//! deleted period file, the Analyze tab, the lineage page and the console.
+//!
+//! Until the exporter lands, the data files come from `dashboard-fixture`
+//! (the export contract: manifest.json + data/*.duckdb).
+
+mod common;
+use analytics::dashboard::{self, AssetsMode, DashboardConfig, Lineage, Manifest};
+use common::repo_root;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Writes a fixture site (manifest + data files) into `dir`.
+fn fixture_site(dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dashboard-fixture"))
+        .arg("--out")
+        .arg(dir)
+        .arg("--project")
+        .arg(repo_root().join("example-project"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dashboard-fixture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("manifest.json").is_file());
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn example_site_renders_with_cdn_assets_and_lineage() {
+    let site = tempfile::tempdir().unwrap();
+    fixture_site(site.path());
+    let rendered = dashboard::render_site(
+        &repo_root().join("example-project"),
+        site.path(),
+        Some(AssetsMode::Cdn),
+        None,
+    )
+    .unwrap();
+    assert!(rendered.warnings.is_empty(), "{:?}", rendered.warnings);
+    let index = read(&site.path().join("index.html"));
+    assert!(index.contains("<title>NEM electricity — generation and prices</title>"));
+    assert!(index.contains(
+        "https://cdn.jsdelivr.net/npm/@duckdb/duckdb-wasm@1.32.0/dist/duckdb-browser.mjs"
+    ));
+    assert!(index.contains("https://cdn.jsdelivr.net/npm/echarts@6.0.0/dist/echarts.min.js"));
+    assert!(index.contains(r#"id="filter-unit""#) && index.contains(r#"id="filter-region""#));
+    assert!(
+        !site.path().join("assets/vendor").exists(),
+        "CDN mode copies no vendor files"
+    );
+    // The configuration travels to the page as JSON the script parses.
+    let start = index.find(r#"type="application/json">"#).unwrap() + 24;
+    let end = start + index[start..].find("</script>").unwrap();
+    let page: serde_json::Value = serde_json::from_str(&index[start..end]).unwrap();
+    assert_eq!(page["config"]["grains"][0]["dataset"], "intraday");
+    assert_eq!(page["config"]["measures"][1]["sql"], "sum(mwh)");
+    let lineage = read(&site.path().join("lineage.html"));
+    for model in [
+        "stg_daily_unit",
+        "fct_scada",
+        "fct_price",
+        "dim_duid",
+        "dim_calendar",
+    ] {
+        assert!(
+            lineage.contains(&format!(r#"data-name="{model}""#)),
+            "{model} missing from lineage"
+        );
+    }
+    assert!(
+        lineage.contains(r#"data-name="scada""#),
+        "ingest sources are drawn too"
+    );
+}
+
+#[test]
+fn bundled_assets_need_the_pinned_packages() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = dashboard::Assets::resolve(AssetsMode::Bundled, Some(empty.path())).unwrap_err();
+    assert!(format!("{err:#}").contains("npm ci"), "{err:#}");
+}
+
+#[test]
+fn a_project_without_dashboard_section_still_gets_a_page() {
+    let site = tempfile::tempdir().unwrap();
+    let manifest: Manifest = serde_json::from_value(serde_json::json!({
+        "version": 1, "project": "tiny", "exported_at": "2026-01-01T00:00:00Z",
+        "files": [{"dataset": "orders", "path": "data/orders.duckdb", "table": "orders",
+                   "grain": "day", "period": null, "rows": 3, "bytes": 10, "sha256": "00"}]
+    }))
+    .unwrap();
+    let rendered = dashboard::render(
+        &DashboardConfig::default(),
+        &manifest,
+        &Lineage::default(),
+        site.path(),
+        &dashboard::Assets::Cdn,
+    )
+    .unwrap();
+    assert!(rendered.files.iter().any(|f| f == Path::new("index.html")));
+    let index = read(&site.path().join("index.html"));
+    assert!(index.contains("<title>tiny</title>"));
+    assert!(
+        index.contains("no <code>dashboard:</code> grains"),
+        "explains the missing charts"
+    );
+    assert!(index.contains(r#"id="sql""#), "the Analyze tab is there");
+}
+
+/// The parsed CSV the page downloaded: header and rows.
+fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Recomputes a download with DuckDB from the same data files, with SQL
+/// written here (not taken from the page), and compares every row.
+fn check_download(site: &Path, manifest: &Manifest, d: &serde_json::Value) {
+    let grain = d["grain"].as_str().unwrap();
+    let (from, to) = (d["from"].as_str().unwrap(), d["to"].as_str().unwrap());
+    let dataset = match grain {
+        "5min" => "intraday",
+        "hour" => "hourly",
+        _ => "daily",
+    };
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let mut parts = Vec::new();
+    for (i, f) in manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == dataset)
+        .enumerate()
+    {
+        let path = site.join(&f.path);
+        conn.execute_batch(&format!("ATTACH '{}' AS f{i} (READ_ONLY)", path.display()))
+            .unwrap();
+        parts.push(format!("SELECT * FROM f{i}.{}", f.table));
+    }
+    let (time, generation, energy) = match grain {
+        "5min" | "hour" => (
+            "strftime(date + make_time(time // 100, time % 100, 0), '%Y-%m-%d %H:%M')",
+            "sum(mw)",
+            "sum(mwh)",
+        ),
+        _ => ("strftime(date, '%Y-%m-%d')", "sum(mw)", "sum(mwh)"),
+    };
+    let mut filters = vec![format!("date BETWEEN DATE '{from}' AND DATE '{to}'")];
+    if let Some(r) = d["filters"]["region"].as_str() {
+        filters.push(format!("region_id = '{r}'"));
+    }
+    if let Some(f) = d["filters"]["fuel"].as_str() {
+        filters.push(format!("fuel = '{f}'"));
+    }
+    let sql = format!(
+        "SELECT {time} AS t, region_id, fuel, {generation}::DOUBLE, ({energy})::DOUBLE, avg(rrp)::DOUBLE
+         FROM ({}) WHERE {} GROUP BY ALL ORDER BY 1, 2, 3",
+        parts.join(" UNION ALL "),
+        filters.join(" AND ")
+    );
+    let mut stmt = conn.prepare(&sql).unwrap();
+    let expected: Vec<(String, String, String, f64, f64, f64)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let file = PathBuf::from(d["file"].as_str().unwrap());
+    let (header, rows) = parse_csv(&read(&file));
+    assert_eq!(
+        header,
+        ["time", "region", "fuel", "generation", "energy", "price"],
+        "{}",
+        file.display()
+    );
+    assert!(!rows.is_empty(), "{} is empty", file.display());
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "{}: row count differs from DuckDB's",
+        file.display()
+    );
+    let close = |a: f64, b: &str| {
+        let b: f64 = b.parse().unwrap();
+        (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+    };
+    for (row, e) in rows.iter().zip(&expected) {
+        assert_eq!(
+            (&row[0], &row[1], &row[2]),
+            (&e.0, &e.1, &e.2),
+            "{}",
+            file.display()
+        );
+        assert!(
+            close(e.3, &row[3]) && close(e.4, &row[4]) && close(e.5, &row[5]),
+            "{}: {row:?} vs DuckDB {e:?}",
+            file.display()
+        );
+    }
+    if let Some(r) = d["filters"]["region"].as_str() {
+        assert!(rows.iter().all(|row| row[1] == r));
+    }
+}
+
+#[test]
+fn dashboard_in_chromium() {
+    let root = repo_root();
+    let node_modules = root.join("node_modules");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && node_modules.join("playwright-core").is_dir(),
+        "the browser test needs Debian's chromium and `npm ci`: run scripts/test (it installs both)"
+    );
+    let site = tempfile::tempdir().unwrap();
+    fixture_site(site.path());
+    let rendered = dashboard::render_site(
+        &root.join("example-project"),
+        site.path(),
+        Some(AssetsMode::Bundled),
+        Some(&node_modules),
+    )
+    .unwrap();
+    assert!(rendered.files.iter().any(|f| f.ends_with("duckdb-eh.wasm")));
+    let out_dir = root.join("target/dashboard-test");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/dashboard.mjs"))
+        .env("SITE_DIR", site.path())
+        .env("OUT_DIR", &out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all browser checks passed"));
+    for shot in [
+        "01-overview-7d.png",
+        "03-30d-hourly.png",
+        "06-lineage.png",
+        "07-missing-file.png",
+    ] {
+        assert!(out_dir.join(shot).is_file(), "screenshot {shot} missing");
+    }
+
+    let manifest = Manifest::load(&site.path().join("manifest.json")).unwrap();
+    let checks: serde_json::Value =
+        serde_json::from_str(&read(&out_dir.join("checks.json"))).unwrap();
+    let downloads = checks["downloads"].as_array().unwrap();
+    let grains: BTreeMap<&str, usize> = downloads.iter().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d["grain"].as_str().unwrap()).or_default() += 1;
+        m
+    });
+    assert_eq!(grains.len(), 3, "a download at each grain: {grains:?}");
+    for d in downloads {
+        check_download(site.path(), &manifest, d);
+    }
+}
+
+#[test]
+fn dashboard_uses_threads_when_cross_origin_isolated() {
+    let root = repo_root();
+    let node_modules = root.join("node_modules");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && node_modules.join("playwright-core").is_dir(),
+        "the browser test needs Debian's chromium and `npm ci`: run scripts/test (it installs both)"
+    );
+    let site = tempfile::tempdir().unwrap();
+    fixture_site(site.path());
+    let project = analytics::project::Project::load(&root.join("example-project")).unwrap();
+    let mut config = DashboardConfig::from_settings(&project.settings).unwrap();
+    config.wasm_builds = Some(vec!["eh".into(), "coi".into()]);
+    let manifest = Manifest::load(&site.path().join("manifest.json")).unwrap();
+    dashboard::render(
+        &config,
+        &manifest,
+        &Lineage::default(),
+        site.path(),
+        &dashboard::Assets::Bundled(node_modules),
+    )
+    .unwrap();
+    assert!(site.path().join("assets/vendor/duckdb-coi.wasm").is_file());
+    assert!(
+        site.path()
+            .join("assets/vendor/duckdb-browser-coi.pthread.worker.js")
+            .is_file()
+    );
+    let out_dir = root.join("target/dashboard-test-isolated");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/isolated.mjs"))
+        .env("SITE_DIR", site.path())
+        .env("OUT_DIR", &out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all isolated checks passed"),
+        "isolated checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -174,6 +174,18 @@ fn main() -> Result<()> {
             println!("wide_seconds {secs:.3}");
             println!("wide_rows_per_s {:.0}", rows as f64 / secs);
         }
+        "export" => {
+            // How long DuckDB alone takes to hand the rows over as Arrow.
+            let parquet = args.get(4).context("missing PARQUET")?;
+            conn.execute_batch(&format!(
+                "CREATE TEMP TABLE staged AS SELECT * FROM read_parquet('{parquet}')"
+            ))?;
+            let started = Instant::now();
+            let mut stmt = conn.prepare("SELECT * FROM staged")?;
+            let rows: usize = stmt.query_arrow([])?.map(|b| b.num_rows()).sum();
+            println!("export_rows {rows}");
+            println!("export_seconds {:.3}", started.elapsed().as_secs_f64());
+        }
         other => bail!("unknown case {other}"),
     }
     Ok(())

@@ -66,8 +66,11 @@ pub struct WriteReport {
 
 /// Commit attempts before giving up under contention.
 const MAX_ATTEMPTS: u32 = 8;
-/// Consecutive rows one Parquet writer takes before the next writer's turn.
-const WRITER_SEGMENT_ROWS: usize = 262_144;
+/// Consecutive rows one Parquet writer takes before the next writer's turn:
+/// less than a writer's queue holds, so every writer always has work.
+const WRITER_SEGMENT_ROWS: usize = 16_384;
+/// Batches queued per Parquet writer.
+const WRITER_QUEUE: usize = 16;
 /// DuckDB schema for the rows of rewritten files.
 const SCRATCH: &str = "\"__analytics_scratch\"";
 
@@ -344,14 +347,15 @@ impl Warehouse {
         let properties = properties.build();
         let prefix = format!("data-{:016x}", rand::random::<u64>());
         // Encoding and compressing Parquet is the costly part and runs on
-        // one core per file: spread consecutive segments of rows over one
-        // writer per core.
+        // one core per file: deal short runs of rows to one writer per core
+        // (each file then spans the whole key range of this write, which
+        // one file per write would too).
         let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         self.runtime.block_on(async {
             let mut senders = Vec::new();
             let mut tasks = Vec::new();
             for w in 0..writers {
-                let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(WRITER_QUEUE);
                 senders.push(tx);
                 let parquet = ParquetWriterBuilder::new(properties.clone(), iceberg_schema.clone());
                 let rolling = RollingFileWriterBuilder::new_with_default_file_size(

@@ -2,8 +2,10 @@
 //!
 //! The modules follow the data: [`project`] files are rendered by
 //! [`templating`], ordered by [`graph`], fed by [`ingest`], built by
-//! [`engine`], checked by [`data_tests`], reported by [`summary`]; the
-//! [`pipeline`] runs them for each mode and [`cli`] is the command line.
+//! [`engine`], checked by [`data_tests`], shaped into dashboard files by
+//! [`export`] and committed by [`publish`] (both driven by [`site`]),
+//! reported by [`summary`]; the [`pipeline`] runs them for each mode and
+//! [`cli`] is the command line.
 //! [`actions`] is the GitHub Actions runtime contract and [`doctor`] checks
 //! what a run needs.
 
@@ -12,10 +14,13 @@ pub mod cli;
 pub mod data_tests;
 pub mod doctor;
 pub mod engine;
+pub mod export;
 pub mod graph;
 pub mod ingest;
 pub mod pipeline;
 pub mod project;
+pub mod publish;
+pub mod site;
 pub mod summary;
 pub mod templating;
 pub mod warehouse;

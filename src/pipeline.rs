@@ -60,6 +60,9 @@ pub struct RunOptions {
     /// Caps on new files per source that override `analytics.yml`'s `limits`
     /// (the action's `limit-*` inputs, `--limit`).
     pub limits: crate::project::settings::Limits,
+    /// Where the exported site goes (`--site-dir`, the GitHub token and pages
+    /// inputs).
+    pub site: crate::site::SiteOptions,
 }
 
 /// A model after the parse render: final config, relation and parents.
@@ -320,9 +323,7 @@ impl Plan {
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     if opts.mode == Mode::Import {
-        bail!(
-            "mode `import` needs the Iceberg warehouse and export, which this version does not have yet"
-        );
+        return run_import(opts, started);
     }
     let plan = Plan::build(opts)?;
     let selected = plan.selected(&opts.select)?;
@@ -503,6 +504,41 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &runner,
         &catalog,
     )?;
+    run_site(&plan, &engine, opts, &mut report);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Export → dashboard → publish (MISSION stages 7–9), after the tests.
+fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunReport) {
+    let Some(mut site) = crate::site::SiteRun::start(plan, opts, report.failed()) else {
+        return;
+    };
+    site.export(engine, plan, opts.mode);
+    // DASHBOARD: renders index.html etc. into the site folder next to
+    // manifest.json, before publishing, e.g.
+    // site.step("dashboard", |dir, manifest| crate::dashboard::render(plan, manifest, dir));
+    site.publish(plan, opts);
+    report.site = Some(site.report);
+}
+
+/// `import` mode: no ingest, no models, no tests — export the models' tables
+/// as the target holds them, and publish.
+fn run_import(opts: &RunOptions, started: Instant) -> Result<RunReport> {
+    let plan = Plan::build(opts)?;
+    let mut report = RunReport {
+        project: plan.project.name.clone(),
+        mode: opts.mode.name().to_string(),
+        target: plan.target_name.clone(),
+        warnings: plan.warnings.clone(),
+        ..Default::default()
+    };
+    let engine = Engine::open(&plan.project.root, &plan.target)?;
+    // WAREHOUSE HOOK: make the models' tables readable in `engine` before the
+    // export (e.g. attach or load them from the Iceberg catalog). Today the
+    // export reads the relations the target database already holds, and names
+    // any model it lacks.
+    run_site(&plan, &engine, opts, &mut report);
     report.duration = started.elapsed();
     Ok(report)
 }

@@ -919,10 +919,15 @@ pub fn outputs(report: &RunReport) -> Vec<(&'static str, String)> {
         ("tests-passed", pass.to_string()),
         ("tests-warned", warn.to_string()),
         ("tests-failed", (fail + error).to_string()),
-        ("files-published", published.map(|p| p.files.len()).unwrap_or(0).to_string()),
+        (
+            "files-published",
+            published.map(|p| p.files.len()).unwrap_or(0).to_string(),
+        ),
         (
             "commit-sha",
-            published.and_then(|p| p.commit_sha.clone()).unwrap_or_default(),
+            published
+                .and_then(|p| p.commit_sha.clone())
+                .unwrap_or_default(),
         ),
         (
             "pages-url",

@@ -128,9 +128,7 @@ pub fn datasets_for<'a>(plan: &'a Plan, mode: Mode) -> Vec<&'a ExportConfig> {
 
 /// The current time as the manifest writes it.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Exports every dataset `mode` writes into `out_dir` (`data/*.duckdb` and

@@ -223,8 +223,7 @@ pub fn publish_to_dir(site_dir: &Path, dest: &Path) -> Result<PublishOutcome> {
         }
         let tmp = target.with_extension("partial");
         std::fs::write(&tmp, &content).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &target)
-            .with_context(|| format!("writing {}", target.display()))?;
+        std::fs::rename(&tmp, &target).with_context(|| format!("writing {}", target.display()))?;
         outcome.files.push(f.rel.clone());
     }
     for rel in removed {
@@ -435,7 +434,13 @@ impl Publisher<'_> {
         );
         let gh = octocrab::OctocrabBuilder::new()
             .base_uri(cfg.api_url.as_str())
-            .map_err(|e| anyhow!("publish: GITHUB_API_URL `{}`: {}", cfg.api_url, describe(&e)))?
+            .map_err(|e| {
+                anyhow!(
+                    "publish: GITHUB_API_URL `{}`: {}",
+                    cfg.api_url,
+                    describe(&e)
+                )
+            })?
             .personal_token(self.token.expose().to_string())
             .set_connect_timeout(Some(std::time::Duration::from_secs(30)))
             .set_read_timeout(Some(std::time::Duration::from_secs(600)))
@@ -444,20 +449,20 @@ impl Publisher<'_> {
             .map_err(|e| anyhow!("publish: building the GitHub client: {}", describe(&e)))?;
         let at = |what: &str| format!("publish to {destination}: {what}");
 
-        let repo: Repository = gh
-            .get(self.repo_path(), None::<&()>)
-            .await
-            .map_err(|e| match status_of(&e) {
-                Some(401) => anyhow!(
-                    "{}: the token was refused (HTTP 401); check github-token",
-                    at("reading the repository")
-                ),
-                Some(404) => anyhow!(
-                    "{}: repository not found, or the token cannot see it (HTTP 404)",
-                    at("reading the repository")
-                ),
-                _ => anyhow!("{}: {}", at("reading the repository"), describe(&e)),
-            })?;
+        let repo: Repository =
+            gh.get(self.repo_path(), None::<&()>)
+                .await
+                .map_err(|e| match status_of(&e) {
+                    Some(401) => anyhow!(
+                        "{}: the token was refused (HTTP 401); check github-token",
+                        at("reading the repository")
+                    ),
+                    Some(404) => anyhow!(
+                        "{}: repository not found, or the token cannot see it (HTTP 404)",
+                        at("reading the repository")
+                    ),
+                    _ => anyhow!("{}: {}", at("reading the repository"), describe(&e)),
+                })?;
         if let Some(p) = &repo.permissions
             && !p.push
         {
@@ -483,20 +488,30 @@ impl Publisher<'_> {
         let mut uploaded: BTreeSet<String> = BTreeSet::new();
         let mut retries = 0;
         for attempt in 1..=cfg.max_attempts.max(1) {
-            let head = self.head(&gh).await.map_err(|e| anyhow!("{}: {e}", at("reading the branch")))?;
+            let head = self
+                .head(&gh)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", at("reading the branch")))?;
             let (base_tree, existing) = match &head {
                 Some(commit) => {
                     let c: Commit = gh
-                        .get(format!("{}/git/commits/{commit}", self.repo_path()), None::<&()>)
+                        .get(
+                            format!("{}/git/commits/{commit}", self.repo_path()),
+                            None::<&()>,
+                        )
                         .await
-                        .map_err(|e| anyhow!("{}: {}", at("reading the head commit"), describe(&e)))?;
+                        .map_err(|e| {
+                            anyhow!("{}: {}", at("reading the head commit"), describe(&e))
+                        })?;
                     let tree: Tree = gh
                         .get(
                             format!("{}/git/trees/{}?recursive=1", self.repo_path(), c.tree.sha),
                             None::<&()>,
                         )
                         .await
-                        .map_err(|e| anyhow!("{}: {}", at("reading the branch's tree"), describe(&e)))?;
+                        .map_err(|e| {
+                            anyhow!("{}: {}", at("reading the branch's tree"), describe(&e))
+                        })?;
                     let mut map = BTreeMap::new();
                     if !tree.truncated {
                         for item in tree.tree.into_iter().filter(|i| i.kind == "blob") {
@@ -520,8 +535,9 @@ impl Publisher<'_> {
                     Some(sha) => self.read_manifest(&gh, sha).await,
                     None => None,
                 };
-                let (merged, stale) =
-                    merge_manifest(m, base.as_ref(), |p| existing.contains_key(&format!("{pre}{p}")));
+                let (merged, stale) = merge_manifest(m, base.as_ref(), |p| {
+                    existing.contains_key(&format!("{pre}{p}"))
+                });
                 removed = stale.into_iter().map(|p| format!("{pre}{p}")).collect();
                 let bytes = merged.to_json().into_bytes();
                 wanted.push((manifest_path, git_blob_sha(&bytes), Some(bytes)));
@@ -556,7 +572,9 @@ impl Publisher<'_> {
                             }),
                         )
                         .await
-                        .map_err(|e| anyhow!("{}: {}", at(&format!("uploading {path}")), describe(&e)))?;
+                        .map_err(|e| {
+                            anyhow!("{}: {}", at(&format!("uploading {path}")), describe(&e))
+                        })?;
                     if &blob.sha != sha {
                         bail!(
                             "{}: the API stored {path} as {} but its content hashes to {sha}",
@@ -574,8 +592,10 @@ impl Publisher<'_> {
                     sha: Some(sha.clone()),
                 });
             }
-            let removed: Vec<String> =
-                removed.into_iter().filter(|p| existing.contains_key(p)).collect();
+            let removed: Vec<String> = removed
+                .into_iter()
+                .filter(|p| existing.contains_key(p))
+                .collect();
             for path in &removed {
                 entries.push(NewTreeEntry {
                     path: path.clone(),
@@ -613,30 +633,23 @@ impl Publisher<'_> {
                     ..Default::default()
                 });
             }
-            let parents = match (&head, cfg.history) {
-                (Some(h), History::Keep) => vec![h.clone()],
-                _ => Vec::new(),
-            };
-            let commit: Sha = gh
-                .post(
-                    format!("{}/git/commits", self.repo_path()),
-                    Some(&NewCommit {
-                        message: &cfg.message,
-                        tree: &tree.sha,
-                        parents,
-                    }),
-                )
+            // `keep` and the first step of `single`: a commit on top of the
+            // head, so the ref update is a fast-forward the API refuses if the
+            // branch moved meanwhile (then we rebuild on the new head).
+            let parents = head.iter().cloned().collect::<Vec<_>>();
+            let commit = self
+                .commit(&gh, &tree.sha, parents)
                 .await
-                .map_err(|e| anyhow!("{}: {}", at("creating the commit"), describe(&e)))?;
-
+                .map_err(|e| anyhow!("{}: {e}", at("creating the commit")))?;
             let moved = match &head {
                 None => {
-                    let created: Result<Sha, _> = gh
+                    // `single` starts the branch parentless; so does `keep` (no head).
+                    let created: Result<serde_json::Value, _> = gh
                         .post(
                             format!("{}/git/refs", self.repo_path()),
                             Some(&NewRef {
                                 name: format!("refs/heads/{}", cfg.branch),
-                                sha: &commit.sha,
+                                sha: &commit,
                             }),
                         )
                         .await;
@@ -647,37 +660,12 @@ impl Publisher<'_> {
                         Err(e) => bail!("{}: {}", at("creating the branch"), describe(&e)),
                     }
                 }
-                Some(h) => {
-                    // `single` replaces the branch (a force update, which the API
-                    // cannot make conditional): check the head did not move first.
-                    let force = cfg.history == History::Single;
-                    let still = if force {
-                        self.head(&gh).await.map_err(|e| anyhow!("{}: {e}", at("reading the branch")))?
-                            .as_deref()
-                            == Some(h.as_str())
-                    } else {
-                        true
-                    };
-                    if !still {
-                        true
-                    } else {
-                        let updated: Result<serde_json::Value, _> = gh
-                            .patch(
-                                format!("{}/git/refs/heads/{}", self.repo_path(), cfg.branch),
-                                Some(&UpdateRef {
-                                    sha: &commit.sha,
-                                    force,
-                                }),
-                            )
-                            .await;
-                        match updated {
-                            Ok(_) => false,
-                            // Not a fast-forward: the branch moved under us.
-                            Err(e) if matches!(status_of(&e), Some(409 | 422)) => true,
-                            Err(e) => bail!("{}: {}", at("updating the branch"), describe(&e)),
-                        }
-                    }
-                }
+                Some(_) => match self.update_ref(&gh, &commit, false).await {
+                    Ok(()) => false,
+                    // Not a fast-forward: the branch moved under us.
+                    Err(e) if matches!(status_of(&e), Some(409 | 422)) => true,
+                    Err(e) => bail!("{}: {}", at("updating the branch"), describe(&e)),
+                },
             };
             if moved {
                 retries += 1;
@@ -686,8 +674,21 @@ impl Publisher<'_> {
                 );
                 continue;
             }
+            let mut commit = commit;
+            if cfg.history == History::Single && head.is_some() {
+                // Now that our tree is safely on the branch, replace its
+                // history with one parentless commit of the same tree.
+                let single = self
+                    .commit(&gh, &tree.sha, Vec::new())
+                    .await
+                    .map_err(|e| anyhow!("{}: {e}", at("creating the commit")))?;
+                self.update_ref(&gh, &single, true).await.map_err(|e| {
+                    anyhow!("{}: {}", at("replacing the branch history"), describe(&e))
+                })?;
+                commit = single;
+            }
             return Ok(PublishOutcome {
-                commit_sha: Some(commit.sha),
+                commit_sha: Some(commit),
                 files: changed,
                 deleted: removed,
                 url,
@@ -702,6 +703,43 @@ impl Publisher<'_> {
             at("updating the branch"),
             cfg.max_attempts
         )
+    }
+
+    /// Creates a commit of `tree` with `parents`; its sha.
+    async fn commit(
+        &self,
+        gh: &octocrab::Octocrab,
+        tree: &str,
+        parents: Vec<String>,
+    ) -> Result<String> {
+        let commit: Sha = gh
+            .post(
+                format!("{}/git/commits", self.repo_path()),
+                Some(&NewCommit {
+                    message: &self.cfg.message,
+                    tree,
+                    parents,
+                }),
+            )
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+        Ok(commit.sha)
+    }
+
+    /// Points the branch at `sha` (a fast-forward unless `force`).
+    async fn update_ref(
+        &self,
+        gh: &octocrab::Octocrab,
+        sha: &str,
+        force: bool,
+    ) -> std::result::Result<(), octocrab::Error> {
+        let _: serde_json::Value = gh
+            .patch(
+                format!("{}/git/refs/heads/{}", self.repo_path(), self.cfg.branch),
+                Some(&UpdateRef { sha, force }),
+            )
+            .await?;
+        Ok(())
     }
 
     /// The branch's head commit, `None` when the branch does not exist.
@@ -727,13 +765,18 @@ impl Publisher<'_> {
         {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!("publish: reading the published manifest.json: {}", describe(&e));
+                tracing::warn!(
+                    "publish: reading the published manifest.json: {}",
+                    describe(&e)
+                );
                 return None;
             }
         };
         let bytes = if blob.encoding == "base64" {
             let clean: String = blob.content.split_whitespace().collect();
-            base64::engine::general_purpose::STANDARD.decode(clean).ok()?
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .ok()?
         } else {
             blob.content.into_bytes()
         };

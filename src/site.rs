@@ -85,9 +85,8 @@ impl SiteRun {
             started: Instant::now(),
         };
         if opts.mode == Mode::Backfill && run_failed {
-            run.report.skipped = Some(
-                "a model failed or a test failed: nothing exported or published".into(),
-            );
+            run.report.skipped =
+                Some("a model failed or a test failed: nothing exported or published".into());
         } else if export::datasets_for(plan, opts.mode).is_empty() {
             run.report.skipped = Some(format!(
                 "no dataset is exported in `{}` mode (see `modes:` in analytics.yml exports)",
@@ -190,11 +189,7 @@ impl SiteRun {
                     if let Some(f) = opts.site.folder.clone().or_else(|| settings.folder.clone()) {
                         cfg.folder = f;
                     }
-                    cfg.history = opts
-                        .site
-                        .history
-                        .or(settings.history)
-                        .unwrap_or_default();
+                    cfg.history = opts.site.history.or(settings.history).unwrap_or_default();
                     let files = self.manifest.as_ref().map(|m| m.files.len()).unwrap_or(0);
                     cfg.message = settings.message.clone().unwrap_or_else(|| {
                         format!(

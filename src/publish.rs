@@ -145,8 +145,8 @@ fn site_files(site_dir: &Path) -> Result<(Vec<SiteFile>, Option<Manifest>)> {
     Ok((files, manifest))
 }
 
-/// Merges a new manifest into the one already published: files of datasets
-/// not exported now are kept (while `still_there` says the file exists),
+/// Merges a new manifest into the one already published: the new files
+/// first, in export order, then the files of datasets not exported now, kept (while `still_there` says the file exists),
 /// files of re-exported datasets are replaced. Returns the merged manifest
 /// and the site paths of stale files to remove.
 pub fn merge_manifest(
@@ -170,9 +170,6 @@ pub fn merge_manifest(
             merged.files.push(f.clone());
         }
     }
-    merged
-        .files
-        .sort_by(|a, b| (&a.dataset, &a.path).cmp(&(&b.dataset, &b.path)));
     (merged, removed)
 }
 

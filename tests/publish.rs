@@ -138,9 +138,9 @@ fn keep_history_adds_a_commit_keeps_other_files_and_drops_stale_files_of_the_dat
     assert_eq!(
         paths,
         [
+            "data/intraday.duckdb",
             "data/hourly_2023_h2.duckdb",
-            "data/hourly_2024_h1.duckdb",
-            "data/intraday.duckdb"
+            "data/hourly_2024_h1.duckdb"
         ]
     );
     assert_eq!(commit_count(&gh.repo, "gh-pages"), 3);

@@ -783,6 +783,14 @@ pub fn annotations(report: &RunReport, settings: &ActionSettings) -> Vec<String>
     for w in &report.warnings {
         out.push(annotation("warning", None, "analytics", w));
     }
+    if let Some(site) = &report.site {
+        for w in &site.warnings {
+            out.push(annotation("warning", None, "analytics export", w));
+        }
+        if let Some(e) = &site.error {
+            out.push(annotation("error", None, "analytics export/publish", e));
+        }
+    }
     out
 }
 

@@ -356,11 +356,32 @@ fn export_dataset(
             }
         }
     }
+    // The window's first date is looked up first, so the main query filters
+    // on a constant DuckDB can push down into the models' scans.
     let window = match (d.window_days, &date_col) {
-        (Some(n), Some(dc)) => format!(
-            "WHERE CAST({q} AS DATE) > (SELECT max(CAST({q} AS DATE)) FROM __base) - INTERVAL {n} DAY",
-            q = quote(dc)
-        ),
+        (Some(n), Some(dc)) => {
+            let q = quote(dc);
+            let newest = engine
+                .query_rows(
+                    &format!(
+                        "SELECT CAST(max(CAST({q} AS DATE)) AS VARCHAR) FROM (\n{sql}\n) AS __q"
+                    ),
+                    None,
+                )
+                .map_err(|e| anyhow!("finding the newest date: {e}"))?
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            match newest {
+                Some(day) => format!(
+                    "WHERE CAST({q} AS DATE) > DATE {} - INTERVAL {n} DAY",
+                    literal(&day)
+                ),
+                None => String::new(),
+            }
+        }
         _ => String::new(),
     };
     let select: Vec<String> = out

@@ -117,7 +117,7 @@ impl Manifest {
 
 /// The datasets `mode` writes: `ci` all of them; the others those whose
 /// `modes` name them (by default `backfill` and `import`).
-pub fn datasets_for<'a>(plan: &'a Plan, mode: Mode) -> Vec<&'a ExportConfig> {
+pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
     plan.project
         .settings
         .exports

@@ -3,7 +3,7 @@
 //! through the GitHub API, and/or to a local folder (`--site-dir`).
 //!
 //! Which modes do what (MISSION "Modes"): `ci` exports every dataset only when
-//! given a site folder and never publishes to GitHub; `intraday` exports the
+//! given a site folder (and everything passed) and never publishes to GitHub; `intraday` exports the
 //! datasets marked for it; `backfill` exports and publishes only when every
 //! model built and every test passed; `import` exports everything from the
 //! tables the target holds.
@@ -84,7 +84,7 @@ impl SiteRun {
             report: SiteReport::default(),
             started: Instant::now(),
         };
-        if opts.mode == Mode::Backfill && run_failed {
+        if matches!(opts.mode, Mode::Backfill | Mode::Ci) && run_failed {
             run.report.skipped =
                 Some("a model failed or a test failed: nothing exported or published".into());
         } else if export::datasets_for(plan, opts.mode).is_empty() {

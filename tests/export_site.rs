@@ -475,3 +475,25 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
     }
     assert_eq!(published.len(), pm.files.len() + 1);
 }
+
+#[test]
+fn an_export_over_100_mib_fails_naming_the_dataset_and_nothing_is_written_to_the_site() {
+    // 18 M random 64-bit values barely compress: ~115 MB.
+    let p = TempProject::new("");
+    p.write(
+        "models/noise.sql",
+        "{{ config(materialized='table') }} select hash(range) as h from range(18000000)",
+    )
+    .write(
+        "analytics.yml",
+        "exports:\n  - name: noise\n    sql: select h from {{ ref('noise') }}\n",
+    );
+    let site = p.path().join("site");
+    let out = p.run(&["run", "--mode", "ci", "--site-dir", site.to_str().unwrap()]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("export `noise`"), "{all}");
+    assert!(all.contains("100 MiB"), "{all}");
+    assert!(all.contains("split"), "{all}");
+    assert!(!site.exists(), "nothing may reach the site: {all}");
+}

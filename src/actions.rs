@@ -250,7 +250,7 @@ pub struct S3Settings {
     pub secret_access_key: Option<Secret>,
 }
 
-/// Where the dashboard is published (read and validated; used once publish exists).
+/// Where the dashboard is published.
 #[derive(Debug, Clone, Default)]
 pub struct PagesSettings {
     /// The token that commits to the pages branch.
@@ -289,7 +289,7 @@ pub struct ActionSettings {
     pub catalog: CatalogSettings,
     /// TODO(warehouse): passed through.
     pub s3: S3Settings,
-    /// TODO(publish): passed through; nothing is published yet.
+    /// Where the dashboard is published (also passed to the pipeline in `run.site`).
     pub pages: PagesSettings,
     /// Problems worth a `::warning::` that do not stop the run.
     pub warnings: Vec<String>,
@@ -443,6 +443,18 @@ impl ActionSettings {
                 vars,
                 full_refresh,
                 limits: limits.clone(),
+                site: crate::site::SiteOptions {
+                    site_dir: None,
+                    github_token: pages.github_token.clone(),
+                    repository: pages.repository.clone(),
+                    branch: Some(pages.branch.clone()),
+                    folder: None,
+                    history: Some(if pages.history {
+                        crate::project::settings::History::Keep
+                    } else {
+                        crate::project::settings::History::Single
+                    }),
+                },
             },
             workspace: workspace.to_path_buf(),
             limits,
@@ -806,6 +818,14 @@ pub fn annotations(report: &RunReport, settings: &ActionSettings) -> Vec<String>
     for w in &report.warnings {
         out.push(annotation("warning", None, "analytics", w));
     }
+    if let Some(site) = &report.site {
+        for w in &site.warnings {
+            out.push(annotation("warning", None, "analytics export", w));
+        }
+        if let Some(e) = &site.error {
+            out.push(annotation("error", None, "analytics export/publish", e));
+        }
+    }
     out
 }
 
@@ -935,16 +955,27 @@ pub fn outputs(report: &RunReport) -> Vec<(&'static str, String)> {
         .filter_map(|m| m.rows)
         .sum();
     let (pass, warn, fail, error, _) = report.test_counts();
+    let published = report.site.as_ref().and_then(|s| s.published.as_ref());
     vec![
         ("models-built", built.to_string()),
         ("rows-written", rows.to_string()),
         ("tests-passed", pass.to_string()),
         ("tests-warned", warn.to_string()),
         ("tests-failed", (fail + error).to_string()),
-        // TODO(publish): files and commit of the pages branch.
-        ("files-published", "0".to_string()),
-        ("commit-sha", String::new()),
-        ("pages-url", String::new()),
+        (
+            "files-published",
+            published.map(|p| p.files.len()).unwrap_or(0).to_string(),
+        ),
+        (
+            "commit-sha",
+            published
+                .and_then(|p| p.commit_sha.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "pages-url",
+            published.and_then(|p| p.url.clone()).unwrap_or_default(),
+        ),
     ]
 }
 

@@ -27,6 +27,10 @@ pub enum Command {
         /// Rebuild incremental models from scratch.
         #[arg(long)]
         full_refresh: bool,
+        /// Write the dashboard site (manifest.json, data/*.duckdb, the page) to
+        /// this folder; in `ci` mode this turns the export on.
+        #[arg(long)]
+        site_dir: Option<PathBuf>,
     },
     /// Print the rendered SQL of the selected models.
     Compile {
@@ -98,6 +102,7 @@ impl Common {
                 intraday: self.limit,
                 backfill: self.limit,
             },
+            site: Default::default(),
         })
     }
 }
@@ -169,8 +174,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             common,
             mode,
             full_refresh,
+            site_dir,
         } => {
-            let opts = common.options(mode, full_refresh)?;
+            let mut opts = common.options(mode, full_refresh)?;
+            opts.site.site_dir = site_dir;
+            // Publishing to GitHub from the command line takes the token and
+            // repository from the environment, as in a workflow `run:` step.
+            opts.site.github_token = std::env::var("GITHUB_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(crate::actions::Secret::new);
             let report = pipeline::run(&opts)?;
             let mut stdout = std::io::stdout().lock();
             let _ = write!(stdout, "{}", report.short());

@@ -110,6 +110,7 @@ impl DoctorOptions {
                 vars: serde_json::Map::new(),
                 full_refresh: false,
                 limits: Default::default(),
+                site: Default::default(),
             },
             mode: args.mode,
             offline: args.offline,

@@ -64,6 +64,9 @@ pub struct RunOptions {
     /// Caps on new files per source that override `analytics.yml`'s `limits`
     /// (the action's `limit-*` inputs, `--limit`).
     pub limits: crate::project::settings::Limits,
+    /// Where the exported site goes (`--site-dir`, the GitHub token and pages
+    /// inputs).
+    pub site: crate::site::SiteOptions,
 }
 
 /// A model after the parse render: final config, relation and parents.
@@ -329,9 +332,7 @@ impl Plan {
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     if opts.mode == Mode::Import {
-        bail!(
-            "mode `import` needs the Iceberg warehouse and export, which this version does not have yet"
-        );
+        return run_import(opts, started);
     }
     let plan = Plan::build(opts)?;
     let selected = plan.selected(&opts.select)?;
@@ -346,14 +347,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         tracing::warn!("{w}");
     }
     let engine = Engine::open(&plan.project.root, &plan.target)?;
-    if engine.is_warehouse() {
-        // Stored models are readable by name (views streaming Iceberg).
-        for model in &plan.models {
-            if matches!(model.config.materialized(), "table" | "incremental") {
-                engine.attach_stored(&model.relation)?;
-            }
-        }
-    }
+    attach_stored_models(&plan, &engine)?;
     if opts.mode == Mode::Maintain {
         return maintain(&plan, &engine, report, started);
     }
@@ -523,6 +517,53 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &runner,
         &catalog,
     )?;
+    run_site(&plan, &engine, opts, &mut report);
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Export → dashboard → publish (MISSION stages 7–9), after the tests.
+fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunReport) {
+    let Some(mut site) = crate::site::SiteRun::start(plan, opts, report.failed()) else {
+        return;
+    };
+    site.export(engine, plan, opts.mode);
+    // The page (index.html, lineage, assets) next to manifest.json, so data,
+    // manifest and site land in the same commit.
+    site.step("dashboard", |dir, _manifest| {
+        crate::dashboard::render_for_plan(plan, dir, None, None).map(|_| ())
+    });
+    site.publish(plan, opts);
+    report.site = Some(site.report);
+}
+
+/// On an Iceberg target, makes every stored model readable by name (a view
+/// streaming its table), so `ref()`, `this`, tests and exports see it.
+fn attach_stored_models(plan: &Plan, engine: &Engine) -> Result<()> {
+    if engine.is_warehouse() {
+        for model in &plan.models {
+            if matches!(model.config.materialized(), "table" | "incremental") {
+                engine.attach_stored(&model.relation)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `import` mode: no ingest, no models, no tests — export the models' tables
+/// as the target holds them, and publish.
+fn run_import(opts: &RunOptions, started: Instant) -> Result<RunReport> {
+    let plan = Plan::build(opts)?;
+    let mut report = RunReport {
+        project: plan.project.name.clone(),
+        mode: opts.mode.name().to_string(),
+        target: plan.target_name.clone(),
+        warnings: plan.warnings.clone(),
+        ..Default::default()
+    };
+    let engine = Engine::open(&plan.project.root, &plan.target)?;
+    attach_stored_models(&plan, &engine)?;
+    run_site(&plan, &engine, opts, &mut report);
     report.duration = started.elapsed();
     Ok(report)
 }

@@ -57,6 +57,8 @@ pub struct RunReport {
     pub maintenance: Vec<crate::warehouse::maintain::MaintainReport>,
     /// Wall time of the whole run.
     pub duration: Duration,
+    /// Dashboard files exported and published, when the run built a site.
+    pub site: Option<crate::site::SiteReport>,
 }
 
 impl RunReport {
@@ -69,6 +71,7 @@ impl RunReport {
                 .tests
                 .iter()
                 .any(|t| matches!(t.status, TestStatus::Fail | TestStatus::Error(_)))
+            || self.site.as_ref().is_some_and(|s| s.error.is_some())
     }
 
     /// Counts of (passed, warned, failed, errored, skipped) tests.
@@ -190,6 +193,9 @@ impl RunReport {
                 );
             }
         }
+        if let Some(site) = &self.site {
+            site_markdown(&mut md, site);
+        }
         if !self.warnings.is_empty() {
             let _ = writeln!(md, "\n### Warnings\n");
             for w in &self.warnings {
@@ -244,6 +250,26 @@ impl RunReport {
             };
             let _ = writeln!(out, "test  {:<60} {status}", t.name);
         }
+        if let Some(site) = &self.site {
+            for f in &site.files {
+                let _ = writeln!(
+                    out,
+                    "file  {:<40} {:>12} rows  {:>8.2} MB",
+                    f.path,
+                    f.rows,
+                    f.bytes as f64 / 1e6
+                );
+            }
+            for p in [&site.local, &site.published].into_iter().flatten() {
+                let _ = writeln!(out, "site  {}", published_line(p));
+            }
+            if let Some(why) = &site.skipped {
+                let _ = writeln!(out, "site  not exported: {why}");
+            }
+            if let Some(e) = &site.error {
+                let _ = writeln!(out, "site  ERROR {}", first_line(e));
+            }
+        }
         let built = self
             .models
             .iter()
@@ -258,6 +284,80 @@ impl RunReport {
             self.duration.as_secs_f64()
         );
         out
+    }
+}
+
+/// One line saying where the site went.
+fn published_line(p: &crate::publish::PublishOutcome) -> String {
+    let what = match (&p.commit_sha, p.skipped) {
+        (_, true) => "unchanged, no commit".to_string(),
+        (Some(sha), _) => format!(
+            "commit {sha}: {} files written, {} removed",
+            p.files.len(),
+            p.deleted.len()
+        ),
+        (None, _) => format!(
+            "{} files written, {} removed",
+            p.files.len(),
+            p.deleted.len()
+        ),
+    };
+    let url = p
+        .url
+        .as_deref()
+        .map(|u| format!(" — {u}"))
+        .unwrap_or_default();
+    format!("{}: {what}{url}", p.destination)
+}
+
+/// The "Dashboard files" section: each file against GitHub's 100 MiB limit.
+fn site_markdown(md: &mut String, site: &crate::site::SiteReport) {
+    let limit = crate::export::MAX_FILE_BYTES as f64;
+    let total: u64 = site.files.iter().map(|f| f.bytes).sum();
+    let _ = writeln!(
+        md,
+        "\n### Dashboard files — {} files, {:.1} MB, {:.1}s\n",
+        site.files.len(),
+        total as f64 / 1e6,
+        site.seconds
+    );
+    if let Some(why) = &site.skipped {
+        let _ = writeln!(md, "> ⏭️ not exported: {}\n", escape(why));
+    }
+    if let Some(e) = &site.error {
+        let _ = writeln!(md, "> ❌ {}\n", escape(e));
+    }
+    if !site.files.is_empty() {
+        let _ = writeln!(
+            md,
+            "| file | grain | rows | dates | MB | of 100 MiB |\n|---|---|---:|---|---:|---:|"
+        );
+        for f in &site.files {
+            let dates = match (&f.min_date, &f.max_date) {
+                (Some(a), Some(b)) => format!("{a} … {b}"),
+                _ => "–".into(),
+            };
+            let share = f.bytes as f64 / limit * 100.0;
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {dates} | {:.2} | {}{share:.0}% |",
+                f.path,
+                f.grain,
+                f.rows,
+                f.bytes as f64 / 1e6,
+                if f.bytes > crate::export::WARN_FILE_BYTES {
+                    "⚠️ "
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    for p in [&site.local, &site.published].into_iter().flatten() {
+        let _ = writeln!(md, "\nPublished to {}", escape(&published_line(p)));
+    }
+    for w in &site.warnings {
+        let _ = writeln!(md, "\n> ⚠️ {}", escape(w));
     }
 }
 

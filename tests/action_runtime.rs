@@ -153,6 +153,16 @@ fn parse_outputs(text: &str) -> BTreeMap<String, String> {
 /// `${{ github.* }}` expressions evaluated to fake values), plus the GitHub
 /// variables, and nothing else.
 fn run_step(ws: &Workspace, with: &[(&str, &str)], args: Option<Vec<String>>) -> Step {
+    run_step_env(ws, with, args, &[])
+}
+
+/// [`run_step`] with more environment variables (e.g. `GITHUB_API_URL`).
+fn run_step_env(
+    ws: &Workspace,
+    with: &[(&str, &str)],
+    args: Option<Vec<String>>,
+    env: &[(&str, &str)],
+) -> Step {
     let output_file = ws.path().join("_github_output");
     let summary_file = ws.path().join("_github_step_summary");
     std::fs::write(&output_file, "").unwrap();
@@ -172,7 +182,8 @@ fn run_step(ws: &Workspace, with: &[(&str, &str)], args: Option<Vec<String>>) ->
         .env("GITHUB_OUTPUT", &output_file)
         .env("GITHUB_STEP_SUMMARY", &summary_file)
         .env("GITHUB_REPOSITORY", "octo-org/nem-analytics")
-        .env("HOME", ws.path());
+        .env("HOME", ws.path())
+        .envs(env.iter().copied());
     for (name, default) in declared_inputs() {
         let value = with
             .iter()
@@ -384,6 +395,53 @@ fn the_image_builds_what_ci_builds() {
 
 // ---------------------------------------------------------------------------
 // The container contract
+
+#[test]
+fn an_import_step_publishes_the_site_and_reports_the_commit_without_showing_a_secret() {
+    let ws = Workspace::new();
+    let gh = common::github::FakeGitHub::start("octo/site", GITHUB_TOKEN, true);
+    let env = [("GITHUB_API_URL", gh.api_url.as_str())];
+    // Build the warehouse file first (ci into the `local` target), then import.
+    let build = run_step_env(
+        &ws,
+        &[
+            ("mode", "ci"),
+            ("project-dir", "example-project"),
+            ("target", "local"),
+        ],
+        None,
+        &env,
+    );
+    assert!(build.ok(), "{}", build.all());
+    assert_eq!(gh.requests.lock().unwrap().len(), 0, "ci never publishes");
+    let secrets = secret_inputs();
+    let mut with: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    with.extend([
+        ("mode", "import"),
+        ("project-dir", "example-project"),
+        ("target", "local"),
+        ("pages-repository", "octo/site"),
+        ("pages-branch", "pages"),
+        ("pages-history", "true"),
+    ]);
+    let step = run_step_env(&ws, &with, None, &env);
+    let all = step.all();
+    assert!(step.ok(), "{all}");
+    assert_secrets_safe(&step);
+    let head = common::github::git(&gh.repo, &["rev-parse", "refs/heads/pages"], None, &[]);
+    assert_eq!(step.outputs["commit-sha"], head, "{all}");
+    let published = common::github::clone_files(&gh.repo, "pages");
+    // Every file of the branch is new, so all were written by this commit.
+    assert_eq!(
+        step.outputs["files-published"],
+        published.len().to_string(),
+        "{all}"
+    );
+    assert!(published.contains_key("manifest.json"));
+    assert!(published.contains_key("data/intraday.duckdb"));
+    assert!(step.summary.contains("Dashboard files"), "{all}");
+    assert!(step.summary.contains("octo/site@pages"), "{all}");
+}
 
 #[test]
 fn a_ci_run_writes_real_outputs_and_the_summary_and_never_shows_a_secret() {

@@ -475,6 +475,7 @@ pub fn render_site(
         vars: serde_json::Map::new(),
         full_refresh: false,
         limits: Default::default(),
+        site: Default::default(),
     };
     let plan = crate::pipeline::Plan::build(&opts)?;
     render_for_plan(&plan, site_dir, assets, node_modules)

@@ -1,5 +1,5 @@
 //! `analytics.yml`: what dbt has no place for — targets, sources to ingest,
-//! and (in later stages) exports and publishing.
+//! dashboard exports and publishing.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -22,13 +22,19 @@ pub struct Settings {
     /// `maintain` mode's settings (file size target, snapshots to keep).
     #[serde(default)]
     pub maintenance: Option<crate::warehouse::maintain::MaintainOptions>,
+    /// Datasets exported as compact DuckDB files for the dashboard.
+    #[serde(default)]
+    pub exports: Vec<ExportConfig>,
+    /// Where the site (dashboard + data files) is published.
+    #[serde(default)]
+    pub publish: PublishSettings,
     /// Sections owned by later pipeline stages, kept so they are not reported as unknown.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
 
 /// Sections of `analytics.yml` that later stages read; anything else is a typo.
-const LATER_SECTIONS: &[&str] = &["exports", "publish", "dashboard"];
+const LATER_SECTIONS: &[&str] = &["dashboard"];
 
 /// A build target.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -240,6 +246,203 @@ pub struct SourceConfig {
     pub other: BTreeMap<String, Value>,
 }
 
+/// The time grain of an exported dataset.
+///
+/// `native` keeps the query's rows as they are; the others bucket the
+/// dataset's `time_column` (and, at `day`, keep only the date column) and
+/// aggregate the measures named in `aggregate`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum Grain {
+    /// The rows of the query, unaggregated.
+    #[serde(rename = "native")]
+    Native,
+    /// 5-minute buckets (AEMO's dispatch interval).
+    #[serde(rename = "5min")]
+    FiveMinutes,
+    /// 15-minute buckets.
+    #[serde(rename = "15min")]
+    FifteenMinutes,
+    /// 30-minute buckets.
+    #[serde(rename = "30min")]
+    HalfHour,
+    /// Hourly buckets.
+    #[serde(rename = "hour")]
+    Hour,
+    /// One row per date (and group keys).
+    #[serde(rename = "day")]
+    Day,
+}
+
+impl Grain {
+    /// The name written in `analytics.yml` and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grain::Native => "native",
+            Grain::FiveMinutes => "5min",
+            Grain::FifteenMinutes => "15min",
+            Grain::HalfHour => "30min",
+            Grain::Hour => "hour",
+            Grain::Day => "day",
+        }
+    }
+
+    /// The DuckDB interval a timestamp is bucketed to (`None`: native or day).
+    pub fn bucket(self) -> Option<&'static str> {
+        match self {
+            Grain::FiveMinutes => Some("5 minutes"),
+            Grain::FifteenMinutes => Some("15 minutes"),
+            Grain::HalfHour => Some("30 minutes"),
+            Grain::Hour => Some("1 hour"),
+            Grain::Native | Grain::Day => None,
+        }
+    }
+}
+
+/// How an exported dataset is split into period files by its date column.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// One file per year: `name_2024.duckdb`.
+    Year,
+    /// One file per half-year: `name_2024_h1.duckdb`.
+    HalfYear,
+    /// One file per quarter: `name_2024_q1.duckdb`.
+    Quarter,
+    /// One file per month: `name_2024_01.duckdb`.
+    Month,
+}
+
+/// How a measure is aggregated when a dataset is coarser than its rows.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Volumes (MWh, counts of events).
+    Sum,
+    /// Levels and prices (MW, $/MWh).
+    Avg,
+    /// The smallest value.
+    Min,
+    /// The largest value.
+    Max,
+    /// Non-null values.
+    Count,
+}
+
+impl Aggregate {
+    /// The DuckDB aggregate function.
+    pub fn function(self) -> &'static str {
+        match self {
+            Aggregate::Sum => "sum",
+            Aggregate::Avg => "avg",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::Count => "count",
+        }
+    }
+}
+
+/// One dashboard dataset (`exports:` in `analytics.yml`): a SQL query over the
+/// models, shaped into one or more compact `.duckdb` files.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExportConfig {
+    /// The dataset's name: its file name prefix and the table inside each file.
+    pub name: String,
+    /// A SELECT over the models, Jinja like a model (`ref()`, macros, vars).
+    pub sql: String,
+    /// `native` (default), `5min`, `15min`, `30min`, `hour` or `day`.
+    #[serde(default = "native_grain")]
+    pub grain: Grain,
+    /// A TIMESTAMP column: bucketed to the grain and written as `time`
+    /// (SMALLINT `HHMM`); dropped at `day` grain.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// The DATE column that windows, splits and dates the files (default `date`).
+    #[serde(default)]
+    pub date_column: Option<String>,
+    /// Measure → `sum` | `avg` | `min` | `max` | `count`; every other column is a
+    /// group key. Needed for any grain but `native`.
+    #[serde(default)]
+    pub aggregate: BTreeMap<String, Aggregate>,
+    /// Keep only the last N dates (counted back from the newest date in the data).
+    #[serde(default)]
+    pub window_days: Option<u32>,
+    /// Split into period files by the date column.
+    #[serde(default)]
+    pub split: Option<Split>,
+    /// Columns the rows are sorted by (what the dashboard filters on; DuckDB's
+    /// zone maps then skip row groups). Default: date, time, then group keys.
+    #[serde(default)]
+    pub sort: Vec<String>,
+    /// Modes that write this dataset (default `backfill`, `import`); `ci`
+    /// writes every dataset when it has a site folder.
+    #[serde(default)]
+    pub modes: Vec<String>,
+    /// Compact types: DOUBLE/DECIMAL → REAL, TIME → SMALLINT `HHMM`,
+    /// HUGEINT → BIGINT (default true).
+    #[serde(default = "yes")]
+    pub compact: bool,
+    /// Anything else: reported as unknown.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+fn native_grain() -> Grain {
+    Grain::Native
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ExportConfig {
+    /// Whether `mode` writes this dataset.
+    pub fn runs_in(&self, mode: &str) -> bool {
+        if mode == "ci" {
+            return true;
+        }
+        if self.modes.is_empty() {
+            return matches!(mode, "backfill" | "import");
+        }
+        self.modes.iter().any(|m| m == mode)
+    }
+}
+
+/// Whether each publish adds a commit on top of the branch or replaces it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum History {
+    /// Each publish is one commit on top of the branch.
+    Keep,
+    /// Each publish is one parentless commit: old data files do not pile up
+    /// in the repository's history.
+    #[default]
+    Single,
+}
+
+/// `publish:` in `analytics.yml`: where the site goes. Action inputs and
+/// command-line options override it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PublishSettings {
+    /// `owner/name` (default: `GITHUB_REPOSITORY`, the repository running the workflow).
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The branch (default `gh-pages`).
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A folder of the branch to publish into (default: the root).
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// `keep` or `single` (default `single`).
+    #[serde(default)]
+    pub history: Option<History>,
+    /// The commit message (default `analytics: publish <mode> (<n> files)`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Anything else: reported as unknown.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
 impl Limits {
     /// The cap for `mode`, if one is set.
     pub fn for_mode(&self, mode: &str) -> Option<usize> {
@@ -312,6 +515,53 @@ impl Settings {
                     )
                 })?;
             }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for export in &settings.exports {
+            let name = &export.name;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                bail!(
+                    "analytics.yml: export `{name}`: a dataset name is lower-case letters, digits and `_` \
+                     (it names the file and the table inside it)"
+                );
+            }
+            if !names.insert(name.as_str()) {
+                bail!("analytics.yml: export `{name}` is declared twice");
+            }
+            for key in export.other.keys() {
+                warnings.push(format!(
+                    "analytics.yml: export `{name}`: unknown option `{key}` ignored"
+                ));
+            }
+            if export.grain != Grain::Native && export.aggregate.is_empty() {
+                bail!(
+                    "analytics.yml: export `{name}`: grain `{}` needs `aggregate:` rules \
+                     (measure: sum | avg | min | max | count) to know how to combine rows",
+                    export.grain.name()
+                );
+            }
+            if export.grain.bucket().is_some() && export.time_column.is_none() {
+                bail!(
+                    "analytics.yml: export `{name}`: grain `{}` needs `time_column:` (the TIMESTAMP to bucket)",
+                    export.grain.name()
+                );
+            }
+            for mode in &export.modes {
+                if !["ci", "intraday", "backfill", "import"].contains(&mode.as_str()) {
+                    bail!(
+                        "analytics.yml: export `{name}`: mode `{mode}` is not one of ci, intraday, backfill, import"
+                    );
+                }
+            }
+        }
+        for key in settings.publish.other.keys() {
+            warnings.push(format!(
+                "analytics.yml: publish: unknown option `{key}` ignored"
+            ));
         }
         Ok(settings)
     }

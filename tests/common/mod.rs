@@ -2,6 +2,7 @@
 //! real `analytics` binary.
 #![allow(dead_code)]
 
+pub mod github;
 pub mod http;
 pub mod seaweedfs;
 

@@ -1,0 +1,608 @@
+//! Export (MISSION stage 7): the dashboard's data as compact DuckDB files.
+//!
+//! Each dataset of `analytics.yml`'s `exports:` is a Jinja SQL query over the
+//! models. It is windowed (`window_days`), brought to its grain (time buckets
+//! and per-measure aggregates), given compact types (REAL instead of
+//! DOUBLE/DECIMAL, SMALLINT `HHMM` times) and written, sorted on the columns
+//! the dashboard filters by, into one `.duckdb` file per period
+//! (`data/<name>_<period>.duckdb`) holding one table named after the dataset.
+//! `manifest.json` at the site root lists every file. The files use a storage
+//! version DuckDB-WASM 1.32.0 (DuckDB 1.4.3) can open, and a file over
+//! GitHub's 100 MiB limit stops the run before anything is published.
+
+use crate::engine::Engine;
+use crate::pipeline::{Mode, Plan};
+use crate::project::Config;
+use crate::project::settings::{ExportConfig, Grain, Split};
+use crate::templating::{Phase, QueryRunner, RenderContext, literal, quote};
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The storage format of exported files. DuckDB 1.5 can write newer formats
+/// (`v1.5.0`) that the dashboard's DuckDB-WASM 1.32.0 (DuckDB 1.4.3) refuses
+/// to open, so the version is pinned instead of left to the library default.
+pub const STORAGE_VERSION: &str = "v1.4.0";
+
+/// GitHub refuses files over 100 MiB in a push (and the Git Data API a blob).
+pub const MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Above this a file still publishes, with a warning to split it before it
+/// reaches the limit.
+pub const WARN_FILE_BYTES: u64 = 80 * 1024 * 1024;
+
+/// The manifest's format version (fields are only ever added).
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// `manifest.json`: every data file of the site, for the dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The dbt project's name.
+    pub project: String,
+    /// When this manifest was written (RFC 3339, UTC).
+    pub exported_at: String,
+    /// The data files, by dataset then period.
+    pub files: Vec<ManifestFile>,
+    /// Problems worth a warning (files near the size limit); not written.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// One exported `.duckdb` file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestFile {
+    /// The dataset's name.
+    pub dataset: String,
+    /// The file, relative to the site root (`data/<file>.duckdb`).
+    pub path: String,
+    /// The table inside the file (the dataset's name).
+    pub table: String,
+    /// `native`, `5min`, `15min`, `30min`, `hour` or `day`.
+    pub grain: String,
+    /// The period of a split dataset (`2024_h1`), else `null`.
+    pub period: Option<String>,
+    /// Rows in the table.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// The first date in the file (`null` without a date column or rows).
+    pub min_date: Option<String>,
+    /// The last date in the file.
+    pub max_date: Option<String>,
+    /// The table's columns and their DuckDB types.
+    pub columns: Vec<ManifestColumn>,
+    /// When this file was exported (RFC 3339, UTC); differs from the
+    /// manifest's time for files kept from an earlier publish.
+    pub exported_at: String,
+}
+
+/// A column of an exported table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestColumn {
+    /// The column's name.
+    pub name: String,
+    /// Its DuckDB type (`DATE`, `SMALLINT`, `FLOAT`, `VARCHAR`, …).
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+impl Manifest {
+    /// Reads a manifest from JSON text.
+    pub fn parse(text: &str) -> Result<Manifest> {
+        serde_json::from_str(text).context("manifest.json is not a manifest of this version")
+    }
+
+    /// The manifest as pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// The dataset a site path belongs to, if the manifest lists it.
+    pub fn dataset_of(&self, path: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.dataset.as_str())
+    }
+}
+
+/// The datasets `mode` writes: `ci` all of them; the others those whose
+/// `modes` name them (by default `backfill` and `import`).
+pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
+    plan.project
+        .settings
+        .exports
+        .iter()
+        .filter(|e| e.runs_in(mode.name()))
+        .collect()
+}
+
+/// The current time as the manifest writes it.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Exports every dataset `mode` writes into `out_dir` (`data/*.duckdb` and
+/// `manifest.json`) from the models in `engine`, and returns the manifest.
+///
+/// The models the datasets `ref()` must exist in the engine's database; in
+/// `import` mode nothing builds them, so this is where the warehouse's tables
+/// have to be available (see `pipeline::run_import`).
+pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> Result<Manifest> {
+    let data_dir = out_dir.join("data");
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let exported_at = now_rfc3339();
+    let mut manifest = Manifest {
+        version: MANIFEST_VERSION,
+        project: plan.project.name.clone(),
+        exported_at: exported_at.clone(),
+        files: Vec::new(),
+        warnings: Vec::new(),
+    };
+    // CREATE TABLE … ORDER BY keeps the order only while insertion order is
+    // preserved; a target may have turned that off to save memory.
+    let previous = engine
+        .query_rows("SELECT current_setting('preserve_insertion_order')", None)
+        .map_err(|e| anyhow!(e))?
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    engine
+        .execute_batch("SET preserve_insertion_order = true")
+        .map_err(|e| anyhow!(e))?;
+    let runner: Arc<dyn QueryRunner> = Arc::new(engine.clone());
+    let mut result = Ok(());
+    for dataset in datasets_for(plan, mode) {
+        let started = std::time::Instant::now();
+        match export_dataset(engine, plan, &runner, dataset, out_dir, &exported_at) {
+            Ok((files, warnings)) => {
+                let rows: u64 = files.iter().map(|f| f.rows).sum();
+                let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+                tracing::info!(
+                    "export `{}`: {} files, {rows} rows, {:.2} MB in {:.2}s",
+                    dataset.name,
+                    files.len(),
+                    bytes as f64 / 1e6,
+                    started.elapsed().as_secs_f64()
+                );
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                manifest.files.extend(files);
+                manifest.warnings.extend(warnings);
+            }
+            Err(e) => {
+                result = Err(e.context(format!("export `{}`", dataset.name)));
+                break;
+            }
+        }
+    }
+    if !previous {
+        let _ = engine.execute_batch("SET preserve_insertion_order = false");
+    }
+    result?;
+    let path = out_dir.join("manifest.json");
+    std::fs::write(&path, manifest.to_json())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(manifest)
+}
+
+/// Renders a dataset's SQL like a model's, and checks the models it reads
+/// exist in the engine.
+fn render(
+    engine: &Engine,
+    plan: &Plan,
+    runner: &Arc<dyn QueryRunner>,
+    dataset: &ExportConfig,
+) -> Result<String> {
+    let origin = format!("analytics.yml exports `{}`", dataset.name);
+    let ctx = RenderContext {
+        phase: Phase::Execute,
+        node_name: dataset.name.clone(),
+        this: None,
+        is_incremental: false,
+        config: Config::default(),
+        relations: plan.relations.clone(),
+        runner: Some(runner.clone()),
+        files: None,
+    };
+    let rendered = plan.templater.render(&origin, &dataset.sql, &ctx)?;
+    for model in &rendered.captured.refs {
+        let Some(relation) = plan.relations.get(model) else {
+            let hint = plan
+                .project
+                .closest_model(model)
+                .map(|c| format!(" — did you mean `{c}`?"))
+                .unwrap_or_default();
+            bail!("ref('{model}'): no model named `{model}`{hint}");
+        };
+        if engine.relation_kind(relation)?.is_none() {
+            bail!(
+                "it reads model `{model}` ({relation}), which target `{}` does not hold: \
+                 build it first (ci, intraday or backfill mode) or point --target at the \
+                 database that has it",
+                plan.target_name
+            );
+        }
+    }
+    Ok(rendered
+        .sql
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+        .to_string())
+}
+
+/// One output column of the shaped query.
+struct OutColumn {
+    name: String,
+    expr: String,
+}
+
+/// Exports one dataset; returns its files and warnings.
+fn export_dataset(
+    engine: &Engine,
+    plan: &Plan,
+    runner: &Arc<dyn QueryRunner>,
+    d: &ExportConfig,
+    out_dir: &Path,
+    exported_at: &str,
+) -> Result<(Vec<ManifestFile>, Vec<String>)> {
+    let sql = render(engine, plan, runner, d)?;
+    let columns = engine
+        .columns_of(&format!("SELECT * FROM (\n{sql}\n) AS __q"))
+        .map_err(|e| anyhow!("the query does not run: {e}"))?;
+    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let has = |c: &str| names.contains(&c);
+    let listed = || names.join(", ");
+
+    let date_col = match &d.date_column {
+        Some(c) if has(c) => Some(c.clone()),
+        Some(c) => bail!(
+            "date_column `{c}` is not a column of the query (it returns {})",
+            listed()
+        ),
+        None if has("date") => Some("date".to_string()),
+        None => None,
+    };
+    if date_col.is_none() && (d.window_days.is_some() || d.split.is_some()) {
+        bail!(
+            "window_days and split need a DATE column: name it `date` or set date_column (the query returns {})",
+            listed()
+        );
+    }
+    if let Some(tc) = &d.time_column {
+        let Some((_, ty)) = columns.iter().find(|(n, _)| n == tc) else {
+            bail!(
+                "time_column `{tc}` is not a column of the query (it returns {})",
+                listed()
+            );
+        };
+        if !ty.starts_with("TIMESTAMP") {
+            bail!("time_column `{tc}` is {ty}; it must be a TIMESTAMP");
+        }
+    }
+    for measure in d.aggregate.keys() {
+        if !has(measure) {
+            bail!(
+                "aggregate names `{measure}`, which the query does not return (it returns {})",
+                listed()
+            );
+        }
+    }
+    if d.grain == Grain::Day && date_col.is_none() {
+        bail!("grain `day` needs a DATE column: name it `date` or set date_column");
+    }
+
+    // Shape: window, grain, aggregates.
+    let mut out: Vec<OutColumn> = Vec::new();
+    if let Some(dc) = &date_col {
+        out.push(OutColumn {
+            name: "date".into(),
+            expr: format!("CAST({} AS DATE)", quote(dc)),
+        });
+    }
+    if let Some(tc) = d.time_column.as_ref().filter(|_| d.grain != Grain::Day) {
+        let bucket = match d.grain.bucket() {
+            Some(interval) => format!("time_bucket(INTERVAL '{interval}', {})", quote(tc)),
+            None => quote(tc),
+        };
+        out.push(OutColumn {
+            name: "time".into(),
+            expr: format!("CAST(hour({bucket}) * 100 + minute({bucket}) AS SMALLINT)"),
+        });
+    }
+    let mut keys: Vec<String> = out.iter().map(|c| c.name.clone()).collect();
+    for name in &names {
+        if Some(*name) == date_col.as_deref() || Some(*name) == d.time_column.as_deref() {
+            continue;
+        }
+        if out.iter().any(|c| c.name == *name) {
+            bail!(
+                "the query returns a column `{name}` as well as the date/time column written under that name; rename it"
+            );
+        }
+        let timestamp = columns
+            .iter()
+            .any(|(n, t)| n == name && t.starts_with("TIMESTAMP"));
+        if timestamp && d.grain != Grain::Native && !d.aggregate.contains_key(*name) {
+            bail!(
+                "column `{name}` is a TIMESTAMP and would be a group key at grain `{}`, \
+                 so nothing would aggregate: set `time_column: {name}` (or drop it from the query)",
+                d.grain.name()
+            );
+        }
+        match d.aggregate.get(*name) {
+            Some(agg) if d.grain != Grain::Native => out.push(OutColumn {
+                name: name.to_string(),
+                expr: format!("{}({})", agg.function(), quote(name)),
+            }),
+            _ => {
+                keys.push(name.to_string());
+                out.push(OutColumn {
+                    name: name.to_string(),
+                    expr: quote(name),
+                });
+            }
+        }
+    }
+    // The window's first date is looked up first, so the main query filters
+    // on a constant DuckDB can push down into the models' scans.
+    let window = match (d.window_days, &date_col) {
+        (Some(n), Some(dc)) => {
+            let q = quote(dc);
+            let newest = engine
+                .query_rows(
+                    &format!(
+                        "SELECT CAST(max(CAST({q} AS DATE)) AS VARCHAR) FROM (\n{sql}\n) AS __q"
+                    ),
+                    None,
+                )
+                .map_err(|e| anyhow!("finding the newest date: {e}"))?
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            match newest {
+                Some(day) => format!(
+                    "WHERE CAST({q} AS DATE) > DATE {} - INTERVAL {n} DAY",
+                    literal(&day)
+                ),
+                None => String::new(),
+            }
+        }
+        _ => String::new(),
+    };
+    let select: Vec<String> = out
+        .iter()
+        .map(|c| format!("{} AS {}", c.expr, quote(&c.name)))
+        .collect();
+    let group = if d.grain != Grain::Native && !d.aggregate.is_empty() {
+        "GROUP BY ALL"
+    } else {
+        ""
+    };
+    let shaped = format!(
+        "WITH __base AS (\n{sql}\n)\nSELECT {} FROM __base {window} {group}",
+        select.join(", ")
+    );
+
+    // Compact types.
+    let shaped_cols = engine
+        .columns_of(&format!("SELECT * FROM ({shaped}) AS __s"))
+        .map_err(|e| anyhow!("shaping the rows failed: {e}"))?;
+    let compact: Vec<String> = shaped_cols
+        .iter()
+        .map(|(name, ty)| {
+            let q = quote(name);
+            if !d.compact {
+                return q;
+            }
+            if ty == "DOUBLE" || ty.starts_with("DECIMAL") {
+                format!("CAST({q} AS REAL) AS {q}")
+            } else if ty == "HUGEINT" {
+                format!("CAST({q} AS BIGINT) AS {q}")
+            } else if ty == "TIME" {
+                format!("CAST(hour({q}) * 100 + minute({q}) AS SMALLINT) AS {q}")
+            } else {
+                q
+            }
+        })
+        .collect();
+    let staged = quote(&format!("__export_{}", d.name));
+    engine
+        .execute_batch(&format!(
+            "CREATE OR REPLACE TEMP TABLE {staged} AS SELECT {} FROM ({shaped}) AS __s",
+            compact.join(", ")
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
+    let result = write_files(engine, d, &staged, &keys, out_dir, exported_at);
+    let _ = engine.execute_batch(&format!("DROP TABLE IF EXISTS temp.main.{staged}"));
+    result
+}
+
+/// The SQL expression naming the period a `date` falls in.
+fn period_expr(split: Split) -> &'static str {
+    match split {
+        Split::Year => "strftime(\"date\", '%Y')",
+        Split::HalfYear => {
+            "strftime(\"date\", '%Y') || '_h' || CASE WHEN month(\"date\") <= 6 THEN '1' ELSE '2' END"
+        }
+        Split::Quarter => "strftime(\"date\", '%Y') || '_q' || quarter(\"date\")",
+        Split::Month => "strftime(\"date\", '%Y_%m')",
+    }
+}
+
+/// Writes the staged rows into one file per period.
+fn write_files(
+    engine: &Engine,
+    d: &ExportConfig,
+    staged: &str,
+    keys: &[String],
+    out_dir: &Path,
+    exported_at: &str,
+) -> Result<(Vec<ManifestFile>, Vec<String>)> {
+    let columns = engine.columns_of(staged).map_err(|e| anyhow!(e))?;
+    let has_date = columns.iter().any(|(n, _)| n == "date");
+    let sort: Vec<String> = if d.sort.is_empty() {
+        keys.to_vec()
+    } else {
+        for s in &d.sort {
+            if !columns.iter().any(|(n, _)| n == s) {
+                bail!(
+                    "sort names `{s}`, which is not a column of the exported table ({})",
+                    columns
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        d.sort.clone()
+    };
+    let order = if sort.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "ORDER BY {}",
+            sort.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let periods: Vec<Option<String>> = match d.split {
+        None => vec![None],
+        Some(split) => engine
+            .query_rows(
+                &format!(
+                    "SELECT DISTINCT {} AS p FROM {staged} WHERE \"date\" IS NOT NULL ORDER BY p",
+                    period_expr(split)
+                ),
+                None,
+            )
+            .map_err(|e| anyhow!(e))?
+            .rows
+            .iter()
+            .map(|r| r[0].as_str().map(str::to_string))
+            .collect(),
+    };
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    for period in periods {
+        let (file_name, filter) = match (&period, d.split) {
+            (Some(p), Some(split)) => (
+                format!("{}_{p}.duckdb", d.name),
+                format!("WHERE {} = {}", period_expr(split), literal(p)),
+            ),
+            _ => (format!("{}.duckdb", d.name), String::new()),
+        };
+        let rel = format!("data/{file_name}");
+        let path = out_dir.join(&rel);
+        for stale in [path.clone(), path.with_extension("duckdb.wal")] {
+            if stale.exists() {
+                std::fs::remove_file(&stale)
+                    .with_context(|| format!("removing {}", stale.display()))?;
+            }
+        }
+        let alias = "__export_file";
+        let write = format!(
+            "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');
+             CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};",
+            literal(&path.to_string_lossy()),
+            quote(&d.name)
+        );
+        let written = engine.execute_batch(&write);
+        let detached = engine.execute_batch(&format!("DETACH {alias}"));
+        written.map_err(|e| anyhow!("writing {rel}: {e}"))?;
+        detached.map_err(|e| anyhow!("closing {rel}: {e}"))?;
+
+        let stats = engine
+            .query_rows(
+                &format!(
+                    "SELECT count(*), {} FROM {staged} {filter}",
+                    if has_date {
+                        "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"
+                    } else {
+                        "NULL, NULL"
+                    }
+                ),
+                None,
+            )
+            .map_err(|e| anyhow!(e))?;
+        let row = stats.rows.first().cloned().unwrap_or_default();
+        let text = |i: usize| row.get(i).and_then(|v| v.as_str()).map(str::to_string);
+        let rows = row.first().and_then(|v| v.as_u64()).unwrap_or(0);
+        let (bytes, sha256) = hash_file(&path)?;
+        let mb = bytes as f64 / 1e6;
+        if bytes > MAX_FILE_BYTES {
+            bail!(
+                "{rel} is {mb:.1} MB, over GitHub's 100 MiB file limit; export smaller files: \
+                 split it by a shorter period (split: quarter or month), shorten window_days, \
+                 or aggregate to a coarser grain"
+            );
+        }
+        if bytes > WARN_FILE_BYTES {
+            warnings.push(format!(
+                "export `{}`: {rel} is {mb:.1} MB, near GitHub's 100 MiB file limit; \
+                 consider a smaller period (split: quarter or month)",
+                d.name
+            ));
+        }
+        files.push(ManifestFile {
+            dataset: d.name.clone(),
+            path: rel,
+            table: d.name.clone(),
+            grain: d.grain.name().to_string(),
+            period,
+            rows,
+            bytes,
+            sha256,
+            min_date: text(1),
+            max_date: text(2),
+            columns: columns
+                .iter()
+                .map(|(n, t)| ManifestColumn {
+                    name: n.clone(),
+                    data_type: t.clone(),
+                })
+                .collect(),
+            exported_at: exported_at.to_string(),
+        });
+    }
+    Ok((files, warnings))
+}
+
+/// Size and SHA-256 (hex) of a file.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut bytes = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((bytes, hex(&hasher.finalize())))
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,240 @@
+//! The site of a run: export the datasets the mode writes into a staging
+//! folder, let the dashboard render next to them, then publish — to a branch
+//! through the GitHub API, and/or to a local folder (`--site-dir`).
+//!
+//! Which modes do what (MISSION "Modes"): `ci` exports every dataset only when
+//! given a site folder (and everything passed) and never publishes to GitHub; `intraday` exports the
+//! datasets marked for it; `backfill` exports and publishes only when every
+//! model built and every test passed; `import` exports everything from the
+//! tables the target holds.
+
+use crate::actions::Secret;
+use crate::engine::Engine;
+use crate::export::{self, Manifest, ManifestFile};
+use crate::pipeline::{Mode, Plan, RunOptions};
+use crate::project::settings::History;
+use crate::publish::{self, PublishConfig, PublishOutcome};
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where a run's site goes (command line and action inputs; they override
+/// `analytics.yml`'s `publish:`).
+#[derive(Debug, Clone, Default)]
+pub struct SiteOptions {
+    /// Write the site to this folder (the laptop flow; `--site-dir`).
+    pub site_dir: Option<PathBuf>,
+    /// A token that may push to the pages repository; without one nothing
+    /// goes to GitHub.
+    pub github_token: Option<Secret>,
+    /// `owner/name` (default: `publish.repository`, else `GITHUB_REPOSITORY`).
+    pub repository: Option<String>,
+    /// The branch (default: `publish.branch`, else `gh-pages`).
+    pub branch: Option<String>,
+    /// A folder of the branch (default: `publish.folder`, else the root).
+    pub folder: Option<String>,
+    /// `keep` or `single` (default: `publish.history`, else `single`).
+    pub history: Option<History>,
+}
+
+/// What the export and publish stages did, for the summary and outputs.
+#[derive(Debug, Clone, Default)]
+pub struct SiteReport {
+    /// Files exported by this run.
+    pub files: Vec<ManifestFile>,
+    /// Files near the size limit, unpublished sites and the like.
+    pub warnings: Vec<String>,
+    /// The GitHub publish, when one ran.
+    pub published: Option<PublishOutcome>,
+    /// The local folder written, when one was given.
+    pub local: Option<PublishOutcome>,
+    /// Why nothing was exported (e.g. failing tests in backfill).
+    pub skipped: Option<String>,
+    /// The export, dashboard or publish error that failed the run.
+    pub error: Option<String>,
+    /// Wall time of export + publish.
+    pub seconds: f64,
+}
+
+/// A site being built: the staging folder, the manifest once exported, and
+/// the report. Each step runs only while the previous ones succeeded.
+pub struct SiteRun {
+    /// The staging folder: `manifest.json`, `data/`, and the dashboard's files.
+    pub dir: PathBuf,
+    /// The manifest written by the export.
+    pub manifest: Option<Manifest>,
+    /// What happened so far.
+    pub report: SiteReport,
+    started: Instant,
+}
+
+impl SiteRun {
+    /// Decides whether this run builds a site; `None` when it has nothing to
+    /// do (no exports declared, or `ci` without a site folder).
+    pub fn start(plan: &Plan, opts: &RunOptions, run_failed: bool) -> Option<SiteRun> {
+        if plan.project.settings.exports.is_empty() {
+            return None;
+        }
+        if opts.mode == Mode::Ci && opts.site.site_dir.is_none() {
+            return None;
+        }
+        let mut run = SiteRun {
+            dir: plan.project.root.join("target").join("site-staging"),
+            manifest: None,
+            report: SiteReport::default(),
+            started: Instant::now(),
+        };
+        if matches!(opts.mode, Mode::Backfill | Mode::Ci) && run_failed {
+            run.report.skipped =
+                Some("a model failed or a test failed: nothing exported or published".into());
+        } else if export::datasets_for(plan, opts.mode).is_empty() {
+            run.report.skipped = Some(format!(
+                "no dataset is exported in `{}` mode (see `modes:` in analytics.yml exports)",
+                opts.mode.name()
+            ));
+        }
+        Some(run)
+    }
+
+    fn active(&self) -> bool {
+        self.report.skipped.is_none() && self.report.error.is_none()
+    }
+
+    fn fail(&mut self, what: &str, err: anyhow::Error) {
+        let message = format!("{what}: {err:#}");
+        tracing::error!("{message}");
+        self.report.error = Some(message);
+    }
+
+    /// Exports the mode's datasets into the staging folder.
+    pub fn export(&mut self, engine: &Engine, plan: &Plan, mode: Mode) {
+        if !self.active() {
+            return;
+        }
+        let result = (|| -> Result<Manifest> {
+            if self.dir.exists() {
+                std::fs::remove_dir_all(&self.dir)?;
+            }
+            std::fs::create_dir_all(&self.dir)?;
+            export::export_site(engine, plan, mode, &self.dir)
+        })();
+        match result {
+            Ok(m) => {
+                self.report.files = m.files.clone();
+                self.report.warnings.extend(m.warnings.clone());
+                self.manifest = Some(m);
+            }
+            Err(e) => self.fail("export", e),
+        }
+    }
+
+    /// Runs one more step on the exported site (the dashboard renderer):
+    /// `f(site_dir, manifest)`; an error fails the run and stops publishing.
+    pub fn step(&mut self, what: &str, f: impl FnOnce(&Path, &Manifest) -> Result<()>) {
+        if !self.active() {
+            return;
+        }
+        let Some(manifest) = self.manifest.clone() else {
+            return;
+        };
+        if let Err(e) = f(&self.dir, &manifest) {
+            self.fail(what, e);
+        }
+    }
+
+    /// Publishes the staging folder: to `--site-dir` when given, and to GitHub
+    /// when a token and a repository are known (never in `ci` mode).
+    pub fn publish(&mut self, plan: &Plan, opts: &RunOptions) {
+        if !self.active() || self.manifest.is_none() {
+            self.report.seconds = self.started.elapsed().as_secs_f64();
+            return;
+        }
+        if let Some(dest) = &opts.site.site_dir {
+            let dest = if dest.is_absolute() {
+                dest.clone()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(dest)
+            };
+            match publish::publish_to_dir(&self.dir, &dest) {
+                Ok(outcome) => {
+                    tracing::info!(
+                        "site written to {}: {} files changed, {} removed",
+                        dest.display(),
+                        outcome.files.len(),
+                        outcome.deleted.len()
+                    );
+                    self.report.local = Some(outcome);
+                }
+                Err(e) => self.fail(&format!("writing the site to {}", dest.display()), e),
+            }
+        }
+        if opts.mode != Mode::Ci && self.active() {
+            let settings = &plan.project.settings.publish;
+            let repository = opts
+                .site
+                .repository
+                .clone()
+                .or_else(|| settings.repository.clone())
+                .or_else(|| {
+                    std::env::var("GITHUB_REPOSITORY")
+                        .ok()
+                        .filter(|r| !r.is_empty())
+                });
+            match (&opts.site.github_token, repository) {
+                (Some(token), Some(repository)) => {
+                    let mut cfg = PublishConfig::new(&repository);
+                    if let Some(b) = opts.site.branch.clone().or_else(|| settings.branch.clone()) {
+                        cfg.branch = b;
+                    }
+                    if let Some(f) = opts.site.folder.clone().or_else(|| settings.folder.clone()) {
+                        cfg.folder = f;
+                    }
+                    cfg.history = opts.site.history.or(settings.history).unwrap_or_default();
+                    let files = self.manifest.as_ref().map(|m| m.files.len()).unwrap_or(0);
+                    cfg.message = settings.message.clone().unwrap_or_else(|| {
+                        format!(
+                            "analytics: publish `{}` ({}, {files} data files)",
+                            plan.project.name,
+                            opts.mode.name()
+                        )
+                    });
+                    match publish::publish(&self.dir, &cfg, token) {
+                        Ok(outcome) => {
+                            match &outcome.commit_sha {
+                                Some(sha) => tracing::info!(
+                                    "published {} files to {} in commit {sha}",
+                                    outcome.files.len(),
+                                    outcome.destination
+                                ),
+                                None => tracing::info!(
+                                    "{}: nothing changed, no commit",
+                                    outcome.destination
+                                ),
+                            }
+                            self.report.published = Some(outcome);
+                        }
+                        Err(e) => self.fail("publish", e),
+                    }
+                }
+                (token, repository) if opts.site.site_dir.is_none() => {
+                    let missing = if token.is_none() {
+                        "no GitHub token (github-token input or GITHUB_TOKEN)"
+                    } else if repository.is_none() {
+                        "no repository (pages-repository, publish.repository or GITHUB_REPOSITORY)"
+                    } else {
+                        "nothing to publish"
+                    };
+                    let w = format!(
+                        "the site was exported to {} but not published: {missing}; \
+                         pass --site-dir DIR to write it to a folder",
+                        self.dir.display()
+                    );
+                    tracing::warn!("{w}");
+                    self.report.warnings.push(w);
+                }
+                _ => {}
+            }
+        }
+        self.report.seconds = self.started.elapsed().as_secs_f64();
+    }
+}

@@ -1,0 +1,499 @@
+//! Export: datasets shaped to their grain, windowed, split, compact and
+//! sorted; which modes write what; the files open in DuckDB-WASM 1.32.0;
+//! and the whole flow (ci builds, import exports and publishes) against the
+//! fake GitHub API.
+
+mod common;
+use analytics::export::Manifest;
+use common::github::{FakeGitHub, clone_files};
+use common::{TempProject, int, repo_root, text};
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `node tests/wasm/open_duckdb.cjs FILES…` and returns its JSON.
+fn open_in_wasm(files: &[&Path]) -> Result<serde_json::Value, String> {
+    assert!(
+        repo_root()
+            .join("node_modules/@duckdb/duckdb-wasm")
+            .is_dir(),
+        "node_modules is missing: run `npm ci` at the repository root (scripts/test does)"
+    );
+    let out = Command::new("node")
+        .current_dir(repo_root())
+        .arg("tests/wasm/open_duckdb.cjs")
+        .args(files)
+        .output()
+        .expect("node is needed for the DuckDB-WASM check");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn manifest(dir: &Path) -> Manifest {
+    Manifest::parse(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn read_only(path: &Path) -> duckdb::Connection {
+    let cfg = duckdb::Config::default()
+        .access_mode(duckdb::AccessMode::ReadOnly)
+        .unwrap();
+    duckdb::Connection::open_with_flags(path, cfg).unwrap()
+}
+
+/// Two units, 5-minute readings from 2024-06-29 to 2024-07-02 (four days
+/// across the half-year boundary), DOUBLE MW and a DECIMAL price.
+const READINGS: &str = "
+{{ config(materialized='table') }}
+select
+    timestamp '2024-06-29 00:00:00' + to_minutes(5 * i) as ts,
+    cast(timestamp '2024-06-29 00:00:00' + to_minutes(5 * i) as date) as date,
+    unit,
+    case when unit = 'A' then 10.0 + (i % 12) else 100.0 end::double as mw,
+    cast(50.25 as decimal(10, 2)) as price
+from range(4 * 288) as r(i), (values ('B'), ('A')) as u(unit)
+";
+
+const EXPORTS: &str = "
+targets:
+  wh: { type: duckdb, path: wh.duckdb, settings: { preserve_insertion_order: false } }
+exports:
+  - name: fine
+    sql: select ts, date, unit, mw, price from {{ ref('readings') }}
+    grain: 5min
+    time_column: ts
+    aggregate: { mw: avg, price: avg }
+    window_days: 2
+    modes: [intraday, backfill]
+  - name: hourly
+    sql: select ts, date, unit, mw, mw / 12 as mwh, price from {{ ref('readings') }}
+    grain: hour
+    time_column: ts
+    aggregate: { mw: avg, mwh: sum, price: avg }
+    split: half_year
+  - name: daily
+    sql: select ts, date, unit, mw, price from {{ ref('readings') }}
+    grain: day
+    time_column: ts
+    aggregate: { mw: max, price: avg }
+  - name: units
+    sql: select distinct unit from {{ ref('readings') }}
+";
+
+fn project() -> TempProject {
+    let p = TempProject::new("");
+    p.write("models/readings.sql", READINGS)
+        .write("analytics.yml", EXPORTS);
+    p
+}
+
+#[test]
+fn datasets_are_shaped_to_their_grain_window_split_compact_types_and_sort_order() {
+    let p = project();
+    let site = p.path().join("site");
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "backfill",
+        "--target",
+        "wh",
+        "--site-dir",
+        site.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&site);
+    assert_eq!(m.version, 1);
+    assert_eq!(m.project, "p");
+    let paths: Vec<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "data/fine.duckdb",
+            "data/hourly_2024_h1.duckdb",
+            "data/hourly_2024_h2.duckdb",
+            "data/daily.duckdb",
+            "data/units.duckdb"
+        ]
+    );
+    let file = |name: &str| m.files.iter().find(|f| f.path == name).unwrap();
+
+    // 5-minute, last 2 dates: 2 units x 288 intervals x 2 days.
+    let fine = file("data/fine.duckdb");
+    assert_eq!((fine.rows, fine.grain.as_str()), (2 * 288 * 2, "5min"));
+    assert_eq!(fine.min_date.as_deref(), Some("2024-07-01"));
+    assert_eq!(fine.max_date.as_deref(), Some("2024-07-02"));
+    let types: Vec<(&str, &str)> = fine
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("date", "DATE"),
+            ("time", "SMALLINT"),
+            ("unit", "VARCHAR"),
+            ("mw", "FLOAT"),
+            ("price", "FLOAT")
+        ]
+    );
+
+    // Hourly, split at the half-year: June 29-30 and July 1-2, 24 h x 2 units each.
+    let h1 = file("data/hourly_2024_h1.duckdb");
+    let h2 = file("data/hourly_2024_h2.duckdb");
+    assert_eq!((h1.rows, h1.period.as_deref()), (96, Some("2024_h1")));
+    assert_eq!((h2.rows, h2.period.as_deref()), (96, Some("2024_h2")));
+    assert_eq!(h1.max_date.as_deref(), Some("2024-06-30"));
+    assert_eq!(h2.min_date.as_deref(), Some("2024-07-01"));
+    let db = read_only(&site.join("data/hourly_2024_h2.duckdb"));
+    // Unit A reads 10..21 MW over each hour: avg 15.5, energy 15.5 MWh.
+    let (mw, mwh, time): (f32, f32, i16) = db
+        .query_row(
+            "select mw, mwh, time from hourly where unit = 'A' and date = '2024-07-01' and time = 1300",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((mw, time), (15.5, 1300));
+    assert!((mwh - 15.5).abs() < 1e-4, "{mwh}");
+    assert_eq!(
+        int(&db, "select count(distinct time) from hourly"),
+        24,
+        "HHMM hours 0, 100, … 2300"
+    );
+    assert_eq!(int(&db, "select max(time) from hourly"), 2300);
+    // Sorted on date, time, unit in storage order (the target turned
+    // insertion order off; the export turns it back on).
+    db.execute_batch("SET threads = 1").unwrap();
+    assert_eq!(
+        int(
+            &db,
+            "select count(*) from (select row_number() over () as stored,
+                    row_number() over (order by date, time, unit) as sorted from hourly)
+             where stored <> sorted"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &db,
+            "select count(*) from duckdb_tables() where database_name = current_database()"
+        ),
+        1,
+        "one table per file, named after the dataset"
+    );
+
+    // Daily: 4 dates x 2 units, no time column; max of A is 21.
+    let daily = file("data/daily.duckdb");
+    assert_eq!(daily.rows, 8);
+    assert!(!daily.columns.iter().any(|c| c.name == "time"));
+    let db = read_only(&site.join("data/daily.duckdb"));
+    assert_eq!(
+        int(&db, "select max(mw)::int from daily where unit = 'A'"),
+        21
+    );
+
+    // No date column: no dates.
+    let units = file("data/units.duckdb");
+    assert_eq!((units.rows, units.min_date.clone()), (2, None));
+
+    // Every file is what the manifest says.
+    for f in &m.files {
+        let (bytes, sha) = analytics::export::hash_file(&site.join(&f.path)).unwrap();
+        assert_eq!((bytes, sha), (f.bytes, f.sha256.clone()), "{}", f.path);
+    }
+    let summary = text(&out);
+    assert!(summary.contains("data/hourly_2024_h2.duckdb"), "{summary}");
+}
+
+#[test]
+fn each_mode_writes_its_datasets_and_a_failing_backfill_publishes_nothing() {
+    let p = project();
+    let site = p.path().join("site");
+    let site_arg = site.to_str().unwrap();
+    // ci without a site folder exports nothing.
+    let out = p.run(&["run", "--mode", "ci"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!p.path().join("target/site-staging").exists());
+
+    // intraday: only the datasets marked for it.
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "intraday",
+        "--target",
+        "wh",
+        "--site-dir",
+        site_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&site);
+    assert_eq!(m.files.len(), 1);
+    assert_eq!(m.files[0].path, "data/fine.duckdb");
+
+    // backfill: everything; a later intraday run keeps the rest.
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "backfill",
+        "--target",
+        "wh",
+        "--site-dir",
+        site_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(&site).files.len(), 5);
+    let hourly_before = std::fs::read(site.join("data/hourly_2024_h1.duckdb")).unwrap();
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "intraday",
+        "--target",
+        "wh",
+        "--site-dir",
+        site_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&site);
+    assert_eq!(m.files.len(), 5);
+    assert_eq!(
+        std::fs::read(site.join("data/hourly_2024_h1.duckdb")).unwrap(),
+        hourly_before
+    );
+
+    // A failing test in backfill: nothing exported, the site untouched.
+    p.write(
+        "tests/no_rows.sql",
+        "select * from {{ ref('readings') }} where mw > 0",
+    );
+    let before = std::fs::read(site.join("manifest.json")).unwrap();
+    let out = p.run(&[
+        "run",
+        "--mode",
+        "backfill",
+        "--target",
+        "wh",
+        "--site-dir",
+        site_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not exported"), "{}", text(&out));
+    assert_eq!(std::fs::read(site.join("manifest.json")).unwrap(), before);
+}
+
+#[test]
+fn bad_export_settings_name_the_dataset() {
+    let cases = [
+        (
+            "exports:\n  - name: x\n    sql: select 1 as a\n    grain: hour\n    aggregate: {a: sum}\n",
+            "time_column",
+        ),
+        (
+            "exports:\n  - name: x\n    sql: select 1 as a\n    grain: day\n",
+            "aggregate",
+        ),
+        (
+            "exports:\n  - name: x\n    sql: select 1 as a from {{ ref('nope') }}\n",
+            "nope",
+        ),
+        (
+            "exports:\n  - name: x\n    sql: select 1 as a\n    aggregate: {b: sum}\n    grain: 5min\n    time_column: a\n",
+            "time_column `a`",
+        ),
+        (
+            "exports:\n  - name: Bad-Name\n    sql: select 1\n",
+            "Bad-Name",
+        ),
+    ];
+    for (yml, expect) in cases {
+        let p = TempProject::new("");
+        p.write("models/m.sql", "select 1 as a")
+            .write("analytics.yml", yml);
+        let site = p.path().join("site");
+        let out = p.run(&["run", "--mode", "ci", "--site-dir", site.to_str().unwrap()]);
+        let all = text(&out);
+        assert!(!out.status.success(), "{yml}: {all}");
+        assert!(all.contains(expect), "{yml}: expected `{expect}` in {all}");
+        assert!(
+            all.contains("export `x`") || all.contains("Bad-Name"),
+            "the dataset is named: {all}"
+        );
+    }
+}
+
+#[test]
+fn exported_files_open_in_duckdb_wasm_and_a_newer_storage_format_would_not() {
+    let p = project();
+    let site = p.path().join("site");
+    let out = p.run(&["run", "--mode", "ci", "--site-dir", site.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&site);
+    let paths: Vec<std::path::PathBuf> = m.files.iter().map(|f| site.join(&f.path)).collect();
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let wasm = open_in_wasm(&refs).unwrap();
+    assert_eq!(wasm["version"], "v1.4.3", "the dashboard's DuckDB-WASM");
+    for (f, opened) in m.files.iter().zip(wasm["files"].as_array().unwrap()) {
+        let tables = opened["tables"].as_object().unwrap();
+        assert_eq!(tables.keys().collect::<Vec<_>>(), [&f.dataset]);
+        assert_eq!(tables[&f.dataset]["rows"], f.rows, "{}", f.path);
+    }
+    // The check can fail: DuckDB 1.5's own newest format is refused.
+    let newer = p.path().join("newer.duckdb");
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH '{}' AS n (STORAGE_VERSION 'v1.5.0'); CREATE TABLE n.t AS SELECT 1 AS a; DETACH n;",
+        newer.display()
+    ))
+    .unwrap();
+    let err = open_in_wasm(&[&newer]).unwrap_err();
+    assert!(err.contains("version number"), "{err}");
+}
+
+/// A copy of the example project, without build output.
+fn copy_example() -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_name() == "target" {
+                continue;
+            }
+            if e.path().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&repo_root().join("example-project"), dir.path());
+    dir
+}
+
+#[test]
+fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_github() {
+    let dir = copy_example();
+    let project = dir.path();
+    let site = project.join("site");
+    // The laptop flow: ci builds everything and writes the site.
+    let out = common::analytics(
+        &[
+            "run",
+            "--mode",
+            "ci",
+            "--target",
+            "local",
+            "--site-dir",
+            site.to_str().unwrap(),
+        ],
+        project,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&site);
+    assert_eq!(m.project, "nem");
+    let datasets: Vec<&str> = m.files.iter().map(|f| f.dataset.as_str()).collect();
+    assert_eq!(datasets, ["intraday", "hourly", "daily", "units"]);
+
+    // Row counts against the source tables at each grain.
+    let wh = read_only(&project.join("target/nem.duckdb"));
+    let rows = |dataset: &str| -> i64 {
+        m.files
+            .iter()
+            .filter(|f| f.dataset == dataset)
+            .map(|f| f.rows as i64)
+            .sum()
+    };
+    assert_eq!(
+        rows("intraday"),
+        int(
+            &wh,
+            "select count(*) from fct_scada where date > (select max(date) from fct_scada) - interval 14 day"
+        )
+    );
+    assert_eq!(
+        rows("hourly"),
+        int(
+            &wh,
+            "select count(distinct (date, date_trunc('hour', settlementdate - interval 5 minute), duid)) from fct_scada"
+        )
+    );
+    assert_eq!(
+        rows("daily"),
+        int(&wh, "select count(distinct (date, duid)) from fct_scada")
+    );
+    assert_eq!(rows("units"), int(&wh, "select count(*) from dim_duid"));
+    // Energy is conserved from the 5-minute facts to the daily file.
+    let daily = read_only(&site.join("data/daily.duckdb"));
+    let file_mwh: f64 = daily
+        .query_row("select sum(mwh)::double from daily", [], |r| r.get(0))
+        .unwrap();
+    let fact_mwh: f64 = wh
+        .query_row("select sum(mw / 12) from fct_scada", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        (file_mwh - fact_mwh).abs() <= fact_mwh.abs() * 1e-5,
+        "{file_mwh} vs {fact_mwh}"
+    );
+    let paths: Vec<std::path::PathBuf> = m.files.iter().map(|f| site.join(&f.path)).collect();
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    let wasm = open_in_wasm(&refs).unwrap();
+    for (f, opened) in m.files.iter().zip(wasm["files"].as_array().unwrap()) {
+        assert_eq!(opened["tables"][&f.dataset]["rows"], f.rows, "{}", f.path);
+    }
+    drop(wh);
+    drop(daily);
+
+    // import: no ingest, no models — export from the target and publish.
+    let token = "ghs_exampleTOKEN0987654321abc";
+    let gh = FakeGitHub::start("nem/dashboard", token, true);
+    let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "import", "--target", "local", "--project"])
+        .arg(project)
+        .env("GITHUB_TOKEN", token)
+        .env("GITHUB_API_URL", &gh.api_url)
+        .env("GITHUB_REPOSITORY", "nem/dashboard")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(token), "the token leaked: {all}");
+    assert!(all.contains("nem/dashboard@gh-pages"), "{all}");
+    assert!(!all.contains("model "), "import builds no model: {all}");
+    let published = clone_files(&gh.repo, "gh-pages");
+    let staged = project.join("target/site-staging");
+    let pm = Manifest::parse(std::str::from_utf8(&published["manifest.json"]).unwrap()).unwrap();
+    assert_eq!(pm.files.len(), m.files.len());
+    for f in &pm.files {
+        assert_eq!(
+            published[&f.path],
+            std::fs::read(staged.join(&f.path)).unwrap(),
+            "{}",
+            f.path
+        );
+        assert_eq!(published[&f.path].len() as u64, f.bytes);
+    }
+    assert_eq!(published.len(), pm.files.len() + 1);
+}
+
+#[test]
+fn an_export_over_100_mib_fails_naming_the_dataset_and_nothing_is_written_to_the_site() {
+    // 18 M random 64-bit values barely compress: ~115 MB.
+    let p = TempProject::new("");
+    p.write(
+        "models/noise.sql",
+        "{{ config(materialized='table') }} select hash(range) as h from range(18000000)",
+    )
+    .write(
+        "analytics.yml",
+        "exports:\n  - name: noise\n    sql: select h from {{ ref('noise') }}\n",
+    );
+    let site = p.path().join("site");
+    let out = p.run(&["run", "--mode", "ci", "--site-dir", site.to_str().unwrap()]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("export `noise`"), "{all}");
+    assert!(all.contains("100 MiB"), "{all}");
+    assert!(all.contains("split"), "{all}");
+    assert!(!site.exists(), "nothing may reach the site: {all}");
+}

@@ -121,10 +121,12 @@ impl Warehouse {
             for file in &small {
                 self.read_file_into(conn, &table, file, &field_ids, "compact")?;
             }
+            let rows: u64 = small.iter().map(|f| f.record_count()).sum();
             let written = self.write_files(
                 conn,
                 "SELECT * FROM \"__analytics_scratch\".compact",
                 &table,
+                rows,
             )?;
             conn.execute_batch("DROP SCHEMA \"__analytics_scratch\" CASCADE")?;
             let deleted: HashSet<String> =

@@ -69,6 +69,8 @@ const MAX_ATTEMPTS: u32 = 8;
 /// Consecutive rows one Parquet writer takes before the next writer's turn:
 /// less than a writer's queue holds, so every writer always has work.
 const WRITER_SEGMENT_ROWS: usize = 16_384;
+/// Rows from which a write uses one Parquet writer per core.
+const PARALLEL_WRITE_ROWS: u64 = 1_000_000;
 /// Batches queued per Parquet writer.
 const WRITER_QUEUE: usize = 16;
 /// DuckDB schema for the rows of rewritten files.
@@ -124,7 +126,12 @@ impl Warehouse {
             _ => None,
         };
         let new_files = self
-            .write_files(conn, &format!("SELECT * FROM {staged}"), &table)
+            .write_files(
+                conn,
+                &format!("SELECT * FROM {staged}"),
+                &table,
+                staged_rows,
+            )
             .with_context(context)?;
 
         for attempt in 1..=MAX_ATTEMPTS {
@@ -316,6 +323,7 @@ impl Warehouse {
         conn: &duckdb::Connection,
         sql: &str,
         table: &Table,
+        rows_hint: u64,
     ) -> Result<Vec<DataFile>> {
         let mut stmt = conn.prepare(sql).context("preparing the rows to write")?;
         let batches = stmt.query_arrow([]).context("reading the rows to write")?;
@@ -350,7 +358,12 @@ impl Warehouse {
         // one core per file: deal short runs of rows to one writer per core
         // (each file then spans the whole key range of this write, which
         // one file per write would too).
-        let writers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        // Small writes stay one file (fewer files to list and prune).
+        let writers = if rows_hint >= PARALLEL_WRITE_ROWS {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        } else {
+            1
+        };
         self.runtime.block_on(async {
             let mut senders = Vec::new();
             let mut tasks = Vec::new();
@@ -497,8 +510,12 @@ impl Warehouse {
                 .insert(file.data_file.file_path().to_string());
         }
         if rewrite.rows_carried > 0 {
-            rewrite.carried_files =
-                self.write_files(conn, &format!("SELECT * FROM {SCRATCH}.carried"), table)?;
+            rewrite.carried_files = self.write_files(
+                conn,
+                &format!("SELECT * FROM {SCRATCH}.carried"),
+                table,
+                rewrite.rows_carried,
+            )?;
         }
         conn.execute_batch(&format!("DROP SCHEMA {SCRATCH} CASCADE"))?;
         Ok(rewrite)

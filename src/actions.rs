@@ -661,6 +661,37 @@ fn append(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Stdout for workflow commands and messages, redacted.
+/// Whether pipeline stages print `::group::` markers (set by the action run).
+static STAGE_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Whether a stage group is open.
+static STAGE_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts a collapsible log group for a pipeline stage (closing the previous
+/// one) when running as the action; does nothing on the command line.
+pub fn stage(name: &str) {
+    use std::sync::atomic::Ordering;
+    if !STAGE_GROUPS.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if STAGE_OPEN.swap(true, Ordering::SeqCst) {
+        let _ = writeln!(out, "::endgroup::");
+    }
+    let _ = writeln!(out, "::group::{}", escape_data(name));
+    let _ = out.flush();
+}
+
+/// Closes the open stage group, if any, and stops printing stage groups.
+fn end_stages() {
+    use std::sync::atomic::Ordering;
+    STAGE_GROUPS.store(false, Ordering::SeqCst);
+    if STAGE_OPEN.swap(false, Ordering::SeqCst) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "::endgroup::");
+        let _ = out.flush();
+    }
+}
+
 struct Console {
     redactor: Redactor,
 }
@@ -1054,12 +1085,16 @@ fn run(env: &Env, console: &Console, files: &Files) -> Result<ExitCode> {
         Command::Run(mode) => mode,
     };
     settings.export_warehouse_env();
+    // One group per stage (ingest, models, tests, export/publish), opened by
+    // the pipeline as it goes; this first one holds loading and parsing.
     console.group(&format!(
-        "analytics run --mode {} — ingest, build, test",
+        "analytics run --mode {} — load project",
         mode.name()
     ));
+    STAGE_OPEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    STAGE_GROUPS.store(true, std::sync::atomic::Ordering::SeqCst);
     let result = pipeline::run(&settings.run);
-    console.endgroup();
+    end_stages();
     let report = match result {
         Ok(report) => report,
         Err(err) => {

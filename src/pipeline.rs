@@ -385,6 +385,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
             }
         }
     }
+    crate::actions::stage("ingest");
     let files = ingest::ingest(
         &plan.project,
         &IngestContext {
@@ -409,6 +410,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &catalog,
     )?;
 
+    crate::actions::stage("models");
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     for model in plan.models.iter().filter(|m| selected.contains(&m.name)) {
         let outcome = build_model(
@@ -468,6 +470,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     }
 
     // Intraday runs every few minutes; tests run in the daily backfill.
+    crate::actions::stage("tests");
     let tests = if opts.mode == Mode::Intraday {
         Vec::new()
     } else {
@@ -524,6 +527,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
 /// Export → dashboard → publish (MISSION stages 7–9), after the tests.
 fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunReport) {
+    crate::actions::stage("export, dashboard, publish");
     let Some(mut site) = crate::site::SiteRun::start(plan, opts, report.failed()) else {
         return;
     };
@@ -576,6 +580,7 @@ fn maintain(
     mut report: RunReport,
     started: Instant,
 ) -> Result<RunReport> {
+    crate::actions::stage("maintenance");
     let options = plan
         .project
         .settings

@@ -460,6 +460,22 @@ fn a_ci_run_writes_real_outputs_and_the_summary_and_never_shows_a_secret() {
         step.stdout.contains("::group::analytics run --mode ci"),
         "{all}"
     );
+    // One collapsible group per pipeline stage, in order.
+    let stages: Vec<&str> = step
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("::group::"))
+        .collect();
+    let pos = |name: &str| {
+        stages
+            .iter()
+            .position(|s| *s == name)
+            .unwrap_or_else(|| panic!("no ::group::{name} in {stages:?}"))
+    };
+    assert!(
+        pos("ingest") < pos("models") && pos("models") < pos("tests"),
+        "{stages:?}"
+    );
     assert!(!step.stdout.contains("::error"), "{all}");
 
     // The numbers, against independent counts: every model file builds, every

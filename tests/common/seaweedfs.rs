@@ -69,6 +69,9 @@ fn free_port() -> u16 {
 
 impl SeaweedFs {
     /// Starts SeaweedFS with bucket `warehouse` and credential `admin:secretkey`.
+    /// A start that fails (another process took a port between our probe and
+    /// weed's bind, or a start slowed down by a loaded machine) is retried on
+    /// fresh ports.
     pub fn start() -> SeaweedFs {
         let weed = venv().join("bin/weed");
         assert!(
@@ -76,6 +79,17 @@ impl SeaweedFs {
             "no {}: run scripts/setup-seaweedfs",
             weed.display()
         );
+        let mut log = String::new();
+        for attempt in 1..=3 {
+            match Self::try_start(&weed) {
+                Ok(server) => return server,
+                Err(why) => log.push_str(&format!("attempt {attempt}: {why}\n")),
+            }
+        }
+        panic!("SeaweedFS did not start:\n{log}");
+    }
+
+    fn try_start(weed: &std::path::Path) -> Result<SeaweedFs, String> {
         let dir = tempfile::tempdir().unwrap();
         let (iceberg, s3) = (free_port(), free_port());
         let mut flags = vec![("s3.port.iceberg", iceberg), ("s3.port", s3)];
@@ -93,9 +107,13 @@ impl SeaweedFs {
         ] {
             flags.push((name, free_port()));
         }
+        let log_path = dir.path().join("weed.log");
+        let log_file = std::fs::File::create(&log_path).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
         let child = Command::new(weed)
             .arg("mini")
-            .arg(format!("-dir={}", dir.path().display()))
+            .arg(format!("-dir={}", data.display()))
             .args([
                 "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1",
@@ -109,42 +127,42 @@ impl SeaweedFs {
             .env("AWS_ACCESS_KEY_ID", "admin")
             .env("AWS_SECRET_ACCESS_KEY", "secretkey")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .unwrap();
-        let server = SeaweedFs {
+        let mut server = SeaweedFs {
             child,
             _dir: dir,
             catalog: format!("http://127.0.0.1:{iceberg}"),
             s3: format!("http://127.0.0.1:{s3}"),
         };
         let started = std::time::Instant::now();
-        // Ready when the catalog answers its config endpoint and S3 accepts connections.
+        let tail = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(5)..].join("\n")
+        };
+        // Ready when the catalog answers its config endpoint, S3 accepts
+        // connections, and the table bucket (created a moment later) lists.
         loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("weed exited ({status}): {}", tail()));
+            }
             let ready = std::net::TcpStream::connect(("127.0.0.1", s3)).is_ok()
                 && Command::new("curl")
                     .args(["-sf", &format!("{}/v1/config", server.catalog)])
                     .stdout(Stdio::null())
                     .status()
-                    .is_ok_and(|s| s.success());
+                    .is_ok_and(|s| s.success())
+                && server.bucket_ready();
             if ready {
-                break;
+                return Ok(server);
             }
-            assert!(started.elapsed().as_secs() < 90, "SeaweedFS did not start");
+            if started.elapsed().as_secs() > 60 {
+                return Err(format!("not ready after 60 s: {}", tail()));
+            }
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
-        // The table bucket is created a moment after the ports open.
-        loop {
-            if server.bucket_ready() {
-                break;
-            }
-            assert!(
-                started.elapsed().as_secs() < 90,
-                "the SeaweedFS table bucket did not appear"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
-        server
     }
 
     /// Whether the catalog lists namespaces of the `warehouse` bucket.

@@ -376,7 +376,7 @@ fn the_example_workflows_use_only_declared_inputs() {
             }
         }
     }
-    assert_eq!(seen, 3, "ci, intraday and backfill");
+    assert_eq!(seen, 4, "ci, intraday, backfill and maintain");
 }
 
 #[test]

@@ -1,21 +1,24 @@
 -- Unit generation at 5-minute grain: settled readings from the daily reports and,
 -- for the hours no daily report covers yet, the intraday SCADA readings.
 --
--- The table grows file by file. Each run reads only the files it took, and
--- delete+insert on source_file makes re-taking a file replace its rows instead of
--- doubling them. After each build the post-hook drops intraday rows that a daily
--- report now covers (see macros/superseded.sql), so an interval is held once.
+-- The table grows file by file: each run reads only the files it took.
+-- delete+insert on (settlementdate, duid) keeps one reading per unit and
+-- interval: re-taking a file replaces its rows instead of doubling them, and a
+-- daily report replaces the intraday readings of the intervals it settles. When
+-- one run takes both feeds for an interval, the daily reading wins here.
+-- On an Iceberg target only the data files whose settlementdate/duid bounds can
+-- hold the new keys are read and rewritten, so a 5-minute file costs the same
+-- whatever the table's size.
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
-    unique_key='source_file',
-    post_hook="{{ drop_superseded_intraday(this, 'PUBLIC_DISPATCHSCADA_') }}"
+    unique_key=['settlementdate', 'duid']
 ) }}
 
 with readings as (
-    select settlementdate, duid, mw, source_file from {{ ref('stg_daily_unit') }}
+    select settlementdate, duid, mw, source_file, 0 as feed from {{ ref('stg_daily_unit') }}
     union all
-    select settlementdate, duid, mw, source_file from {{ ref('stg_intraday_scada') }}
+    select settlementdate, duid, mw, source_file, 1 as feed from {{ ref('stg_intraday_scada') }}
 )
 
 select
@@ -25,3 +28,6 @@ select
     mw,
     source_file
 from readings
+qualify row_number() over (
+    partition by settlementdate, duid order by feed, source_file desc
+) = 1

@@ -5,7 +5,7 @@
 mod common;
 use analytics::warehouse::maintain::MaintainOptions;
 use analytics::warehouse::{IcebergConfig, S3Config, Warehouse, WriteMode};
-use common::seaweedfs::{SeaweedFs, duckdb_iceberg, venv};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
 
 fn config(sw: &SeaweedFs) -> IcebergConfig {
     IcebergConfig {
@@ -84,27 +84,9 @@ fn query_results_append_to_iceberg_and_read_back_identically() {
     assert_eq!(differing, 0);
 
     // An independent Iceberg implementation reads the same table.
-    let py = venv().join("bin/python");
-    let script = format!(
-        "from pyiceberg.catalog.rest import RestCatalog\n\
-         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
-         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         t = c.load_table('marts.fct_test').scan().to_arrow()\n\
-         print(t.num_rows, sum(t.column('id').to_pylist()), len(t.schema), len(c.load_table('marts.fct_test').snapshots()))\n",
-        sw.catalog, sw.s3
-    );
-    let out = std::process::Command::new(&py)
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let script = "t = c.load_table('marts.fct_test').scan().to_arrow()\n\
+         print(t.num_rows, sum(t.column('id').to_pylist()), len(t.schema), len(c.load_table('marts.fct_test').snapshots()))\n";
+    let seen = pyiceberg(&sw, script).trim().to_string();
     let expected_sum: i64 = (0..60_000).sum();
     assert_eq!(
         seen,
@@ -137,28 +119,12 @@ fn a_bad_credential_is_a_clear_error_without_the_secret() {
 
 /// pyiceberg's view of a table: rows, sum(id), snapshot operations.
 fn pyiceberg_view(sw: &SeaweedFs, table: &str) -> String {
-    let py = venv().join("bin/python");
     let script = format!(
-        "from pyiceberg.catalog.rest import RestCatalog\n\
-         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
-         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         t = c.load_table('{table}')\n\
+        "t = c.load_table('{table}')\n\
          a = t.scan().to_arrow()\n\
-         print(a.num_rows, sum(a.column('id').to_pylist()), ','.join(s.summary.operation.value for s in t.snapshots()))\n",
-        sw.catalog, sw.s3
+         print(a.num_rows, sum(a.column('id').to_pylist()), ','.join(s.summary.operation.value for s in t.snapshots()))\n"
     );
-    let out = std::process::Command::new(&py)
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    pyiceberg(sw, &script).trim().to_string()
 }
 
 fn stage(conn: &duckdb::Connection, sql: &str) {
@@ -517,28 +483,10 @@ fn manifests_are_merged_so_planning_stays_flat_over_many_commits() {
         )
         .unwrap();
     }
-    let py = venv().join("bin/python");
-    let script = format!(
-        "from pyiceberg.catalog.rest import RestCatalog\n\
-         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
-         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         t = c.load_table('marts.often')\n\
+    let script = "t = c.load_table('marts.often')\n\
          a = t.scan().to_arrow()\n\
-         print(a.num_rows, len(set(a.column('id').to_pylist())), len(t.current_snapshot().manifests(t.io)))\n",
-        sw.catalog, sw.s3
-    );
-    let out = std::process::Command::new(&py)
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen = String::from_utf8_lossy(&out.stdout);
+         print(a.num_rows, len(set(a.column('id').to_pylist())), len(t.current_snapshot().manifests(t.io)))\n";
+    let seen = pyiceberg(&sw, script);
     let f: Vec<i64> = seen
         .split_whitespace()
         .map(|x| x.parse().unwrap())

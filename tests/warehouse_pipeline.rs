@@ -6,7 +6,7 @@
 
 mod common;
 use common::http::{Reply, TestServer};
-use common::seaweedfs::{SeaweedFs, duckdb_iceberg, venv};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg, pyiceberg_output};
 use common::{repo_root, text};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,30 +106,15 @@ fn ok(out: Output) -> String {
 /// Per table of `namespace`: (rows, distinct grain keys) as pyiceberg reads them.
 fn pyiceberg_counts(sw: &SeaweedFs, namespace: &str) -> BTreeMap<String, (i64, i64)> {
     let script = format!(
-        "from pyiceberg.catalog.rest import RestCatalog\n\
-         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
-         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         keys = {{'fct_scada': ['settlementdate', 'duid'], 'fct_price': ['settlementdate', 'region_id'], \
+        "keys = {{'fct_scada': ['settlementdate', 'duid'], 'fct_price': ['settlementdate', 'region_id'], \
          'dim_duid': ['duid'], 'dim_calendar': ['date']}}\n\
          for ns, t in c.list_tables('{namespace}'):\n\
          \x20   a = c.load_table(ns + '.' + t if isinstance(ns, str) else '.'.join(ns) + '.' + t).scan().to_arrow()\n\
          \x20   k = keys.get(t, a.column_names[:1])\n\
          \x20   distinct = len(set(zip(*[a.column(x).to_pylist() for x in k])))\n\
-         \x20   print(t, a.num_rows, distinct)\n",
-        sw.catalog, sw.s3
+         \x20   print(t, a.num_rows, distinct)\n"
     );
-    let out = std::process::Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    pyiceberg(sw, &script)
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -143,20 +128,12 @@ fn pyiceberg_counts(sw: &SeaweedFs, namespace: &str) -> BTreeMap<String, (i64, i
 
 /// Each snapshot's operation and summary, for failure messages.
 fn pyiceberg_history(sw: &SeaweedFs, table: &str) -> String {
-    let script = format!(
-        "from pyiceberg.catalog.rest import RestCatalog\n\
-         c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
-         **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         for s in c.load_table('{table}').snapshots(): print(s.snapshot_id, s.parent_snapshot_id, s.summary)\n",
-        sw.catalog, sw.s3
-    );
-    let out = std::process::Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    text(&out)
+    text(&pyiceberg_output(
+        sw,
+        &format!(
+            "for s in c.load_table('{table}').snapshots(): print(s.snapshot_id, s.parent_snapshot_id, s.summary)\n"
+        ),
+    ))
 }
 
 /// Row counts of the facts and dimensions after an in-memory `ci` run on the same files.

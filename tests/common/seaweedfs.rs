@@ -31,27 +31,44 @@ pub fn duckdb_iceberg(sw: &SeaweedFs, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Row count of `namespace.table` as pyiceberg reads it.
-pub fn pyiceberg_rows(sw: &SeaweedFs, table: &str) -> i64 {
+/// Runs a pyiceberg script against this catalog (`c` is the connected
+/// `RestCatalog`); the process output, whatever its status.
+pub fn pyiceberg_output(sw: &SeaweedFs, body: &str) -> std::process::Output {
     let script = format!(
         "from pyiceberg.catalog.rest import RestCatalog\n\
          c = RestCatalog('x', uri='{}', credential='admin:secretkey', warehouse='s3://warehouse', \
          **{{'s3.endpoint': '{}', 's3.access-key-id': 'admin', 's3.secret-access-key': 'secretkey', \
-         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n\
-         print(c.load_table('{table}').scan().to_arrow().num_rows)\n",
+         's3.region': 'us-east-1', 's3.path-style-access': 'true'}})\n{body}",
         sw.catalog, sw.s3
     );
-    let out = Command::new(venv().join("bin/python"))
+    Command::new(venv().join("bin/python"))
         .arg("-c")
         .arg(&script)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs a pyiceberg script (see [`pyiceberg_output`]) that must succeed;
+/// its stdout.
+pub fn pyiceberg(sw: &SeaweedFs, body: &str) -> String {
+    let out = pyiceberg_output(sw, body);
     assert!(
         out.status.success(),
         "pyiceberg: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Row count of `namespace.table` as pyiceberg reads it.
+pub fn pyiceberg_rows(sw: &SeaweedFs, table: &str) -> i64 {
+    pyiceberg(
+        sw,
+        &format!("print(c.load_table('{table}').scan().to_arrow().num_rows)\n"),
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }
 
 /// The venv that `scripts/setup-seaweedfs` creates.

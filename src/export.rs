@@ -9,17 +9,24 @@
 //! `manifest.json` at the site root lists every file. The files use a storage
 //! version DuckDB-WASM 1.32.0 (DuckDB 1.4.3) can open, and a file over
 //! GitHub's 100 MiB limit stops the run before anything is published.
+//!
+//! Every statement a dataset's export runs (DESCRIBEs, the window lookup,
+//! the staging table, each file's write) is written, in order, to
+//! `target/compiled/<project>/exports/<dataset>.sql`, next to the models'
+//! compiled SQL: to read what ran, rerun it by hand, or replay it on another
+//! engine (`bench/export_iceberg` does).
 
-use crate::engine::Engine;
+use crate::engine::{Engine, SqlError};
 use crate::pipeline::{Mode, Plan};
 use crate::project::Config;
 use crate::project::settings::{ExportConfig, Grain, Split};
-use crate::templating::{Phase, QueryRunner, RenderContext, literal, quote};
+use crate::templating::{Phase, QueryResult, QueryRunner, RenderContext, literal, quote};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+use std::cell::RefCell;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The storage format of exported files. DuckDB 1.5 can write newer formats
@@ -166,7 +173,11 @@ pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> 
     let mut result = Ok(());
     for dataset in datasets_for(plan, mode) {
         let started = std::time::Instant::now();
-        match export_dataset(engine, plan, &runner, dataset, out_dir, &exported_at) {
+        let recorder = Recorder::new(engine);
+        let exported = export_dataset(&recorder, plan, &runner, dataset, out_dir, &exported_at);
+        // Written even when the export failed: the statements show where.
+        let recorded = recorder.write(&compiled_path(plan, &dataset.name));
+        match exported.and_then(|files| recorded.map(|()| files)) {
             Ok((files, warnings)) => {
                 let rows: u64 = files.iter().map(|f| f.rows).sum();
                 let bytes: u64 = files.iter().map(|f| f.bytes).sum();
@@ -197,6 +208,55 @@ pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> 
     std::fs::write(&path, manifest.to_json())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(manifest)
+}
+
+/// Where the statements of `dataset`'s export are written.
+pub fn compiled_path(plan: &Plan, dataset: &str) -> PathBuf {
+    plan.compiled_path(&Path::new("exports").join(format!("{dataset}.sql")))
+}
+
+/// The engine as one dataset's export uses it, keeping every statement run.
+struct Recorder<'a> {
+    engine: &'a Engine,
+    statements: RefCell<Vec<String>>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(engine: &'a Engine) -> Recorder<'a> {
+        Recorder {
+            engine,
+            statements: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, sql: &str) {
+        let sql = sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace());
+        self.statements.borrow_mut().push(format!("{sql};\n"));
+    }
+
+    fn execute_batch(&self, sql: &str) -> Result<(), SqlError> {
+        self.record(sql);
+        self.engine.execute_batch(sql)
+    }
+
+    fn query_rows(&self, sql: &str, limit: Option<usize>) -> Result<QueryResult, SqlError> {
+        self.record(sql);
+        self.engine.query_rows(sql, limit)
+    }
+
+    fn columns_of(&self, relation_sql: &str) -> Result<Vec<(String, String)>, SqlError> {
+        self.record(&format!("DESCRIBE {relation_sql}"));
+        self.engine.columns_of(relation_sql)
+    }
+
+    /// Writes the statements run so far to `path`, one after another.
+    fn write(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(path, self.statements.borrow().join("\n"))
+            .with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 /// Renders a dataset's SQL like a model's, and checks the models it reads
@@ -251,14 +311,14 @@ struct OutColumn {
 
 /// Exports one dataset; returns its files and warnings.
 fn export_dataset(
-    engine: &Engine,
+    engine: &Recorder,
     plan: &Plan,
     runner: &Arc<dyn QueryRunner>,
     d: &ExportConfig,
     out_dir: &Path,
     exported_at: &str,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
-    let sql = render(engine, plan, runner, d)?;
+    let sql = render(engine.engine, plan, runner, d)?;
     let columns = engine
         .columns_of(&format!("SELECT * FROM (\n{sql}\n) AS __q"))
         .map_err(|e| anyhow!("the query does not run: {e}"))?;
@@ -446,7 +506,7 @@ fn period_expr(split: Split) -> &'static str {
 
 /// Writes the staged rows into one file per period.
 fn write_files(
-    engine: &Engine,
+    engine: &Recorder,
     d: &ExportConfig,
     staged: &str,
     keys: &[String],
@@ -516,7 +576,7 @@ fn write_files(
         }
         let alias = "__export_file";
         let write = format!(
-            "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');
+            "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');\n\
              CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};",
             literal(&path.to_string_lossy()),
             quote(&d.name)

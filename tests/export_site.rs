@@ -204,6 +204,23 @@ fn datasets_are_shaped_to_their_grain_window_split_compact_types_and_sort_order(
     }
     let summary = text(&out);
     assert!(summary.contains("data/hourly_2024_h2.duckdb"), "{summary}");
+
+    // The statements each export ran, in order, next to the compiled models.
+    let script = std::fs::read_to_string(p.path().join("target/compiled/p/exports/hourly.sql"))
+        .expect("the hourly export's statements");
+    let at = |s: &str| {
+        script
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} in:\n{script}"))
+    };
+    assert!(at("CREATE OR REPLACE TEMP TABLE \"__export_hourly\"") < at("hourly_2024_h1.duckdb"));
+    assert!(at("hourly_2024_h1.duckdb") < at("hourly_2024_h2.duckdb"));
+    assert_eq!(script.matches("ATTACH ").count(), 2, "{script}");
+    assert!(
+        script
+            .trim_end()
+            .ends_with("DROP TABLE IF EXISTS temp.main.\"__export_hourly\";")
+    );
 }
 
 #[test]

@@ -45,8 +45,14 @@ pub fn register(conn: &duckdb::Connection, warehouse: &Warehouse) -> Result<()> 
 
 /// DuckDB rows per output chunk.
 const VECTOR_SIZE: usize = 2048;
+/// Rows per Arrow batch read: iceberg-rust's default (Parquet's 1024) hands
+/// DuckDB half-full chunks and costs a channel hop per 1024 rows; whole
+/// chunks and fewer hops made the export's scans ~20% faster.
+const BATCH_ROWS: usize = 8 * VECTOR_SIZE;
 /// Batches read ahead of DuckDB.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 4;
+/// Threads that may pull one scan at once (DuckDB uses at most its `threads`).
+const MAX_THREADS: u64 = 64;
 
 struct IcebergScan;
 
@@ -124,6 +130,13 @@ impl VTab for IcebergScan {
             // count(*) and friends still need row counts: read the narrowest start.
             read.push(bound.schema.field(0).name().clone());
         }
+        // DuckDB may call `func` from all its threads at once, so whatever
+        // reads the rows (joins, aggregates, filters) runs in parallel, not
+        // only on the thread that happens to pull the scan. Order-sensitive
+        // plans still see one thread: DuckDB keeps a single-threaded sink
+        // when insertion order must be preserved and the source has no
+        // batch index.
+        init.set_max_threads(MAX_THREADS);
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let table = bound.table.clone();
         let columns = read.clone();
@@ -132,6 +145,7 @@ impl VTab for IcebergScan {
                 let scan = table
                     .scan()
                     .select(columns)
+                    .with_batch_size(Some(BATCH_ROWS))
                     .build()
                     .map_err(|e| e.to_string())?;
                 let mut stream = scan.to_arrow().await.map_err(|e| e.to_string())?;
@@ -166,32 +180,40 @@ impl VTab for IcebergScan {
     ) -> Result<(), Box<dyn std::error::Error>> {
         let state = func.get_init_data();
         let bound = func.get_bind_data();
-        let mut pending = state.pending.lock().map_err(|_| "scan state poisoned")?;
-        loop {
-            if let Some((batch, offset)) = pending.as_mut()
-                && *offset < batch.num_rows()
-            {
-                let len = VECTOR_SIZE.min(batch.num_rows() - *offset);
-                let slice = batch.slice(*offset, len);
-                *offset += len;
-                let chunk = project(&slice, &state.projection, &state.read, &bound.schema)?;
-                record_batch_to_duckdb_data_chunk(&chunk, output)?;
-                return Ok(());
-            }
-            let next = state
-                .batches
-                .lock()
-                .map_err(|_| "scan state poisoned")?
-                .blocking_recv();
-            match next {
-                Some(Ok(batch)) => *pending = Some((batch, 0)),
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    output.set_len(0);
-                    return Ok(());
+        // Only taking the next slice is serialized; converting it into
+        // DuckDB's chunk, and the operators above the scan, run on every
+        // thread that calls (see `max_threads` in `init`).
+        let slice = {
+            let mut pending = state.pending.lock().map_err(|_| "scan state poisoned")?;
+            loop {
+                if let Some((batch, offset)) = pending.as_mut()
+                    && *offset < batch.num_rows()
+                {
+                    let len = VECTOR_SIZE.min(batch.num_rows() - *offset);
+                    let slice = batch.slice(*offset, len);
+                    *offset += len;
+                    break Some(slice);
+                }
+                let next = state
+                    .batches
+                    .lock()
+                    .map_err(|_| "scan state poisoned")?
+                    .blocking_recv();
+                match next {
+                    Some(Ok(batch)) => *pending = Some((batch, 0)),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => break None,
                 }
             }
+        };
+        match slice {
+            Some(slice) => {
+                let chunk = project(&slice, &state.projection, &state.read, &bound.schema)?;
+                record_batch_to_duckdb_data_chunk(&chunk, output)?;
+            }
+            None => output.set_len(0),
         }
+        Ok(())
     }
 
     fn supports_pushdown() -> bool {

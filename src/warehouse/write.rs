@@ -326,7 +326,11 @@ impl Warehouse {
         rows_hint: u64,
     ) -> Result<Vec<DataFile>> {
         let mut stmt = conn.prepare(sql).context("preparing the rows to write")?;
-        let batches = stmt.query_arrow([]).context("reading the rows to write")?;
+        // Streamed chunk by chunk: DuckDB produces the next rows while the
+        // writers encode the last ones, and the result is never held whole
+        // (`query_arrow` would materialize it first, and panic on a failed
+        // fetch where `step` returns the error).
+        drop(stmt.stream_arrow([]).context("reading the rows to write")?);
         let iceberg_schema = table.metadata().current_schema().clone();
         let target = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&iceberg_schema).map_err(|e| anyhow!("{e}"))?,
@@ -407,7 +411,8 @@ impl Warehouse {
             }
             let mut rows = 0usize;
             let mut failed = None;
-            for batch in batches {
+            while let Some(chunk) = stmt.step().context("reading the rows to write")? {
+                let batch = RecordBatch::from(&chunk);
                 if batch.num_rows() == 0 {
                     continue;
                 }

@@ -185,3 +185,29 @@ fn list_and_compile_show_the_dag_and_rendered_sql() {
         "--select limits the output:\n{sql}"
     );
 }
+
+/// The example's `memory` target (the one ci mode uses) carries its memory
+/// budget into DuckDB, and a project without one gets DuckDB's default.
+#[test]
+fn the_example_memory_target_budgets_duckdb_memory() {
+    let limit_of = |project: &Path| {
+        let project = analytics::project::Project::load(project).unwrap();
+        let target = project.settings.target("memory").unwrap();
+        let engine = analytics::engine::Engine::open(&project.root, &target).unwrap();
+        let rows = engine
+            .query_rows("SELECT current_setting('memory_limit')", None)
+            .unwrap();
+        rows.rows[0][0].to_string()
+    };
+    let example = limit_of(&repo_root().join("example-project"));
+    // DuckDB reports 200 MB as "190.7 MiB".
+    assert!(example.contains("190.7 MiB"), "{example}");
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plain.path().join("dbt_project.yml"),
+        "name: plain\nversion: '1.0.0'\nconfig-version: 2\n",
+    )
+    .unwrap();
+    let default = limit_of(plain.path());
+    assert!(!default.contains("190.7 MiB"), "{default}");
+}

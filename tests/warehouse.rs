@@ -494,3 +494,43 @@ fn manifests_are_merged_so_planning_stays_flat_over_many_commits() {
     assert_eq!((f[0], f[1]), (400, 400), "{seen}");
     assert!(f[2] < 32, "40 commits left {} manifests: {seen}", f[2]);
 }
+
+/// A query that fails after rows have already streamed to the Parquet
+/// writers is an error (not a panic) and commits nothing: the table keeps
+/// exactly what it had.
+#[test]
+fn a_query_failing_mid_stream_commits_nothing() {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let good = "SELECT i AS id, i * 2 AS v FROM range(1000) t(i)";
+    assert_eq!(wh.append_query(&conn, good, "ops", "stream").unwrap(), 1000);
+    // A view, so the rows are computed while they stream to the writers:
+    // 300,000 go through, then DuckDB raises on one row.
+    conn.execute_batch(
+        "CREATE VIEW failing AS SELECT i AS id, CASE WHEN i = 300000 THEN error('bad row 300000') \
+         ELSE i * 2 END AS v FROM range(400000) t(i)",
+    )
+    .unwrap();
+    let err = match wh.write(
+        &conn,
+        "failing",
+        "ops",
+        "stream",
+        &WriteMode::Append,
+        "ignore",
+    ) {
+        Ok(r) => panic!("the failing rows were committed ({} rows)", r.rows_written),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("bad row 300000"), "{err}");
+    let seen = pyiceberg(
+        &sw,
+        "t = c.load_table('ops.stream')\nprint(t.scan().to_arrow().num_rows, len(t.snapshots()))\n",
+    );
+    assert_eq!(
+        seen.trim(),
+        "1000 1",
+        "rows and snapshots after the failure"
+    );
+}

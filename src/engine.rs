@@ -5,7 +5,7 @@
 use crate::ingest::{FILE_LOG_RELATION, FileLog, TakenFile};
 use crate::project::{Config, TargetConfig};
 use crate::templating::{QueryResult, QueryRunner, Relation, literal, quote};
-use crate::warehouse::{Warehouse, WriteMode, scan};
+use crate::warehouse::{LocalRead, Warehouse, WriteMode, scan};
 use anyhow::{Context, Result, anyhow, bail};
 use duckdb::Connection;
 use duckdb::types::{TimeUnit, Value};
@@ -138,6 +138,55 @@ impl Engine {
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("attaching stored table {rel}"))?;
         Ok(true)
+    }
+
+    /// Switches the view of a stored table (made by [`Engine::attach_stored`])
+    /// to DuckDB's Parquet reader over local copies of its data files, for
+    /// queries that read the whole table (exports). Leaves the view
+    /// streaming when the table cannot be read that way, and does nothing to
+    /// relations that are not such a view. Returns whether it switched.
+    pub fn read_stored_locally(&self, rel: &Relation) -> Result<bool> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(false);
+        };
+        let view = self
+            .query_rows(
+                &format!(
+                    "SELECT sql FROM duckdb_views() WHERE schema_name = {} AND view_name = {} \
+                     AND database_name = current_database()",
+                    literal(&rel.schema),
+                    literal(&rel.identifier)
+                ),
+                Some(1),
+            )
+            .map_err(|e| anyhow!(e))?;
+        let streaming = view
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_str())
+            .is_some_and(|sql| sql.contains(&scan::call(&rel.schema, &rel.identifier)));
+        if !streaming {
+            return Ok(false);
+        }
+        let read = {
+            let conn = self.conn();
+            warehouse.local_read(&conn, &rel.schema, &rel.identifier)?
+        };
+        match read {
+            LocalRead::Parquet(sql) => {
+                self.execute_batch(&format!(
+                    "CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {sql}"
+                ))
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("reading stored table {rel} from local copies"))?;
+                Ok(true)
+            }
+            LocalRead::Stream(why) => {
+                tracing::info!("{rel}: streamed by iceberg_scan ({why})");
+                Ok(false)
+            }
+        }
     }
 
     /// Whether the relation is stored in the warehouse.

@@ -296,6 +296,11 @@ fn render(
                 plan.target_name
             );
         }
+        // Exports read whole tables: DuckDB's own Parquet reader over local
+        // copies beats streaming them (see warehouse::local_copy).
+        engine
+            .read_stored_locally(relation)
+            .with_context(|| format!("reading model `{model}` ({relation})"))?;
     }
     Ok(rendered
         .sql

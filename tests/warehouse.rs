@@ -4,7 +4,7 @@
 
 mod common;
 use analytics::warehouse::maintain::MaintainOptions;
-use analytics::warehouse::{IcebergConfig, S3Config, Warehouse, WriteMode};
+use analytics::warehouse::{IcebergConfig, LocalRead, S3Config, Warehouse, WriteMode};
 use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
 
 fn config(sw: &SeaweedFs) -> IcebergConfig {
@@ -533,4 +533,169 @@ fn a_query_failing_mid_stream_commits_nothing() {
         "1000 1",
         "rows and snapshots after the failure"
     );
+}
+
+/// Rows of `a` not in `b` plus rows of `b` not in `a` (0: same multiset of
+/// rows, column by column in order).
+fn difference(conn: &duckdb::Connection, a: &str, b: &str) -> i64 {
+    conn.query_row(
+        &format!(
+            "SELECT (SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})) + \
+             (SELECT count(*) FROM (FROM {b} EXCEPT ALL FROM {a}))"
+        ),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// `DESCRIBE`'s (name, type) pairs of a relation.
+fn described(conn: &duckdb::Connection, relation: &str) -> Vec<(String, String)> {
+    let mut stmt = conn
+        .prepare(&format!("DESCRIBE SELECT * FROM {relation}"))
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn parquet_sql(read: LocalRead) -> String {
+    match read {
+        LocalRead::Parquet(sql) => sql,
+        LocalRead::Stream(why) => panic!("expected a local read, got: {why}"),
+    }
+}
+
+/// DuckDB's Parquet reader over local copies reads what `iceberg_scan`
+/// streams — same columns, types and rows — and follows Iceberg's field ids
+/// through a rename and an added column (files written before the change
+/// carry the old name and lack the new column).
+#[test]
+fn local_copies_read_the_same_rows_and_follow_renames_by_field_id() {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    analytics::warehouse::scan::register(&conn, &wh).unwrap();
+    let sql = |a: i64, b: i64| {
+        ROWS_SQL
+            .replace("{start}", &a.to_string())
+            .replace("{end}", &b.to_string())
+    };
+    wh.append_query(&conn, &sql(0, 40_000), "marts", "local")
+        .unwrap();
+    wh.append_query(&conn, &sql(40_000, 50_000), "marts", "local")
+        .unwrap();
+    let scan = "iceberg_scan('marts', 'local')";
+    let local = parquet_sql(wh.local_read(&conn, "marts", "local").unwrap());
+    assert!(local.starts_with("read_parquet(["), "{local}");
+    assert_eq!(described(&conn, &local), described(&conn, scan));
+    assert_eq!(difference(&conn, &local, scan), 0);
+    assert_eq!(
+        conn.query_row(&format!("SELECT count(*) FROM {local}"), [], |r| r
+            .get::<_, i64>(0))
+            .unwrap(),
+        50_000
+    );
+
+    // Rename `mw` and add a column with pyiceberg, then append rows that
+    // fill the new column: old files still say `mw`, by field id it is `power`.
+    pyiceberg(
+        &sw,
+        "from pyiceberg.types import StringType\n\
+         t = c.load_table('marts.local')\n\
+         with t.update_schema() as u:\n    u.rename_column('mw', 'power')\n\
+         with t.update_schema() as u:\n    u.add_column('note', StringType())\n",
+    );
+    conn.execute_batch(
+        "CREATE TEMP TABLE more AS SELECT 50000 + i AS id, 1::INTEGER AS hhmm, 2.5 AS power, \
+         1.00::DECIMAL(10, 2) AS price, 'DUID9' AS duid, DATE '2024-02-01' AS day, \
+         TIMESTAMP '2024-02-01' AS ts, true AS even, 'new' AS note FROM range(100) t(i)",
+    )
+    .unwrap();
+    wh.write(
+        &conn,
+        "more",
+        "marts",
+        "local",
+        &WriteMode::Append,
+        "ignore",
+    )
+    .unwrap();
+    let local = parquet_sql(wh.local_read(&conn, "marts", "local").unwrap());
+    let columns = described(&conn, &local);
+    assert_eq!(columns, described(&conn, scan));
+    assert_eq!(columns[2].0, "power");
+    assert_eq!(columns.last().unwrap().0, "note");
+    assert_eq!(difference(&conn, &local, scan), 0);
+    let (rows, power, notes): (i64, f64, i64) = conn
+        .query_row(
+            &format!("SELECT count(*), sum(power), count(note) FROM {local}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let expected: f64 = (0..50_000).map(|i| i as f64 * 1.5).sum::<f64>() + 250.0;
+    assert_eq!((rows, notes), (50_100, 100));
+    assert!((power - expected).abs() < 1e-6, "{power} vs {expected}");
+}
+
+/// Tables DuckDB's reader cannot read exactly stay on `iceberg_scan`: data
+/// files without field ids (added by pyiceberg's `add_files`), delete files
+/// (DuckDB-iceberg's merge-on-read DELETE), more data than the copy limit.
+#[test]
+fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    analytics::warehouse::scan::register(&conn, &wh).unwrap();
+    let rows = "SELECT i AS id, i * 2 AS v FROM range(1000) t(i)";
+    wh.append_query(&conn, rows, "ops", "limited").unwrap();
+    wh.set_local_copy_limit(100);
+    match wh.local_read(&conn, "ops", "limited").unwrap() {
+        LocalRead::Stream(why) => assert!(why.contains("local copy limit"), "{why}"),
+        other => panic!("over the limit, yet {other:?}"),
+    }
+    wh.set_local_copy_limit(analytics::warehouse::DEFAULT_LOCAL_COPY_LIMIT);
+
+    // A Parquet file without field ids, added as it is.
+    pyiceberg(
+        &sw,
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         from pyiceberg.schema import Schema\n\
+         from pyiceberg.types import NestedField, LongType\n\
+         c.create_namespace_if_not_exists('ops')\n\
+         t = c.create_table('ops.added', Schema(NestedField(1, 'id', LongType()), NestedField(2, 'v', LongType())))\n\
+         path = 's3://warehouse/ops/added/data/plain.parquet'\n\
+         with t.io.new_output(path).create() as f:\n    pq.write_table(pa.table({'id': pa.array(range(10), pa.int64()), 'v': pa.array(range(10), pa.int64())}), f)\n\
+         t.add_files([path])\n",
+    );
+    match wh.local_read(&conn, "ops", "added").unwrap() {
+        LocalRead::Stream(why) => assert!(why.contains("field ids"), "{why}"),
+        other => panic!("files without field ids, yet {other:?}"),
+    }
+    let (n, sum): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(v)::BIGINT FROM iceberg_scan('ops', 'added')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, sum), (10, 45), "iceberg_scan maps the columns by name");
+
+    // Positional deletes written by DuckDB's iceberg extension.
+    wh.append_query(&conn, rows, "ops", "deleted").unwrap();
+    duckdb_iceberg(&sw, "DELETE FROM lake.ops.deleted WHERE id < 10");
+    match wh.local_read(&conn, "ops", "deleted").unwrap() {
+        LocalRead::Stream(why) => assert!(why.contains("delete files"), "{why}"),
+        other => panic!("a table with delete files, yet {other:?}"),
+    }
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM iceberg_scan('ops', 'deleted')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 990, "iceberg_scan applies the deletes");
 }

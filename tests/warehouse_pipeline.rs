@@ -172,6 +172,11 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
     // backfill: daily reports and reference data too, and every test, on the stored tables.
     let t = ok(run(dir.path(), &sw, &["run", "--mode", "backfill"]));
     assert!(t.contains("0 failed, 0 errored"), "{t}");
+    // Its exports read the stored facts with DuckDB's Parquet reader.
+    assert!(
+        t.contains("nem.fct_scada: read by DuckDB's Parquet reader from"),
+        "{t}"
+    );
     let stored = pyiceberg_counts(&sw, "nem");
     let expected = in_memory_counts(&server);
     for (table, rows) in &expected {

@@ -8,9 +8,12 @@
 //! (copy-on-write, committed through [`rest`] because iceberg-rust 0.10.1
 //! has no overwrite action). Reads go the other way through the
 //! `iceberg_scan` table function ([`scan`]), so `ref()` of a stored model is
-//! a DuckDB view streaming the table. [`maintain`] compacts, expires
+//! a DuckDB view streaming the table; exports, which read whole tables,
+//! switch that view to DuckDB's Parquet reader over local copies of the
+//! data files ([`local_copy`]). [`maintain`] compacts, expires
 //! snapshots and deletes unreferenced files.
 
+mod local_copy;
 pub mod maintain;
 mod rest;
 pub mod scan;
@@ -18,6 +21,7 @@ mod snapshot;
 mod types;
 mod write;
 
+pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
 pub use write::{WriteMode, WriteReport};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -147,6 +151,7 @@ pub struct Warehouse {
     catalog: Arc<RestCatalog>,
     commits: Arc<rest::CommitClient>,
     runtime: Arc<tokio::runtime::Runtime>,
+    local: Arc<local_copy::LocalCopies>,
 }
 
 impl Warehouse {
@@ -175,6 +180,7 @@ impl Warehouse {
             catalog: Arc::new(catalog),
             commits: Arc::new(commits),
             runtime: Arc::new(runtime),
+            local: Arc::default(),
         };
         // Authenticate now, so a bad credential fails here with a clear message.
         warehouse

@@ -83,7 +83,7 @@ pub fn duckdb_columns(schema: &iceberg::spec::Schema) -> Result<String> {
 }
 
 /// The DuckDB type of an Iceberg type.
-fn duckdb_type(ty: &Type) -> Result<String> {
+pub(super) fn duckdb_type(ty: &Type) -> Result<String> {
     Ok(match ty {
         Type::Primitive(p) => match p {
             PrimitiveType::Boolean => "BOOLEAN".to_string(),

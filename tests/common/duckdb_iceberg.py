@@ -2,7 +2,8 @@
 reader of what analytics-action writes). Installed by scripts/setup-seaweedfs
 from PyPI wheels (duckdb + duckdb-extension-{httpfs,avro,iceberg}).
 
-usage: duckdb_iceberg.py CATALOG_URL S3_URL SQL  (tables as lake.<ns>.<table>)
+usage: duckdb_iceberg.py CATALOG_URL S3_URL SQL  (tables as lake.<ns>.<table>;
+the catalog is attached read-write, so SQL may also change tables)
 prints each result row as space-separated values.
 """
 import glob
@@ -25,6 +26,6 @@ con.execute(
     f"CREATE SECRET ice (TYPE iceberg, CLIENT_ID 'admin', CLIENT_SECRET 'secretkey', "
     f"OAUTH2_SERVER_URI '{catalog}/v1/oauth/tokens')"
 )
-con.execute(f"ATTACH 's3://warehouse' AS lake (TYPE iceberg, ENDPOINT '{catalog}', SECRET ice)")
+con.execute(f"ATTACH 's3://warehouse' AS lake (TYPE iceberg, ENDPOINT '{catalog}', SECRET ice, READ_ONLY false)")
 for row in con.execute(sql).fetchall():
     print(" ".join(str(v) for v in row))

@@ -8,6 +8,14 @@
 //!   upsert ROWS RUNS      table of ROWS rows; time one new 5-minute file and
 //!                         one re-taken file (delete+insert), median of RUNS
 //!   wide PARQUET RUNS     write the rows of PARQUET (replace), median of RUNS
+//!   stream PARQUET        only stream the rows of PARQUET out of DuckDB as
+//!                         Arrow chunks (the hand-over a write starts with;
+//!                         the catalog URLs are ignored)
+//!   encode PARQUET RUNS   only encode the rows of PARQUET with our Parquet
+//!                         settings, in memory (no catalog, no storage): on
+//!                         one thread, and on two splitting the rows like
+//!                         the write; medians of RUNS (CATALOG_URL and
+//!                         S3_URL are ignored)
 //!
 //! Prints `key value` lines for the script to tabulate.
 
@@ -63,6 +71,11 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         bail!("usage: iceberg_bench CATALOG_URL S3_URL write|upsert|wide ...");
+    }
+    match args[3].as_str() {
+        "encode" => return encode(args.get(4).context("missing PARQUET")?, &args[5]),
+        "stream" => return stream(args.get(4).context("missing PARQUET")?),
+        _ => {}
     }
     let wh = Warehouse::connect(&config(&args[1], &args[2]))?;
     let conn = duckdb::Connection::open_in_memory()?;
@@ -200,4 +213,74 @@ fn table_bytes(wh: &Warehouse, schema: &str, name: &str) -> Result<u64> {
         .and_then(|s| s.summary().additional_properties.get("added-files-size"))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
+}
+
+/// The hand-over floor of a write: the rows of `parquet`, loaded into a
+/// DuckDB table first, streamed out as Arrow chunks as `write` reads them.
+fn stream(parquet: &str) -> Result<()> {
+    let conn = duckdb::Connection::open_in_memory()?;
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE staged AS SELECT * FROM read_parquet('{parquet}')"
+    ))?;
+    let started = Instant::now();
+    let mut stmt = conn.prepare("SELECT * FROM staged")?;
+    drop(stmt.stream_arrow([])?);
+    let mut rows = 0;
+    while let Some(chunk) = stmt.step()? {
+        rows += duckdb::arrow::array::RecordBatch::from(&chunk).num_rows();
+    }
+    println!("stream_rows {rows}");
+    println!("stream_seconds {:.3}", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The encoding floor of a write: the rows of `parquet`, as DuckDB hands
+/// them over (2,048-row Arrow chunks), encoded with our data-file settings
+/// into memory, on one thread and on two.
+fn encode(parquet: &str, runs: &str) -> Result<()> {
+    use duckdb::arrow::array::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    let runs: usize = runs.parse().context("RUNS is not a number")?;
+    let conn = duckdb::Connection::open_in_memory()?;
+    let mut stmt = conn.prepare(&format!("SELECT * FROM read_parquet('{parquet}')"))?;
+    let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
+    let schema = batches.first().context("no rows")?.schema();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&schema)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let properties = analytics::warehouse::data_file_properties(&iceberg_schema);
+    let encode_part = |part: Vec<&RecordBatch>| -> Result<usize> {
+        let mut writer =
+            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))?;
+        for batch in part {
+            writer.write(batch)?;
+        }
+        Ok(writer.into_inner()?.len())
+    };
+    let (mut one, mut two, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..runs {
+        let started = Instant::now();
+        bytes = encode_part(batches.iter().collect())?;
+        one.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        std::thread::scope(|scope| -> Result<()> {
+            let halves: Vec<_> = (0..2)
+                .map(|w| {
+                    let part: Vec<&RecordBatch> = batches.iter().skip(w).step_by(2).collect();
+                    scope.spawn(move || encode_part(part))
+                })
+                .collect();
+            for half in halves {
+                half.join()
+                    .map_err(|_| anyhow::anyhow!("encoder panicked"))??;
+            }
+            Ok(())
+        })?;
+        two.push(started.elapsed().as_secs_f64());
+    }
+    println!("encode_rows {rows}");
+    println!("encode_bytes {bytes}");
+    println!("encode_1t_seconds {:.3}", median(one));
+    println!("encode_2t_seconds {:.3}", median(two));
+    Ok(())
 }

@@ -22,7 +22,7 @@ mod types;
 mod write;
 
 pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
-pub use write::{WriteMode, WriteReport};
+pub use write::{WriteMode, WriteReport, data_file_properties};
 
 use anyhow::{Context, Result, anyhow, bail};
 use iceberg::table::Table;

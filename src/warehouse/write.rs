@@ -64,6 +64,37 @@ pub struct WriteReport {
     pub snapshot_id: Option<i64>,
 }
 
+/// The Parquet settings of the data files we write for a table of
+/// `schema`: zstd, whole-value bounds, 128k-row groups, no dictionary for
+/// floating-point columns. Public so the benchmarks encode with exactly
+/// these.
+pub fn data_file_properties(
+    schema: &iceberg::spec::Schema,
+) -> parquet::file::properties::WriterProperties {
+    let mut properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        // Whole values as bounds, so keys that share a long prefix
+        // (AEMO file names) still prune.
+        .set_statistics_truncate_length(None)
+        // Smaller row groups stream to storage instead of growing
+        // buffers of hundreds of MB (and give readers finer skipping).
+        .set_max_row_group_row_count(Some(128 * 1024));
+    // Measurements rarely repeat: dictionary-encoding floats costs most
+    // of the write time (hash interning) and saves little.
+    for field in schema.as_struct().fields() {
+        if matches!(
+            field.field_type.as_ref(),
+            Type::Primitive(PrimitiveType::Float | PrimitiveType::Double)
+        ) {
+            properties = properties.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(field.name.as_str()),
+                false,
+            );
+        }
+    }
+    properties.build()
+}
+
 /// Commit attempts before giving up under contention.
 const MAX_ATTEMPTS: u32 = 8;
 /// Consecutive rows one Parquet writer takes before the next writer's turn:
@@ -335,28 +366,7 @@ impl Warehouse {
         let target = Arc::new(
             iceberg::arrow::schema_to_arrow_schema(&iceberg_schema).map_err(|e| anyhow!("{e}"))?,
         );
-        let mut properties = parquet::file::properties::WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-            // Whole values as bounds, so keys that share a long prefix
-            // (AEMO file names) still prune.
-            .set_statistics_truncate_length(None)
-            // Smaller row groups stream to storage instead of growing
-            // buffers of hundreds of MB (and give readers finer skipping).
-            .set_max_row_group_row_count(Some(128 * 1024));
-        // Measurements rarely repeat: dictionary-encoding floats costs most
-        // of the write time (hash interning) and saves little.
-        for field in iceberg_schema.as_struct().fields() {
-            if matches!(
-                field.field_type.as_ref(),
-                Type::Primitive(PrimitiveType::Float | PrimitiveType::Double)
-            ) {
-                properties = properties.set_column_dictionary_enabled(
-                    parquet::schema::types::ColumnPath::from(field.name.as_str()),
-                    false,
-                );
-            }
-        }
-        let properties = properties.build();
+        let properties = data_file_properties(&iceberg_schema);
         let prefix = format!("data-{:016x}", rand::random::<u64>());
         // Encoding and compressing Parquet is the costly part and runs on
         // one core per file: deal short runs of rows to one writer per core

@@ -81,7 +81,10 @@ fn project(server: &TestServer, schema: &str) -> tempfile::TempDir {
 }
 
 fn run(project: &Path, sw: &SeaweedFs, args: &[&str]) -> Output {
+    let tmp = project.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .env("TMPDIR", &tmp)
         .args(args)
         .arg("--project")
         .arg(project)
@@ -177,6 +180,12 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
         t.contains("nem.fct_scada: read by DuckDB's Parquet reader from"),
         "{t}"
     );
+    // … and the copies are gone when the run ends.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
     let stored = pyiceberg_counts(&sw, "nem");
     let expected = in_memory_counts(&server);
     for (table, rows) in &expected {

@@ -638,6 +638,18 @@ fn local_copies_read_the_same_rows_and_follow_renames_by_field_id() {
     let expected: f64 = (0..50_000).map(|i| i as f64 * 1.5).sum::<f64>() + 250.0;
     assert_eq!((rows, notes), (50_100, 100));
     assert!((power - expected).abs() < 1e-6, "{power} vs {expected}");
+
+    // The other primitive types read as iceberg_scan gives them.
+    let others = "SELECT i AS id, i::REAL / 3 AS r, TIME '01:02:03' + INTERVAL (i) SECOND AS t, \
+        TIMESTAMPTZ '2024-01-01 00:00:00+00' + INTERVAL (i) MINUTE AS tz, \
+        ((i * 7)::DECIMAL(30, 4) / 3)::DECIMAL(30, 4) AS wide_decimal FROM range(2000) t(i)";
+    wh.append_query(&conn, others, "marts", "types").unwrap();
+    let scan = "iceberg_scan('marts', 'types')";
+    let local = parquet_sql(wh.local_read(&conn, "marts", "types").unwrap());
+    assert_eq!(described(&conn, &local), described(&conn, scan));
+    assert_eq!(difference(&conn, &local, scan), 0);
+    // … and as they were written (TIMESTAMPTZ is an instant, stored as UTC).
+    assert_eq!(difference(&conn, &local, &format!("({others})")), 0);
 }
 
 /// Tables DuckDB's reader cannot read exactly stay on `iceberg_scan`: data
@@ -657,6 +669,19 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
         other => panic!("over the limit, yet {other:?}"),
     }
     wh.set_local_copy_limit(analytics::warehouse::DEFAULT_LOCAL_COPY_LIMIT);
+
+    // A nested column: DuckDB's `schema` mapping covers top-level fields only.
+    wh.append_query(
+        &conn,
+        "SELECT i AS id, [i, i + 1] AS pair FROM range(10) t(i)",
+        "ops",
+        "nested",
+    )
+    .unwrap();
+    match wh.local_read(&conn, "ops", "nested").unwrap() {
+        LocalRead::Stream(why) => assert!(why.contains("column `pair`"), "{why}"),
+        other => panic!("a list column, yet {other:?}"),
+    }
 
     // A Parquet file without field ids, added as it is.
     pyiceberg(

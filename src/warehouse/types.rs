@@ -25,7 +25,12 @@ fn storable(data_type: &DataType) -> Result<DataType> {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::LargeBinary,
         DataType::Date32 | DataType::Date64 => DataType::Date32,
         DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
-        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Microsecond, tz.clone()),
+        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        // An instant: DuckDB labels it with the session's zone (`Etc/UTC`),
+        // Iceberg's timestamptz is UTC; the values are the same.
+        DataType::Timestamp(_, Some(_)) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        }
         DataType::List(item) | DataType::LargeList(item) => DataType::List(Arc::new(Field::new(
             "element",
             storable(item.data_type())?,

@@ -560,6 +560,15 @@ fn described(conn: &duckdb::Connection, relation: &str) -> Vec<(String, String)>
         .collect()
 }
 
+/// Why `ns.table` keeps streaming through `iceberg_scan` (fails if it
+/// would be read from local copies).
+fn stream_reason(wh: &Warehouse, conn: &duckdb::Connection, ns: &str, table: &str) -> String {
+    match wh.local_read(conn, ns, table).unwrap() {
+        LocalRead::Stream(why) => why,
+        LocalRead::Parquet(sql) => panic!("{ns}.{table} should stream, yet reads {sql}"),
+    }
+}
+
 fn parquet_sql(read: LocalRead) -> String {
     match read {
         LocalRead::Parquet(sql) => sql,
@@ -664,10 +673,8 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
     let rows = "SELECT i AS id, i * 2 AS v FROM range(1000) t(i)";
     wh.append_query(&conn, rows, "ops", "limited").unwrap();
     wh.set_local_copy_limit(100);
-    match wh.local_read(&conn, "ops", "limited").unwrap() {
-        LocalRead::Stream(why) => assert!(why.contains("local copy limit"), "{why}"),
-        other => panic!("over the limit, yet {other:?}"),
-    }
+    let why = stream_reason(&wh, &conn, "ops", "limited");
+    assert!(why.contains("local copy limit"), "{why}");
     wh.set_local_copy_limit(analytics::warehouse::DEFAULT_LOCAL_COPY_LIMIT);
 
     // A nested column: DuckDB's `schema` mapping covers top-level fields only.
@@ -678,10 +685,8 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
         "nested",
     )
     .unwrap();
-    match wh.local_read(&conn, "ops", "nested").unwrap() {
-        LocalRead::Stream(why) => assert!(why.contains("column `pair`"), "{why}"),
-        other => panic!("a list column, yet {other:?}"),
-    }
+    let why = stream_reason(&wh, &conn, "ops", "nested");
+    assert!(why.contains("column `pair`"), "{why}");
 
     // A Parquet file without field ids, added as it is.
     pyiceberg(
@@ -695,10 +700,8 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
          with t.io.new_output(path).create() as f:\n    pq.write_table(pa.table({'id': pa.array(range(10), pa.int64()), 'v': pa.array(range(10), pa.int64())}), f)\n\
          t.add_files([path])\n",
     );
-    match wh.local_read(&conn, "ops", "added").unwrap() {
-        LocalRead::Stream(why) => assert!(why.contains("field ids"), "{why}"),
-        other => panic!("files without field ids, yet {other:?}"),
-    }
+    let why = stream_reason(&wh, &conn, "ops", "added");
+    assert!(why.contains("field ids"), "{why}");
     let (n, sum): (i64, i64) = conn
         .query_row(
             "SELECT count(*), sum(v)::BIGINT FROM iceberg_scan('ops', 'added')",
@@ -711,10 +714,8 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
     // Positional deletes written by DuckDB's iceberg extension.
     wh.append_query(&conn, rows, "ops", "deleted").unwrap();
     duckdb_iceberg(&sw, "DELETE FROM lake.ops.deleted WHERE id < 10");
-    match wh.local_read(&conn, "ops", "deleted").unwrap() {
-        LocalRead::Stream(why) => assert!(why.contains("delete files"), "{why}"),
-        other => panic!("a table with delete files, yet {other:?}"),
-    }
+    let why = stream_reason(&wh, &conn, "ops", "deleted");
+    assert!(why.contains("delete files"), "{why}");
     let n: i64 = conn
         .query_row(
             "SELECT count(*) FROM iceberg_scan('ops', 'deleted')",

@@ -116,11 +116,11 @@ impl Warehouse {
         schema: &str,
         name: &str,
     ) -> Result<LocalRead> {
-        let table = self.load_table(schema, name)?;
         let limit = self.local.limit_bytes();
         if limit == 0 {
             return Ok(LocalRead::Stream("local copies are turned off".into()));
         }
+        let table = self.load_table(schema, name)?;
         if table.metadata().current_snapshot().is_none() {
             return Ok(LocalRead::Stream("the table has no snapshot".into()));
         }

@@ -21,12 +21,10 @@ fn cargo_version(toml: &str) -> String {
             in_package = line == "[package]";
             continue;
         }
-        if in_package {
-            if let Some(rest) = line.strip_prefix("version") {
-                let rest = rest.trim_start();
-                if let Some(value) = rest.strip_prefix('=') {
-                    return value.trim().trim_matches('"').to_string();
-                }
+        if in_package && let Some(rest) = line.strip_prefix("version") {
+            let rest = rest.trim_start();
+            if let Some(value) = rest.strip_prefix('=') {
+                return value.trim().trim_matches('"').to_string();
             }
         }
     }

@@ -68,7 +68,8 @@ FROM dist-${DIST} AS dist
 
 # 3. Runtime: slim Debian, CA certificates (rustls reads the system roots),
 #    libstdc++ for libduckdb.so, the binary and the dashboard assets. The
-#    dashboard template is embedded in the binary.
+#    dashboard template (dashboard-template/) is embedded in the binary, so
+#    the image needs no copy of it.
 FROM debian:bookworm-slim AS runtime
 # Unpinned on purpose: Debian security updates replace these versions, and a
 # pinned version that leaves the archive would break the release build.

@@ -1,13 +1,23 @@
-//! The command line: `analytics run | compile | list | doctor | action`.
+//! The command line: `analytics run | compile | list | doctor | dashboard`.
+//! A front-end: flags are resolved once into the typed settings the core
+//! takes ([`RunOptions`], the doctor's options); nothing imports this module.
+//! `analytics action` is the GitHub Actions front-end (`main.rs` hands over
+//! to it before the command line is parsed).
 
-use crate::pipeline::{self, Mode, Plan, RunOptions};
+use crate::environ::Env;
+use crate::mode::Mode;
+use crate::pipeline::{self, RunOptions};
+use crate::plan::Plan;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// Doc comments on the clap types are their `--help` text, so the few fields
+// whose help is generated (subcommand, flattened options) carry none.
 /// Ingest, transform, test, store, export and publish — from one Git repository.
+#[allow(missing_docs)]
 #[derive(Debug, Parser)]
 #[command(name = "analytics", version, about)]
 pub struct Cli {
@@ -15,13 +25,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a mode of the pipeline.
     Run {
         #[command(flatten)]
         common: Common,
-        /// ci | intraday | backfill | import
+        /// ci | intraday | backfill | import | maintain
         #[arg(long, value_enum, default_value = "ci")]
         mode: Mode,
         /// Rebuild incremental models from scratch.
@@ -90,51 +101,29 @@ pub struct Common {
 
 impl Common {
     fn options(&self, mode: Mode, full_refresh: bool) -> Result<RunOptions> {
+        let env = Env::process();
         Ok(RunOptions {
             project_dir: self.project.clone(),
             mode,
             target: self.target.clone(),
             select: self.select.clone(),
-            vars: parse_vars(self.vars.as_deref(), "--vars")?,
+            vars: crate::project::parse_vars(self.vars.as_deref(), "--vars")?,
             full_refresh,
             limits: crate::project::settings::Limits {
                 ci: self.limit,
                 intraday: self.limit,
                 backfill: self.limit,
             },
-            site: Default::default(),
+            site: crate::site::SiteOptions::default().with_env(&env),
+            env,
         })
     }
 }
 
-/// Parses `--vars` (or the action's `vars` input, named by `what`): a YAML mapping.
-pub fn parse_vars(
-    text: Option<&str>,
-    what: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let Some(text) = text else {
-        return Ok(serde_json::Map::new());
-    };
-    let value: serde_json::Value =
-        serde_yaml_ng::from_str(text).with_context(|| format!("{what} is not valid YAML"))?;
-    match value {
-        serde_json::Value::Object(map) => Ok(map),
-        serde_json::Value::Null => Ok(serde_json::Map::new()),
-        _ => anyhow::bail!("{what} must be a mapping, e.g. '{{batch: 2}}'"),
-    }
-}
-
-/// Entry point of the binary.
+/// Entry point of the command line (`main.rs` has already handed `action`
+/// and argument-less container starts to the Actions front-end).
 pub fn main() -> ExitCode {
-    // In a container action GitHub starts the image with no arguments; the
-    // action sets up its own (secret-redacting) logging.
-    if crate::actions::invoked_implicitly() {
-        return crate::actions::main();
-    }
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Action) {
-        return crate::actions::main();
-    }
     init_logging();
     match dispatch(cli) {
         Ok(code) => code,
@@ -146,26 +135,10 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    init_logging_to(
+    crate::progress::init_logging_to(
         std::io::stderr,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
-}
-
-/// Logs (level from `ANALYTICS_LOG`, default `info`) to `writer`.
-pub(crate) fn init_logging_to<W>(writer: W, ansi: bool)
-where
-    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
-{
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANALYTICS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false)
-        .with_ansi(ansi)
-        .without_time()
-        .try_init();
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
@@ -180,10 +153,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             opts.site.site_dir = site_dir;
             // Publishing to GitHub from the command line takes the token and
             // repository from the environment, as in a workflow `run:` step.
-            opts.site.github_token = std::env::var("GITHUB_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty())
-                .map(crate::actions::Secret::new);
+            opts.site.github_token = opts
+                .env
+                .non_empty("GITHUB_TOKEN")
+                .map(crate::secret::Secret::new);
             let report = pipeline::run(&opts)?;
             let mut stdout = std::io::stdout().lock();
             let _ = write!(stdout, "{}", report.short());
@@ -197,13 +170,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     eprintln!("\ntest `{}` ({}) could not run:\n{e}", t.name, t.file);
                 }
             }
-            if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY")
-                && !path.is_empty()
-            {
+            if let Some(path) = opts.env.non_empty("GITHUB_STEP_SUMMARY") {
                 let mut f = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&path)
+                    .open(path)
                     .with_context(|| format!("opening GITHUB_STEP_SUMMARY {path}"))?;
                 f.write_all(report.markdown().as_bytes())
                     .with_context(|| format!("writing GITHUB_STEP_SUMMARY {path}"))?;
@@ -216,7 +187,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Compile { common } => {
             let opts = common.options(Mode::Ci, false)?;
-            let plan = Plan::build(&opts)?;
+            let plan = Plan::build(&opts.plan_options())?;
             let selected = plan.selected(&opts.select)?;
             let engine = crate::engine::Engine::open(&plan.project.root, &plan.target)?;
             let runner: std::sync::Arc<dyn crate::templating::QueryRunner> =
@@ -267,10 +238,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Action => Ok(crate::actions::main()),
+        Command::Action => {
+            anyhow::bail!("`analytics action` runs through the Actions front-end (see main.rs)")
+        }
         Command::List { common } => {
             let opts = common.options(Mode::Ci, false)?;
-            let plan = Plan::build(&opts)?;
+            let plan = Plan::build(&opts.plan_options())?;
             let selected = plan.selected(&opts.select)?;
             let mut out = std::io::stdout().lock();
             for model in plan.models.iter().filter(|m| selected.contains(&m.name)) {

@@ -6,9 +6,12 @@
 
 use crate::engine::Engine;
 use crate::project::{Config, GenericTest};
-use crate::templating::{QueryResult, Relation, RelationMap, literal, quote};
+use crate::sql::{Relation, literal, quote};
+use crate::templating::{FileCatalog, Phase, QueryResult, QueryRunner, RelationMap, RenderContext};
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How a test ended.
@@ -43,6 +46,8 @@ pub struct TestOutcome {
     pub duration: Duration,
     /// The file that declares the test.
     pub file: String,
+    /// The line of that file declaring the test (1 for singular tests).
+    pub line: usize,
 }
 
 /// A test ready to run: its failing-rows query and thresholds.
@@ -58,6 +63,8 @@ pub struct TestPlan {
     pub config: Config,
     /// The file that declares the test.
     pub file: String,
+    /// The line of that file declaring the test (1 for singular tests).
+    pub line: usize,
 }
 
 /// Builds the failing-rows query of a built-in generic test; `None` when the
@@ -187,6 +194,7 @@ pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
         sample: QueryResult::default(),
         duration: Duration::ZERO,
         file: plan.file.clone(),
+        line: plan.line,
     };
     let counted = engine.count(&format!(
         "SELECT count(*) FROM {failing} AS dbt_internal_test"
@@ -246,6 +254,161 @@ fn threshold(expr: &str, n: u64) -> Result<bool> {
         "<" => n < v,
         _ => n == v,
     })
+}
+
+/// Every test to run, with the models it needs, in model order.
+pub fn plan_tests(
+    plan: &crate::plan::Plan,
+    selected: &BTreeSet<String>,
+    runner: &Arc<dyn QueryRunner>,
+    catalog: &Arc<dyn FileCatalog>,
+) -> Result<Vec<(TestPlan, Vec<String>)>> {
+    let mut out = Vec::new();
+    let position = |m: &str| {
+        plan.models
+            .iter()
+            .position(|x| x.name == m)
+            .unwrap_or(usize::MAX)
+    };
+    let mut generic: Vec<_> = plan
+        .project
+        .generic_tests
+        .iter()
+        .filter(|t| t.config.bool("enabled") != Some(false))
+        .filter(|t| plan.relations.contains_key(&t.model))
+        .filter(|t| selected.contains(&t.model))
+        .collect();
+    generic.sort_by_key(|t| position(&t.model));
+    let mut names = BTreeSet::new();
+    for test in generic {
+        let mut name = test.name.clone();
+        let mut n = 2;
+        while !names.insert(name.clone()) {
+            name = format!("{}_{n}", test.name);
+            n += 1;
+        }
+        let mut needs = vec![test.model.clone()];
+        let sql = match generic_sql(test, &plan.relations)? {
+            Some(sql) => {
+                if let Some(to) = test.args.get("to").and_then(|v| v.as_str())
+                    && let Some(parent) = plan.relations.keys().find(|k| {
+                        to.contains(&format!("'{k}'")) || to.contains(&format!("\"{k}\""))
+                    })
+                {
+                    needs.push(parent.clone());
+                }
+                sql
+            }
+            None => render_custom_generic(plan, test, runner, catalog)?,
+        };
+        out.push((
+            TestPlan {
+                name,
+                model: Some(test.model.clone()),
+                sql,
+                config: test.config.clone(),
+                file: test.file.display().to_string(),
+                line: test.line,
+            },
+            needs,
+        ));
+    }
+    for test in &plan.project.singular_tests {
+        let origin = test.path.display().to_string();
+        let parse_ctx = RenderContext {
+            phase: Phase::Parse,
+            node_name: test.name.clone(),
+            this: None,
+            is_incremental: false,
+            config: Config::default(),
+            relations: Arc::new(RelationMap::new()),
+            runner: None,
+            files: None,
+        };
+        let parsed = plan.templater.render(&origin, &test.text, &parse_ctx)?;
+        if parsed.captured.config.bool("enabled") == Some(false) {
+            continue;
+        }
+        for r in &parsed.captured.refs {
+            if !plan.relations.contains_key(r) {
+                let hint = plan
+                    .project
+                    .closest_model(r)
+                    .map(|c| format!(" — did you mean `{c}`?"))
+                    .unwrap_or_default();
+                bail!("test {origin} refers to `{r}`, which is not a model in this project{hint}");
+            }
+        }
+        if !parsed.captured.refs.is_empty()
+            && !parsed.captured.refs.iter().any(|r| selected.contains(r))
+        {
+            continue;
+        }
+        let ctx = plan.execute_context(
+            &test.name,
+            None,
+            false,
+            &parsed.captured.config,
+            Some(runner.clone()),
+            Some(catalog.clone()),
+        );
+        let sql = plan.templater.render(&origin, &test.text, &ctx)?.sql;
+        out.push((
+            TestPlan {
+                name: test.name.clone(),
+                model: None,
+                sql,
+                config: parsed.captured.config.clone(),
+                file: origin,
+                line: 1,
+            },
+            parsed.captured.refs.clone(),
+        ));
+    }
+    Ok(out)
+}
+
+/// A generic test defined by the project as `{% test name(model, column_name) %}`.
+fn render_custom_generic(
+    plan: &crate::plan::Plan,
+    test: &crate::project::GenericTest,
+    runner: &Arc<dyn QueryRunner>,
+    catalog: &Arc<dyn FileCatalog>,
+) -> Result<String> {
+    let macro_name = format!(
+        "test_{}",
+        test.test.rsplit('.').next().unwrap_or(&test.test)
+    );
+    if !plan.templater.has_macro(&macro_name) {
+        bail!(
+            "{}: test `{}` on `{}` is not a built-in test (unique, not_null, accepted_values, \
+             relationships) and the project defines no `{{% test {} %}}`",
+            test.file.display(),
+            test.test,
+            test.model,
+            &macro_name[5..]
+        );
+    }
+    let mut call = format!("{{{{ {macro_name}(model=ref({:?})", test.model);
+    if let Some(col) = &test.column {
+        call.push_str(&format!(", column_name={col:?}"));
+    }
+    for (key, value) in &test.args {
+        call.push_str(&format!(", {key}={value}"));
+    }
+    call.push_str(") }}");
+    let ctx = plan.execute_context(
+        &test.name,
+        None,
+        false,
+        &test.config,
+        Some(runner.clone()),
+        Some(catalog.clone()),
+    );
+    Ok(plan
+        .templater
+        .render(&test.file.display().to_string(), &call, &ctx)?
+        .sql)
 }
 
 #[cfg(test)]

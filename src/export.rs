@@ -1,4 +1,4 @@
-//! Export (MISSION stage 7): the dashboard's data as compact DuckDB files.
+//! Export (pipeline stage 7, README): the dashboard's data as compact DuckDB files.
 //!
 //! Each dataset of `analytics.yml`'s `exports:` is a Jinja SQL query over the
 //! models. It is windowed (`window_days`), brought to its grain (time buckets
@@ -17,15 +17,15 @@
 //! engine (`bench/export_iceberg` does).
 
 use crate::engine::{Engine, SqlError};
-use crate::pipeline::{Mode, Plan};
+use crate::manifest::{MANIFEST_VERSION, Manifest, ManifestColumn, ManifestFile};
+use crate::mode::Mode;
+use crate::plan::Plan;
 use crate::project::Config;
 use crate::project::settings::{ExportConfig, Grain, Split};
-use crate::templating::{Phase, QueryResult, QueryRunner, RenderContext, literal, quote};
+use crate::sql::{literal, quote};
+use crate::templating::{Phase, QueryResult, QueryRunner, RenderContext};
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use std::cell::RefCell;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -41,87 +41,6 @@ pub const MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
 /// reaches the limit.
 pub const WARN_FILE_BYTES: u64 = 80 * 1024 * 1024;
 
-/// The manifest's format version (fields are only ever added).
-pub const MANIFEST_VERSION: u32 = 1;
-
-/// `manifest.json`: every data file of the site, for the dashboard.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Manifest {
-    /// [`MANIFEST_VERSION`].
-    pub version: u32,
-    /// The dbt project's name.
-    pub project: String,
-    /// When this manifest was written (RFC 3339, UTC).
-    pub exported_at: String,
-    /// The data files, by dataset then period.
-    pub files: Vec<ManifestFile>,
-    /// Problems worth a warning (files near the size limit); not written.
-    #[serde(skip)]
-    pub warnings: Vec<String>,
-}
-
-/// One exported `.duckdb` file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ManifestFile {
-    /// The dataset's name.
-    pub dataset: String,
-    /// The file, relative to the site root (`data/<file>.duckdb`).
-    pub path: String,
-    /// The table inside the file (the dataset's name).
-    pub table: String,
-    /// `native`, `5min`, `15min`, `30min`, `hour` or `day`.
-    pub grain: String,
-    /// The period of a split dataset (`2024_h1`), else `null`.
-    pub period: Option<String>,
-    /// Rows in the table.
-    pub rows: u64,
-    /// File size in bytes.
-    pub bytes: u64,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// The first date in the file (`null` without a date column or rows).
-    pub min_date: Option<String>,
-    /// The last date in the file.
-    pub max_date: Option<String>,
-    /// The table's columns and their DuckDB types.
-    pub columns: Vec<ManifestColumn>,
-    /// When this file was exported (RFC 3339, UTC); differs from the
-    /// manifest's time for files kept from an earlier publish.
-    pub exported_at: String,
-}
-
-/// A column of an exported table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ManifestColumn {
-    /// The column's name.
-    pub name: String,
-    /// Its DuckDB type (`DATE`, `SMALLINT`, `FLOAT`, `VARCHAR`, …).
-    #[serde(rename = "type")]
-    pub data_type: String,
-}
-
-impl Manifest {
-    /// Reads a manifest from JSON text.
-    pub fn parse(text: &str) -> Result<Manifest> {
-        serde_json::from_str(text).context("manifest.json is not a manifest of this version")
-    }
-
-    /// The manifest as pretty JSON with a trailing newline.
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
-    }
-
-    /// The dataset a site path belongs to, if the manifest lists it.
-    pub fn dataset_of(&self, path: &str) -> Option<&str> {
-        self.files
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| f.dataset.as_str())
-    }
-}
-
 /// The datasets `mode` writes: `ci` all of them; the others those whose
 /// `modes` name them (by default `backfill` and `import`).
 pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
@@ -129,7 +48,7 @@ pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
         .settings
         .exports
         .iter()
-        .filter(|e| e.runs_in(mode.name()))
+        .filter(|e| e.runs_in(mode))
         .collect()
 }
 
@@ -607,7 +526,7 @@ fn write_files(
         let row = stats.rows.first().cloned().unwrap_or_default();
         let text = |i: usize| row.get(i).and_then(|v| v.as_str()).map(str::to_string);
         let rows = row.first().and_then(|v| v.as_u64()).unwrap_or(0);
-        let (bytes, sha256) = hash_file(&path)?;
+        let (bytes, sha256) = crate::hash::hash_file(&path)?;
         let mb = bytes as f64 / 1e6;
         if bytes > MAX_FILE_BYTES {
             bail!(
@@ -645,29 +564,4 @@ fn write_files(
         });
     }
     Ok((files, warnings))
-}
-
-/// Size and SHA-256 (hex) of a file.
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((bytes, hex(&hasher.finalize())))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -2,18 +2,20 @@
 //! folder, let the dashboard render next to them, then publish — to a branch
 //! through the GitHub API, and/or to a local folder (`--site-dir`).
 //!
-//! Which modes do what (MISSION "Modes"): `ci` exports every dataset only when
+//! Which modes do what (README, "Modes"): `ci` exports every dataset only when
 //! given a site folder (and everything passed) and never publishes to GitHub; `intraday` exports the
 //! datasets marked for it; `backfill` exports and publishes only when every
 //! model built and every test passed; `import` exports everything from the
 //! tables the target holds.
 
-use crate::actions::Secret;
 use crate::engine::Engine;
-use crate::export::{self, Manifest, ManifestFile};
-use crate::pipeline::{Mode, Plan, RunOptions};
+use crate::export;
+use crate::manifest::{Manifest, ManifestFile};
+use crate::mode::Mode;
+use crate::plan::Plan;
 use crate::project::settings::History;
 use crate::publish::{self, PublishConfig, PublishOutcome};
+use crate::secret::Secret;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,6 +37,21 @@ pub struct SiteOptions {
     pub folder: Option<String>,
     /// `keep` or `single` (default: `publish.history`, else `single`).
     pub history: Option<History>,
+    /// The repository running the workflow (`GITHUB_REPOSITORY`): the
+    /// repository when neither the options nor `publish:` name one.
+    pub workflow_repository: Option<String>,
+    /// The GitHub REST API base (`GITHUB_API_URL`, else api.github.com).
+    pub api_url: Option<String>,
+}
+
+impl SiteOptions {
+    /// The parts of the options that come from the run's environment:
+    /// `GITHUB_REPOSITORY` and `GITHUB_API_URL`.
+    pub fn with_env(mut self, env: &crate::environ::Env) -> SiteOptions {
+        self.workflow_repository = env.non_empty("GITHUB_REPOSITORY").map(str::to_string);
+        self.api_url = Some(env.github_api_url());
+        self
+    }
 }
 
 /// What the export and publish stages did, for the summary and outputs.
@@ -71,11 +88,16 @@ pub struct SiteRun {
 impl SiteRun {
     /// Decides whether this run builds a site; `None` when it has nothing to
     /// do (no exports declared, or `ci` without a site folder).
-    pub fn start(plan: &Plan, opts: &RunOptions, run_failed: bool) -> Option<SiteRun> {
+    pub fn start(
+        plan: &Plan,
+        mode: Mode,
+        options: &SiteOptions,
+        run_failed: bool,
+    ) -> Option<SiteRun> {
         if plan.project.settings.exports.is_empty() {
             return None;
         }
-        if opts.mode == Mode::Ci && opts.site.site_dir.is_none() {
+        if mode == Mode::Ci && options.site_dir.is_none() {
             return None;
         }
         let mut run = SiteRun {
@@ -84,13 +106,13 @@ impl SiteRun {
             report: SiteReport::default(),
             started: Instant::now(),
         };
-        if matches!(opts.mode, Mode::Backfill | Mode::Ci) && run_failed {
+        if matches!(mode, Mode::Backfill | Mode::Ci) && run_failed {
             run.report.skipped =
                 Some("a model failed or a test failed: nothing exported or published".into());
-        } else if export::datasets_for(plan, opts.mode).is_empty() {
+        } else if export::datasets_for(plan, mode).is_empty() {
             run.report.skipped = Some(format!(
                 "no dataset is exported in `{}` mode (see `modes:` in analytics.yml exports)",
-                opts.mode.name()
+                mode.name()
             ));
         }
         Some(run)
@@ -144,12 +166,12 @@ impl SiteRun {
 
     /// Publishes the staging folder: to `--site-dir` when given, and to GitHub
     /// when a token and a repository are known (never in `ci` mode).
-    pub fn publish(&mut self, plan: &Plan, opts: &RunOptions) {
+    pub fn publish(&mut self, plan: &Plan, mode: Mode, options: &SiteOptions) {
         if !self.active() || self.manifest.is_none() {
             self.report.seconds = self.started.elapsed().as_secs_f64();
             return;
         }
-        if let Some(dest) = &opts.site.site_dir {
+        if let Some(dest) = &options.site_dir {
             let dest = if dest.is_absolute() {
                 dest.clone()
             } else {
@@ -168,34 +190,32 @@ impl SiteRun {
                 Err(e) => self.fail(&format!("writing the site to {}", dest.display()), e),
             }
         }
-        if opts.mode != Mode::Ci && self.active() {
+        if mode != Mode::Ci && self.active() {
             let settings = &plan.project.settings.publish;
-            let repository = opts
-                .site
+            let repository = options
                 .repository
                 .clone()
                 .or_else(|| settings.repository.clone())
-                .or_else(|| {
-                    std::env::var("GITHUB_REPOSITORY")
-                        .ok()
-                        .filter(|r| !r.is_empty())
-                });
-            match (&opts.site.github_token, repository) {
+                .or_else(|| options.workflow_repository.clone());
+            match (&options.github_token, repository) {
                 (Some(token), Some(repository)) => {
                     let mut cfg = PublishConfig::new(&repository);
-                    if let Some(b) = opts.site.branch.clone().or_else(|| settings.branch.clone()) {
+                    if let Some(api) = &options.api_url {
+                        cfg.api_url = api.clone();
+                    }
+                    if let Some(b) = options.branch.clone().or_else(|| settings.branch.clone()) {
                         cfg.branch = b;
                     }
-                    if let Some(f) = opts.site.folder.clone().or_else(|| settings.folder.clone()) {
+                    if let Some(f) = options.folder.clone().or_else(|| settings.folder.clone()) {
                         cfg.folder = f;
                     }
-                    cfg.history = opts.site.history.or(settings.history).unwrap_or_default();
+                    cfg.history = options.history.or(settings.history).unwrap_or_default();
                     let files = self.manifest.as_ref().map(|m| m.files.len()).unwrap_or(0);
                     cfg.message = settings.message.clone().unwrap_or_else(|| {
                         format!(
                             "analytics: publish `{}` ({}, {files} data files)",
                             plan.project.name,
-                            opts.mode.name()
+                            mode.name()
                         )
                     });
                     match publish::publish(&self.dir, &cfg, token) {
@@ -216,7 +236,7 @@ impl SiteRun {
                         Err(e) => self.fail("publish", e),
                     }
                 }
-                (token, repository) if opts.site.site_dir.is_none() => {
+                (token, repository) if options.site_dir.is_none() => {
                     let missing = if token.is_none() {
                         "no GitHub token (github-token input or GITHUB_TOKEN)"
                     } else if repository.is_none() {

@@ -34,6 +34,8 @@ pub struct ModelOutcome {
     pub rows: Option<u64>,
     /// How long the model took, hooks included.
     pub duration: Duration,
+    /// Where a failed model's error points (file relative to the project).
+    pub error_at: Option<crate::diagnostic::Located>,
 }
 
 /// Everything a run did, for the summary and the exit status.

@@ -192,7 +192,10 @@ fn list_and_compile_show_the_dag_and_rendered_sql() {
 fn the_example_memory_target_budgets_duckdb_memory() {
     let limit_of = |project: &Path| {
         let project = analytics::project::Project::load(project).unwrap();
-        let target = project.settings.target("memory").unwrap();
+        let target = project
+            .settings
+            .target("memory", &analytics::Env::process())
+            .unwrap();
         let engine = analytics::engine::Engine::open(&project.root, &target).unwrap();
         let rows = engine
             .query_rows("SELECT current_setting('memory_limit')", None)

@@ -4,7 +4,7 @@
 //! fake GitHub API.
 
 mod common;
-use analytics::export::Manifest;
+use analytics::Manifest;
 use common::github::{FakeGitHub, clone_files};
 use common::{TempProject, int, repo_root, text};
 use std::path::Path;
@@ -199,7 +199,7 @@ fn datasets_are_shaped_to_their_grain_window_split_compact_types_and_sort_order(
 
     // Every file is what the manifest says.
     for f in &m.files {
-        let (bytes, sha) = analytics::export::hash_file(&site.join(&f.path)).unwrap();
+        let (bytes, sha) = analytics::hash::hash_file(&site.join(&f.path)).unwrap();
         assert_eq!((bytes, sha), (f.bytes, f.sha256.clone()), "{}", f.path);
     }
     let summary = text(&out);

@@ -3,10 +3,10 @@
 //! checked with `git clone`.
 
 mod common;
-use analytics::actions::Secret;
-use analytics::export::{Manifest, ManifestFile};
+use analytics::Secret;
 use analytics::project::settings::History;
 use analytics::publish::{PublishConfig, publish, publish_to_dir};
+use analytics::{Manifest, ManifestFile};
 use common::github::{FakeGitHub, clone_files, commit_count, commit_files, git};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,7 +22,7 @@ fn entry(dataset: &str, path: &str, bytes: &[u8]) -> ManifestFile {
         period: None,
         rows: 1,
         bytes: bytes.len() as u64,
-        sha256: analytics::export::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes)),
+        sha256: analytics::hash::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes)),
         min_date: None,
         max_date: None,
         columns: Vec::new(),

@@ -35,7 +35,7 @@ pub struct Lineage {
 impl Lineage {
     /// The lineage of a parsed project: ingest sources and models, edges from
     /// `ref()` and `read_source()`.
-    pub fn from_plan(plan: &crate::pipeline::Plan) -> Lineage {
+    pub fn from_plan(plan: &crate::plan::Plan) -> Lineage {
         let mut lineage = Lineage::default();
         let mut sources: Vec<&str> = plan
             .models

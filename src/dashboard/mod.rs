@@ -7,14 +7,13 @@
 //! (cached in the Cache API, keyed by the manifest's sha256), and builds
 //! every query from the configuration embedded in the page.
 
-pub mod config;
 pub mod lineage;
 
-pub use config::{AssetsMode, DashboardConfig};
+pub use crate::project::dashboard::{AssetsMode, DashboardConfig};
 pub use lineage::Lineage;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Pinned browser dependencies (npm versions; `package.json` pins the same).
@@ -24,80 +23,7 @@ pub const ECHARTS_VERSION: &str = "6.0.0";
 /// Apache Arrow version DuckDB-WASM 1.32.0 is built against.
 pub const ARROW_VERSION: &str = "17.0.0";
 
-/// `manifest.json` at the site root: what the exporter wrote.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Manifest {
-    /// Format version (1).
-    pub version: u32,
-    /// The project name.
-    pub project: String,
-    /// When the export ran (RFC 3339, UTC).
-    pub exported_at: String,
-    /// The data files.
-    pub files: Vec<ManifestFile>,
-}
-
-/// One exported `.duckdb` file.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ManifestFile {
-    /// The dataset (several files when split by period).
-    pub dataset: String,
-    /// Path relative to the site root, e.g. `data/hourly_2024_h1.duckdb`.
-    pub path: String,
-    /// The table inside the file.
-    pub table: String,
-    /// `5min`, `hour` or `day`.
-    #[serde(default)]
-    pub grain: Option<String>,
-    /// The period this file holds (`2024_h1`), or none for a single file.
-    #[serde(default)]
-    pub period: Option<String>,
-    /// Rows in the table.
-    #[serde(default)]
-    pub rows: u64,
-    /// File size in bytes.
-    #[serde(default)]
-    pub bytes: u64,
-    /// sha256 of the file (hex): the page's cache key.
-    pub sha256: String,
-    /// First date in the file (`YYYY-MM-DD`).
-    #[serde(default)]
-    pub min_date: Option<String>,
-    /// Last date in the file.
-    #[serde(default)]
-    pub max_date: Option<String>,
-    /// Columns and their DuckDB types.
-    #[serde(default)]
-    pub columns: Vec<ManifestColumn>,
-}
-
-/// A column of an exported table.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ManifestColumn {
-    /// Column name.
-    pub name: String,
-    /// DuckDB type name.
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-impl Manifest {
-    /// Reads and parses `manifest.json`.
-    pub fn load(path: &Path) -> Result<Manifest> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid manifest", path.display()))?;
-        if manifest.version != 1 {
-            bail!(
-                "{}: manifest version {} is not supported (expected 1)",
-                path.display(),
-                manifest.version
-            );
-        }
-        Ok(manifest)
-    }
-}
+pub use crate::manifest::{Manifest, ManifestColumn, ManifestFile};
 
 /// Where bundled assets are copied from.
 #[derive(Debug, Clone)]
@@ -467,17 +393,17 @@ pub fn render_site(
     assets: Option<AssetsMode>,
     node_modules: Option<&Path>,
 ) -> Result<Rendered> {
-    let opts = crate::pipeline::RunOptions {
-        project_dir: project_dir.to_path_buf(),
-        mode: crate::pipeline::Mode::Ci,
+    // The command line's own entry point: the process environment is the
+    // run's environment.
+    let env = crate::environ::Env::process();
+    let vars = serde_json::Map::new();
+    let plan = crate::plan::Plan::build(&crate::plan::PlanOptions {
+        project_dir,
+        mode: crate::mode::Mode::Ci,
         target: None,
-        select: Vec::new(),
-        vars: serde_json::Map::new(),
-        full_refresh: false,
-        limits: Default::default(),
-        site: Default::default(),
-    };
-    let plan = crate::pipeline::Plan::build(&opts)?;
+        vars: &vars,
+        env: &env,
+    })?;
     render_for_plan(&plan, site_dir, assets, node_modules)
 }
 
@@ -485,7 +411,7 @@ pub fn render_site(
 /// export's `manifest.json`): what the pipeline calls after export, before
 /// publish.
 pub fn render_for_plan(
-    plan: &crate::pipeline::Plan,
+    plan: &crate::plan::Plan,
     site_dir: &Path,
     assets: Option<AssetsMode>,
     node_modules: Option<&Path>,

@@ -3,7 +3,9 @@
 //! sample folder.
 
 use super::fetch::{self, RetryPolicy};
+use crate::environ::Env;
 use crate::project::settings::SourceConfig;
+use crate::secret::Secret;
 use anyhow::{Context, Result, bail};
 use reqwest::{Client, Url};
 use std::path::Path;
@@ -71,10 +73,33 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// How a source reaches the GitHub API: the API base and the token, read
+/// from the run's environment once, before any download starts.
+#[derive(Debug, Clone, Default)]
+pub struct GithubAccess {
+    /// The API base: the source's `url`, else `GITHUB_API_URL` (GitHub
+    /// Enterprise Server), else api.github.com.
+    pub api: String,
+    /// The variable named by the source's `token_env`, else `GITHUB_TOKEN`.
+    pub token: Option<Secret>,
+}
+
+impl GithubAccess {
+    /// The access `source` has in `env`.
+    pub fn for_source(source: &SourceConfig, env: &Env) -> GithubAccess {
+        let var = source.token_env.as_deref().unwrap_or("GITHUB_TOKEN");
+        GithubAccess {
+            api: source.url.clone().unwrap_or_else(|| env.github_api_url()),
+            token: env.non_empty(var).map(Secret::new),
+        }
+    }
+}
+
 /// Lists a source over the network.
 pub async fn list_remote(
     client: &Client,
     source: &SourceConfig,
+    github: &GithubAccess,
     policy: RetryPolicy,
 ) -> Result<Vec<Candidate>> {
     let pattern = source
@@ -109,39 +134,23 @@ pub async fn list_remote(
             }])
         }
         crate::project::settings::SourceKind::Github => {
-            list_github(client, source, pattern.as_ref(), policy).await
+            list_github(client, source, github, pattern.as_ref(), policy).await
         }
     }
-}
-
-/// The GitHub API base: `api_url` from the source's URL, else `GITHUB_API_URL`
-/// (GitHub Enterprise Server), else api.github.com.
-fn github_api() -> String {
-    std::env::var("GITHUB_API_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "https://api.github.com".to_string())
-        .trim_end_matches('/')
-        .to_string()
-}
-
-/// The token for GitHub requests: the variable named by `token_env`, else `GITHUB_TOKEN`.
-pub fn github_token(source: &SourceConfig) -> Option<String> {
-    let var = source.token_env.as_deref().unwrap_or("GITHUB_TOKEN");
-    std::env::var(var).ok().filter(|t| !t.is_empty())
 }
 
 /// Lists a repository folder with the contents API, following pages.
 async fn list_github(
     client: &Client,
     source: &SourceConfig,
+    github: &GithubAccess,
     pattern: Option<&regex::Regex>,
     policy: RetryPolicy,
 ) -> Result<Vec<Candidate>> {
     let repo = source.repo.as_deref().context("github source needs repo")?;
-    let api = source.url.clone().unwrap_or_else(github_api);
+    let api = &github.api;
     let path = source.path.as_deref().unwrap_or("").trim_matches('/');
-    let token = github_token(source);
+    let token = github.token.as_ref().map(Secret::expose);
     let mut out = Vec::new();
     let mut page = 1;
     loop {
@@ -149,7 +158,7 @@ async fn list_github(
         if let Some(r) = &source.git_ref {
             url.push_str(&format!("&ref={r}"));
         }
-        let resp = fetch::get(client, &url, token.as_deref(), policy)
+        let resp = fetch::get(client, &url, token, policy)
             .await
             .with_context(|| format!("listing {repo}/{path} on GitHub"))?;
         let has_next = resp

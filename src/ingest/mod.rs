@@ -13,10 +13,15 @@
 
 pub mod candidates;
 pub mod fetch;
+mod read;
 pub mod store;
 
+use crate::environ::Env;
+use crate::mode::Mode;
 use crate::project::Project;
 use crate::project::settings::{SourceConfig, SourceKind};
+use crate::secret::Secret;
+use crate::sql::Relation;
 use crate::templating::FileCatalog;
 use anyhow::{Context, Result};
 use candidates::Candidate;
@@ -161,12 +166,27 @@ impl FileCatalog for IngestRun {
     fn file_log_relation(&self) -> String {
         FILE_LOG_RELATION.to_string()
     }
+
+    fn read_sql(
+        &self,
+        source: &str,
+        table: Option<&str>,
+        columns: Option<&[(String, String)]>,
+    ) -> Option<String> {
+        let paths = self.files(source, table);
+        if paths.is_empty() {
+            return None;
+        }
+        Some(read::read_sql(&paths, self.columns(source, table), columns))
+    }
 }
 
 /// What ingest needs to know about the run.
 pub struct IngestContext<'a> {
-    /// `ci`, `intraday` or `backfill`.
-    pub mode: &'a str,
+    /// The run's mode: `ci` takes samples only; sources run in the modes they name.
+    pub mode: Mode,
+    /// The run's environment (GitHub API base and tokens of `github` sources).
+    pub env: &'a Env,
     /// The archive folder; each active source's sub-folder is cleared first.
     pub archive: &'a Path,
     /// Done files, from the warehouse.
@@ -261,14 +281,15 @@ async fn take_source(
             return (Vec::new(), report);
         }
     };
-    let local = ctx.mode == "ci";
+    let local = ctx.mode == Mode::Ci;
+    let github = candidates::GithubAccess::for_source(source, ctx.env);
     let listed = match (local, &source.sample) {
         (true, Some(sample)) => candidates::list_sample(&project.root, source, sample),
         (true, None) => {
             report.note = Some("no `sample`; ci mode does not download".into());
             return (Vec::new(), report);
         }
-        (false, _) => candidates::list_remote(&client, source, policy).await,
+        (false, _) => candidates::list_remote(&client, source, &github, policy).await,
     };
     let mut listed = match listed {
         Ok(l) => l,
@@ -298,16 +319,31 @@ async fn take_source(
     listed.sort_by(|a, b| b.file_name.cmp(&a.file_name));
     listed.truncate(ctx.limit.or(source.limit(ctx.mode)).unwrap_or(usize::MAX));
 
-    let taken = take_all(source, listed, &client, policy, dir, ctx, &mut report).await;
+    let token = (source.kind == SourceKind::Github)
+        .then(|| github.token.clone())
+        .flatten();
+    let transport = Transport {
+        client,
+        token,
+        policy,
+    };
+    let taken = take_all(source, listed, &transport, dir, ctx, &mut report).await;
     (taken, report)
+}
+
+/// How a source's files are downloaded: the HTTP client, the token sent with
+/// GitHub downloads, and the retry policy.
+struct Transport {
+    client: reqwest::Client,
+    token: Option<Secret>,
+    policy: RetryPolicy,
 }
 
 /// Downloads (or copies) and stores the chosen files, `concurrency` at a time.
 async fn take_all(
     source: &SourceConfig,
     chosen: Vec<Candidate>,
-    client: &reqwest::Client,
-    policy: RetryPolicy,
+    transport: &Transport,
     dir: &Path,
     ctx: &IngestContext<'_>,
     report: &mut SourceReport,
@@ -325,14 +361,25 @@ async fn take_all(
         }
         let mut jobs = tokio::task::JoinSet::new();
         for candidate in batch.iter().cloned() {
-            let (client, source, dir, partial) = (
-                client.clone(),
+            let policy = transport.policy;
+            let (client, source, dir, partial, token) = (
+                transport.client.clone(),
                 source.clone(),
                 dir.to_path_buf(),
                 partial.clone(),
+                transport.token.clone(),
             );
             jobs.spawn(async move {
-                let result = take_one(&client, &source, &candidate, policy, &dir, &partial).await;
+                let result = take_one(
+                    &client,
+                    &source,
+                    &candidate,
+                    token.as_ref(),
+                    policy,
+                    &dir,
+                    &partial,
+                )
+                .await;
                 (candidate, result)
             });
         }
@@ -384,6 +431,7 @@ async fn take_one(
     client: &reqwest::Client,
     source: &Arc<SourceConfig>,
     candidate: &Candidate,
+    token: Option<&Secret>,
     policy: RetryPolicy,
     dir: &Path,
     partial: &Path,
@@ -394,10 +442,14 @@ async fn take_one(
     let local = if is_remote {
         tokio::fs::create_dir_all(partial).await?;
         let tmp = partial.join(&file_name);
-        let token = (source.kind == SourceKind::Github)
-            .then(|| candidates::github_token(source))
-            .flatten();
-        fetch::download(client, &candidate.location, token.as_deref(), &tmp, policy).await?;
+        fetch::download(
+            client,
+            &candidate.location,
+            token.map(Secret::expose),
+            &tmp,
+            policy,
+        )
+        .await?;
         tmp
     } else {
         PathBuf::from(&candidate.location)
@@ -417,6 +469,58 @@ async fn take_one(
         let _ = tokio::fs::remove_file(&local).await;
     }
     result
+}
+
+/// The rule of the file log: a file is done once every model reading its
+/// source has built this run. `readers` lists each model with the ingest
+/// sources it reads; `built` the models that succeeded. The files returned
+/// may enter the file log; the others are taken again by the next run.
+pub fn files_done<'a>(
+    run: &'a IngestRun,
+    readers: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    built: &BTreeSet<String>,
+) -> Vec<&'a TakenFile> {
+    let mut consumers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (model, sources) in readers {
+        for s in sources {
+            consumers
+                .entry(s.clone())
+                .or_default()
+                .push(model.to_string());
+        }
+    }
+    committed(run, &consumers, built)
+}
+
+/// Whether a model's relation is missing or holds no rows: what
+/// `also_when_empty` asks of the target (the engine answers).
+pub trait TableProbe {
+    /// `true` when `relation` does not exist or is empty.
+    fn is_missing_or_empty(&self, relation: &Relation) -> Result<bool>;
+}
+
+/// The models named by a source's `also_when_empty` whose table is missing
+/// or empty: their sources are taken whatever the mode.
+pub fn empty_models(
+    project: &Project,
+    relation_of: impl Fn(&str) -> Option<Relation>,
+    probe: &dyn TableProbe,
+) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for source in &project.settings.sources {
+        if let Some(model) = &source.also_when_empty {
+            let relation = relation_of(model).with_context(|| {
+                format!(
+                    "source `{}`: also_when_empty names `{model}`, which is not a model",
+                    source.name
+                )
+            })?;
+            if probe.is_missing_or_empty(&relation)? {
+                out.insert(model.clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The files whose every consumer built: they may enter the file log.

@@ -4,17 +4,36 @@
 //! Loading only reads files; SQL is rendered later by [`crate::templating`].
 
 pub mod config;
+pub mod dashboard;
 pub mod seeds;
 pub mod settings;
+pub mod targets;
 
 pub use config::Config;
-pub use settings::{Settings, SourceConfig, TargetConfig};
+pub use dashboard::{AssetsMode, DashboardConfig};
+pub use settings::{Settings, SourceConfig};
+pub use targets::{IcebergConfig, MaintainOptions, S3Config, TargetConfig, TargetYaml};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Parses `--vars` (or the action's `vars` input, named by `what`): a YAML
+/// mapping that overrides `dbt_project.yml`'s `vars:`.
+pub fn parse_vars(text: Option<&str>, what: &str) -> Result<serde_json::Map<String, Value>> {
+    let Some(text) = text else {
+        return Ok(serde_json::Map::new());
+    };
+    let value: Value =
+        serde_yaml_ng::from_str(text).with_context(|| format!("{what} is not valid YAML"))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(serde_json::Map::new()),
+        _ => bail!("{what} must be a mapping, e.g. '{{batch: 2}}'"),
+    }
+}
 
 /// A loaded project, ready to be rendered and built.
 #[derive(Debug, Clone)]
@@ -90,6 +109,8 @@ pub struct GenericTest {
     pub config: Config,
     /// The YAML file it was declared in.
     pub file: PathBuf,
+    /// The line of that file naming the test (1 when not found).
+    pub line: usize,
 }
 
 /// A table of a dbt `sources:` block.
@@ -303,6 +324,16 @@ impl Project {
         if doc.is_null() {
             return Ok(());
         }
+        let first_test = self.generic_tests.len();
+        self.apply_model_properties(&doc, &rel)?;
+        for test in &mut self.generic_tests[first_test..] {
+            test.line = declaration_line(&text, test).unwrap_or(1);
+        }
+        self.apply_source_properties(&doc, &rel)
+    }
+
+    /// The `models:` and `seeds:` entries of a properties file.
+    fn apply_model_properties(&mut self, doc: &Value, rel: &Path) -> Result<()> {
         let entries = ["models", "seeds"]
             .iter()
             .filter_map(|k| doc.get(*k).and_then(Value::as_array))
@@ -328,7 +359,7 @@ impl Project {
                 .map(str::to_string);
             let model_tests = test_entries(entry);
             for test in model_tests {
-                let t = parse_test(test, name, None, &rel)?;
+                let t = parse_test(test, name, None, rel)?;
                 self.generic_tests.push(t);
             }
             for column in entry
@@ -345,11 +376,16 @@ impl Project {
                             format!("{}: a column of `{name}` has no `name`", rel.display())
                         })?;
                 for test in test_entries(column) {
-                    let t = parse_test(test, name, Some(column_name), &rel)?;
+                    let t = parse_test(test, name, Some(column_name), rel)?;
                     self.generic_tests.push(t);
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The dbt `sources:` entries of a properties file.
+    fn apply_source_properties(&mut self, doc: &Value, rel: &Path) -> Result<()> {
         for source in doc
             .get("sources")
             .and_then(Value::as_array)
@@ -402,9 +438,53 @@ impl Project {
     }
 }
 
-/// Parses YAML into JSON values, naming the file on error.
+/// Parses YAML into JSON values, naming the file (and the line, as data)
+/// on error.
 fn read_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
-    serde_yaml_ng::from_str(text).with_context(|| format!("{} is not valid YAML", path.display()))
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let message = format!("{} is not valid YAML: {e}", path.display());
+        match e.location() {
+            Some(at) => anyhow::Error::new(crate::diagnostic::Located {
+                file: path.to_path_buf(),
+                line: at.line(),
+                message,
+            }),
+            None => anyhow::anyhow!(message),
+        }
+    })
+}
+
+/// The line of a properties file that declares `test`: the test's name
+/// after its column's `name:` after its model's `name:`.
+fn declaration_line(text: &str, test: &GenericTest) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let name_line = |from: usize, value: &str| -> Option<usize> {
+        let re = regex::Regex::new(&format!(
+            r#"^\s*(?:-\s*)?name:\s*['"]?{}['"]?\s*(?:#.*)?$"#,
+            regex::escape(value)
+        ))
+        .ok()?;
+        (from..lines.len()).find(|&i| re.is_match(lines[i]))
+    };
+    let model_at = name_line(0, &test.model)?;
+    let column_at = match &test.column {
+        Some(c) => name_line(model_at + 1, c).unwrap_or(model_at),
+        None => model_at,
+    };
+    let short = test.test.rsplit('.').next().unwrap_or(&test.test);
+    let word = regex::Regex::new(&format!(r"\b{}\b", regex::escape(short))).ok()?;
+    let next_name = regex::Regex::new(r"^\s*-\s*name:").ok()?;
+    let mut at = column_at;
+    for (i, line) in lines.iter().enumerate().skip(column_at + 1) {
+        if next_name.is_match(line) {
+            break;
+        }
+        if word.is_match(line) {
+            at = i;
+            break;
+        }
+    }
+    Some(at + 1)
 }
 
 /// `tests:` and `data_tests:` entries of a model or column.
@@ -498,6 +578,7 @@ fn parse_test(
         args,
         config,
         file: file.to_path_buf(),
+        line: 1,
     })
 }
 

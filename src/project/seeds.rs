@@ -3,7 +3,7 @@
 //! DuckDB (typed by `column_types` where given, sniffed otherwise).
 
 use super::{Model, relative};
-use crate::templating::{literal, quote};
+use crate::sql::{literal, quote};
 use serde_json::Value;
 use std::path::Path;
 

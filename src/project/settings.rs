@@ -1,6 +1,10 @@
 //! `analytics.yml`: what dbt has no place for — targets, sources to ingest,
 //! dashboard exports and publishing.
 
+use super::dashboard::DashboardConfig;
+use super::targets::{MaintainOptions, TargetConfig, TargetYaml};
+use crate::environ::Env;
+use crate::mode::Mode;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,7 +16,7 @@ use std::path::Path;
 pub struct Settings {
     /// Named places where models are built.
     #[serde(default)]
-    pub targets: BTreeMap<String, TargetConfig>,
+    pub targets: BTreeMap<String, TargetYaml>,
     /// Files to ingest before models run.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -21,119 +25,20 @@ pub struct Settings {
     pub archive_dir: Option<String>,
     /// `maintain` mode's settings (file size target, snapshots to keep).
     #[serde(default)]
-    pub maintenance: Option<crate::warehouse::maintain::MaintainOptions>,
+    pub maintenance: Option<MaintainOptions>,
     /// Datasets exported as compact DuckDB files for the dashboard.
     #[serde(default)]
     pub exports: Vec<ExportConfig>,
     /// Where the site (dashboard + data files) is published.
     #[serde(default)]
     pub publish: PublishSettings,
-    /// Sections owned by later pipeline stages, kept so they are not reported as unknown.
+    /// The dashboard page (`dashboard:`), parsed and validated at load;
+    /// `None` when the file has no such section.
+    #[serde(skip)]
+    pub dashboard: Option<DashboardConfig>,
+    /// Unknown sections (reported as warnings).
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
-}
-
-/// Sections of `analytics.yml` that later stages read; anything else is a typo.
-const LATER_SECTIONS: &[&str] = &["dashboard"];
-
-/// A build target.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum TargetConfig {
-    /// A DuckDB database: `:memory:` or a file path relative to the project.
-    Duckdb {
-        #[serde(default = "memory_path")]
-        /// `:memory:` (the default) or a database file relative to the project.
-        path: String,
-        /// The schema models go to when they configure none (dbt's `target.schema`).
-        #[serde(default = "main_schema")]
-        schema: String,
-        #[serde(default)]
-        /// DuckDB's `threads` setting; DuckDB's default when unset.
-        threads: Option<u32>,
-        /// Other DuckDB settings applied when the session opens, e.g.
-        /// `memory_limit: 400MB`, `preserve_insertion_order: false`.
-        #[serde(default)]
-        settings: BTreeMap<String, Value>,
-    },
-    /// Models computed in an in-memory DuckDB and stored as Iceberg tables
-    /// through a REST catalog (the durable warehouse of `intraday`,
-    /// `backfill`, `import` and `maintain`).
-    Iceberg {
-        /// Catalog URI, warehouse, auth and S3 settings (`${ENV}` allowed).
-        #[serde(flatten)]
-        catalog: Box<crate::warehouse::IcebergConfig>,
-        /// The namespace models land in by default.
-        #[serde(default = "main_schema")]
-        schema: String,
-        /// DuckDB's `threads` setting for the compute session.
-        #[serde(default)]
-        threads: Option<u32>,
-        /// Other DuckDB settings for the compute session.
-        #[serde(default)]
-        settings: BTreeMap<String, Value>,
-    },
-}
-
-fn memory_path() -> String {
-    ":memory:".to_string()
-}
-
-fn main_schema() -> String {
-    "main".to_string()
-}
-
-impl TargetConfig {
-    /// The in-memory DuckDB target that `ci` mode uses when none is named.
-    pub fn memory() -> Self {
-        TargetConfig::Duckdb {
-            path: memory_path(),
-            schema: main_schema(),
-            threads: None,
-            settings: BTreeMap::new(),
-        }
-    }
-
-    /// The `warehouse` target a project gets without defining one, when
-    /// `ICEBERG_REST_ENDPOINT` is set (the action sets it from its inputs):
-    /// every value comes from the standard environment variables.
-    pub fn from_standard_env() -> Self {
-        let var = |name: &str| Some(format!("${{{name}:-}}"));
-        TargetConfig::Iceberg {
-            catalog: Box::new(crate::warehouse::IcebergConfig {
-                uri: "${ICEBERG_REST_ENDPOINT}".into(),
-                warehouse: var("ICEBERG_WAREHOUSE"),
-                credential: var("ICEBERG_CREDENTIAL"),
-                token: var("ICEBERG_TOKEN"),
-                s3: crate::warehouse::S3Config {
-                    endpoint: var("AWS_ENDPOINT_URL_S3"),
-                    region: var("AWS_REGION"),
-                    access_key_id: var("AWS_ACCESS_KEY_ID"),
-                    secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
-                    path_style: std::env::var_os("AWS_ENDPOINT_URL_S3").map(|_| true),
-                },
-                properties: Default::default(),
-            }),
-            schema: main_schema(),
-            threads: None,
-            settings: BTreeMap::new(),
-        }
-    }
-
-    /// The schema models land in by default.
-    pub fn schema(&self) -> &str {
-        match self {
-            TargetConfig::Duckdb { schema, .. } | TargetConfig::Iceberg { schema, .. } => schema,
-        }
-    }
-
-    /// dbt's `target.type`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TargetConfig::Duckdb { .. } => "duckdb",
-            TargetConfig::Iceberg { .. } => "iceberg",
-        }
-    }
 }
 
 /// How a source finds its files.
@@ -396,14 +301,14 @@ fn yes() -> bool {
 
 impl ExportConfig {
     /// Whether `mode` writes this dataset.
-    pub fn runs_in(&self, mode: &str) -> bool {
-        if mode == "ci" {
+    pub fn runs_in(&self, mode: Mode) -> bool {
+        if mode == Mode::Ci {
             return true;
         }
         if self.modes.is_empty() {
-            return matches!(mode, "backfill" | "import");
+            return matches!(mode, Mode::Backfill | Mode::Import);
         }
-        self.modes.iter().any(|m| m == mode)
+        mode.named_in(&self.modes)
     }
 }
 
@@ -445,25 +350,25 @@ pub struct PublishSettings {
 
 impl Limits {
     /// The cap for `mode`, if one is set.
-    pub fn for_mode(&self, mode: &str) -> Option<usize> {
+    pub fn for_mode(&self, mode: Mode) -> Option<usize> {
         match mode {
-            "ci" => self.ci,
-            "intraday" => self.intraday,
-            "backfill" => self.backfill,
-            _ => None,
+            Mode::Ci => self.ci,
+            Mode::Intraday => self.intraday,
+            Mode::Backfill => self.backfill,
+            Mode::Import | Mode::Maintain => None,
         }
     }
 }
 
 impl SourceConfig {
     /// The cap on new files for `mode` (`None`: no cap).
-    pub fn limit(&self, mode: &str) -> Option<usize> {
+    pub fn limit(&self, mode: Mode) -> Option<usize> {
         self.limits.for_mode(mode)
     }
 
     /// Whether the source runs in `mode` (all modes when `modes` is empty).
-    pub fn runs_in(&self, mode: &str) -> bool {
-        self.modes.is_empty() || self.modes.iter().any(|m| m == mode)
+    pub fn runs_in(&self, mode: Mode) -> bool {
+        self.modes.is_empty() || mode.named_in(&self.modes)
     }
 }
 
@@ -479,12 +384,13 @@ impl Settings {
         if text.trim().is_empty() {
             return Ok(Settings::default());
         }
-        let settings: Settings = serde_yaml_ng::from_str(&text)
+        let mut settings: Settings = serde_yaml_ng::from_str(&text)
             .with_context(|| format!("{} is not a valid analytics.yml", path.display()))?;
+        if let Some(section) = settings.other.remove("dashboard") {
+            settings.dashboard = Some(DashboardConfig::from_value(Some(&section))?);
+        }
         for key in settings.other.keys() {
-            if !LATER_SECTIONS.contains(&key.as_str()) {
-                warnings.push(format!("analytics.yml: unknown section `{key}` ignored"));
-            }
+            warnings.push(format!("analytics.yml: unknown section `{key}` ignored"));
         }
         let mut seen = std::collections::BTreeSet::new();
         for source in &settings.sources {
@@ -566,16 +472,22 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Looks up a target by name; `memory` always exists.
-    pub fn target(&self, name: &str) -> Result<TargetConfig> {
+    /// Looks up a target by name and resolves it against `env`; `memory`
+    /// always exists, and `warehouse` comes from the standard variables
+    /// (`ICEBERG_REST_ENDPOINT`, …) when the file does not define it.
+    pub fn target(&self, name: &str, env: &Env) -> Result<TargetConfig> {
+        let resolve = |t: &TargetYaml| {
+            t.resolve(env)
+                .with_context(|| format!("analytics.yml: target `{name}`"))
+        };
         if let Some(target) = self.targets.get(name) {
-            return Ok(target.clone());
+            return resolve(target);
         }
         if name == "memory" {
             return Ok(TargetConfig::memory());
         }
-        if name == "warehouse" && std::env::var_os("ICEBERG_REST_ENDPOINT").is_some() {
-            return Ok(TargetConfig::from_standard_env());
+        if name == "warehouse" && env.contains("ICEBERG_REST_ENDPOINT") {
+            return resolve(&TargetYaml::from_standard_env(env));
         }
         let known: Vec<&str> = self
             .targets

@@ -12,17 +12,21 @@
 //! macros use (`this`, `target`, …) are environment globals, so imported macros
 //! see them too.
 
+use crate::environ::Env;
 use crate::project::{Config, DbtSourceTable, Project};
+use crate::sql::{Relation, quote};
 use anyhow::{Result, anyhow};
-use minijinja::value::{Kwargs, Object, ObjectRepr, Value, from_args};
-use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use minijinja::value::{Kwargs, Value, from_args};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use serde_json::Map;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 mod mutable;
+mod objects;
+
+use objects::{Adapter, ConfigObject, Exceptions, RunStartedAt};
 
 /// Which of the two renders this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,82 +35,6 @@ pub enum Phase {
     Parse,
     /// Execute render: right before the node runs, against the live session.
     Execute,
-}
-
-/// A table or view name as `ref()`/`this` return it: renders as `"schema"."name"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relation {
-    /// The catalog, for the Jinja `database` attribute (not part of the rendered name).
-    pub database: Option<String>,
-    /// The schema (DuckDB's `main` by default).
-    pub schema: String,
-    /// The table or view name.
-    pub identifier: String,
-    /// Verbatim SQL instead of a quoted name (dbt-duckdb `external_location`,
-    /// ingested files).
-    pub raw: Option<String>,
-}
-
-impl Relation {
-    /// A relation in `schema` named `identifier`.
-    pub fn new(schema: &str, identifier: &str) -> Relation {
-        Relation {
-            database: None,
-            schema: schema.to_string(),
-            identifier: identifier.to_string(),
-            raw: None,
-        }
-    }
-}
-
-/// Double-quotes an identifier for DuckDB.
-pub fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-/// Single-quotes a SQL string literal.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-impl fmt::Display for Relation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.raw {
-            Some(raw) => f.write_str(raw),
-            None => write!(f, "{}.{}", quote(&self.schema), quote(&self.identifier)),
-        }
-    }
-}
-
-impl Object for Relation {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "schema" => Some(Value::from(self.schema.clone())),
-            "identifier" | "name" | "table" => Some(Value::from(self.identifier.clone())),
-            "database" => Some(Value::from(self.database.clone())),
-            _ => None,
-        }
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "render" => Ok(Value::from(self.to_string())),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.as_ref(), f)
-    }
 }
 
 /// What `run_query` returns: column names and rows of JSON-like values.
@@ -134,6 +62,15 @@ pub trait FileCatalog: Send + Sync {
     fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>>;
     /// The relation holding the file log.
     fn file_log_relation(&self) -> String;
+    /// The SQL that reads this run's files of `source` (one MMS `table` of
+    /// it), typed by `columns`, with a `source_file` column; `None` when the
+    /// run took no such files.
+    fn read_sql(
+        &self,
+        source: &str,
+        table: Option<&str>,
+        columns: Option<&[(String, String)]>,
+    ) -> Option<String>;
 }
 
 /// What a parse-phase render discovered about a node.
@@ -186,6 +123,8 @@ pub struct Templater {
     /// dbt's `run_started_at` (UTC) and `invocation_id`, fixed for the run.
     started_at: chrono::DateTime<chrono::Utc>,
     invocation_id: String,
+    /// What `env_var()` reads: the run's environment, resolved by the front-end.
+    env: Arc<Env>,
 }
 
 /// The output of one render.
@@ -204,6 +143,7 @@ impl Templater {
         target_name: &str,
         target: &crate::project::TargetConfig,
         cli_vars: &Map<String, serde_json::Value>,
+        env: &Env,
         warnings: &mut Vec<String>,
     ) -> Result<Templater> {
         let test_open = regex::Regex::new(r"\{%(-?)\s*test\s+(\w+)\s*\(")?;
@@ -285,6 +225,7 @@ impl Templater {
             default_schema: target.schema().to_string(),
             started_at: chrono::Utc::now(),
             invocation_id: invocation_id(),
+            env: Arc::new(env.clone()),
         };
         // Fail early, naming the file, when a macro file does not parse.
         if !templater.macros.is_empty() {
@@ -508,7 +449,7 @@ impl Templater {
                     .as_ref()
                     .map(|f| f.files(&source, table.as_deref()))
                     .unwrap_or_default();
-                Ok(sql_path_list(&paths))
+                Ok(crate::sql::path_list(&paths))
             },
         );
         let (cap, files) = (captured.clone(), ctx.files.clone());
@@ -566,10 +507,11 @@ impl Templater {
                 }
             },
         );
-        env.add_function("env_var", |name: String, default: Option<Value>| -> Result<Value, Error> {
-            match std::env::var(&name) {
-                Ok(v) => Ok(Value::from(v)),
-                Err(_) => default.ok_or_else(|| {
+        let run_env = self.env.clone();
+        env.add_function("env_var", move |name: String, default: Option<Value>| -> Result<Value, Error> {
+            match run_env.get(&name) {
+                Some(v) => Ok(Value::from(v)),
+                None => default.ok_or_else(|| {
                     Error::new(
                         ErrorKind::InvalidOperation,
                         format!("env_var('{name}'): the environment variable is not set and no default was given"),
@@ -624,6 +566,7 @@ impl Templater {
     /// (macro errors point into the macro's own file).
     fn describe_error(&self, origin: &str, err: &Error) -> anyhow::Error {
         let mut where_ = origin.to_string();
+        let mut at: Option<(PathBuf, usize)> = None;
         if let Some(line) = err.line() {
             if err.name() == Some("__macros__") {
                 let (start, file) = self
@@ -633,9 +576,20 @@ impl Templater {
                     .find(|(start, _)| *start <= line)
                     .cloned()
                     .unwrap_or((1, PathBuf::from("macros")));
-                where_ = format!("{} line {}", file.display(), line + 1 - start);
+                let line = line + 1 - start;
+                where_ = format!("{} line {line}", file.display());
+                at = Some((file, line));
             } else {
                 where_ = format!("{origin} line {line}");
+                // Models, tests and macros are rendered under their file's
+                // path; hooks under a description of where they are declared.
+                let path = PathBuf::from(origin);
+                if path
+                    .extension()
+                    .is_some_and(|e| e == "sql" || e == "yml" || e == "yaml")
+                {
+                    at = Some((path, line));
+                }
             }
         }
         let mut msg = err
@@ -648,221 +602,14 @@ impl Templater {
             msg.push_str(&inner.to_string());
             source = inner.source();
         }
-        anyhow!("{where_}: template error: {msg}")
-    }
-}
-
-/// `config` is both callable (`config(materialized='table')`) and has
-/// `config.get(key, default)`.
-#[derive(Debug)]
-struct ConfigObject {
-    captured: Arc<Mutex<Captured>>,
-    base: Config,
-}
-
-impl Object for ConfigObject {
-    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (positional, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
-        let mut c = lock(&self.captured);
-        if let Some(map) = positional {
-            for key in map.try_iter()? {
-                let value = map.get_item(&key)?;
-                c.config.set(&key.to_string(), to_json(&value)?);
-            }
-        }
-        for key in kwargs.args() {
-            let value: Value = kwargs.get(key)?;
-            c.config.set(key, to_json(&value)?);
-        }
-        Ok(Value::from(""))
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "get" | "require" => {
-                let (key, default): (String, Option<Value>) = from_args(args)?;
-                let key = crate::project::config::normalize_key(&key);
-                let captured = lock(&self.captured);
-                let found = captured
-                    .config
-                    .0
-                    .get(&key)
-                    .or_else(|| self.base.0.get(&key));
-                match (found, method) {
-                    (Some(v), _) => Ok(Value::from_serialize(v)),
-                    (None, "require") => Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("config key '{key}' is required"),
-                    )),
-                    (None, _) => Ok(default.unwrap_or(Value::from(()))),
-                }
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-/// dbt's `exceptions.raise_compiler_error(msg)` and `exceptions.warn(msg)`.
-#[derive(Debug)]
-struct Exceptions;
-
-impl Object for Exceptions {
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let (msg,): (String,) = from_args(args)?;
-        match method {
-            "raise_compiler_error" | "raise_not_implemented" => {
-                Err(Error::new(ErrorKind::InvalidOperation, msg))
-            }
-            "warn" => {
-                tracing::warn!("{msg}");
-                Ok(Value::from(""))
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-/// dbt's `run_started_at`: prints as an ISO timestamp, and has
-/// `strftime(fmt)` and `isoformat()` like Python's datetime.
-#[derive(Debug)]
-struct RunStartedAt(chrono::DateTime<chrono::Utc>);
-
-impl Object for RunStartedAt {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (fmt,): (String,) = from_args(args)?;
-                let mut out = String::new();
-                use std::fmt::Write as _;
-                write!(out, "{}", self.0.format(&fmt)).map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("bad strftime format {fmt:?}"),
-                    )
-                })?;
-                Ok(Value::from(out))
-            }
-            "isoformat" => Ok(Value::from(
-                self.0.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
-            )),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        use chrono::{Datelike, Timelike};
-        Some(Value::from(match key.as_str()? {
-            "year" => self.0.year() as i64,
-            "month" => self.0.month() as i64,
-            "day" => self.0.day() as i64,
-            "hour" => self.0.hour() as i64,
-            "minute" => self.0.minute() as i64,
-            "second" => self.0.second() as i64,
-            _ => return None,
-        }))
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f+00:00"))
-    }
-}
-
-/// The parts of dbt's `adapter` that project macros use most:
-/// `adapter.quote(name)` and `adapter.get_relation(database, schema, identifier)`.
-#[derive(Debug)]
-struct Adapter {
-    runner: Option<Arc<dyn QueryRunner>>,
-}
-
-impl fmt::Debug for dyn QueryRunner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("QueryRunner")
-    }
-}
-
-impl Object for Adapter {
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "quote" => {
-                let (name,): (String,) = from_args(args)?;
-                Ok(Value::from(quote(&name)))
-            }
-            "get_relation" | "load_relation" => {
-                let (schema, identifier) = if method == "load_relation" {
-                    let (rel,): (Value,) = from_args(args)?;
-                    (
-                        rel.get_attr("schema")?.to_string(),
-                        rel.get_attr("identifier")?.to_string(),
-                    )
-                } else {
-                    let (_db, schema, identifier, kwargs): (
-                        Option<Value>,
-                        Option<String>,
-                        Option<String>,
-                        Kwargs,
-                    ) = from_args(args)?;
-                    let _: Option<Value> = kwargs.get("database")?;
-                    let schema = schema.or(kwargs.get("schema")?);
-                    let identifier = identifier.or(kwargs.get("identifier")?);
-                    kwargs.assert_all_used()?;
-                    match (schema, identifier) {
-                        (Some(s), Some(i)) => (s, i),
-                        _ => {
-                            return Err(Error::new(
-                                ErrorKind::MissingArgument,
-                                "adapter.get_relation needs schema and identifier",
-                            ));
-                        }
-                    }
-                };
-                let Some(runner) = &self.runner else {
-                    return Ok(Value::from(()));
-                };
-                let sql = format!(
-                    "SELECT table_schema, table_name FROM information_schema.tables \
-                     WHERE lower(table_schema) = lower({}) AND lower(table_name) = lower({}) LIMIT 1",
-                    literal(&schema),
-                    literal(&identifier)
-                );
-                let found = runner.query(&sql).map_err(|e| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("adapter.get_relation: {e:#}"),
-                    )
-                })?;
-                Ok(match found.rows.first() {
-                    Some(row) => Value::from_object(Relation::new(
-                        row[0].as_str().unwrap_or(&schema),
-                        row[1].as_str().unwrap_or(&identifier),
-                    )),
-                    None => Value::from(()),
-                })
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        let message = format!("{where_}: template error: {msg}");
+        match at {
+            Some((file, line)) => anyhow::Error::new(crate::diagnostic::Located {
+                file,
+                line,
+                message,
+            }),
+            None => anyhow!(message),
         }
     }
 }
@@ -883,12 +630,12 @@ fn invocation_id() -> String {
     )
 }
 
-fn to_json(value: &Value) -> Result<serde_json::Value, Error> {
+pub(crate) fn to_json(value: &Value) -> Result<serde_json::Value, Error> {
     serde_json::to_value(value)
         .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("config value: {e}")))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means another render panicked; the data is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -911,19 +658,10 @@ fn check_ingest_source(
     }
 }
 
-/// `['a.csv.gz', 'b.csv.gz']` — a DuckDB list literal of paths.
-pub fn sql_path_list(paths: &[PathBuf]) -> String {
-    let items: Vec<String> = paths
-        .iter()
-        .map(|p| literal(&p.to_string_lossy()))
-        .collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// The SQL behind `read_source(source, table, columns={...})`: one typed read
-/// of this run's files, with `source_file` naming the file each row came from.
-/// With no files it is an empty relation of the same columns, so models
-/// still build.
+/// The SQL behind `read_source(source, table, columns={...})`: ingest's typed
+/// read of this run's files (see [`FileCatalog::read_sql`]). With no files,
+/// or in the parse render, it is an empty relation of the same columns, so
+/// models still build.
 fn read_source_sql(
     files: Option<&dyn FileCatalog>,
     source: &str,
@@ -931,78 +669,27 @@ fn read_source_sql(
     columns: Option<&[(String, String)]>,
     phase: Phase,
 ) -> String {
-    let paths = files.map(|f| f.files(source, table)).unwrap_or_default();
-    if paths.is_empty() || phase == Phase::Parse {
-        return match columns {
-            Some(cols) => {
-                let list: Vec<String> = cols
-                    .iter()
-                    .map(|(name, ty)| format!("NULL::{ty} AS {}", quote(name)))
-                    .chain(["NULL::VARCHAR AS source_file".to_string()])
-                    .collect();
-                format!("(SELECT {} WHERE false)", list.join(", "))
-            }
-            None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
-        };
+    if phase == Phase::Execute
+        && let Some(sql) = files.and_then(|f| f.read_sql(source, table, columns))
+    {
+        return sql;
     }
-    let select = match columns {
-        Some(cols) => cols
-            .iter()
-            .map(|(n, _)| quote(n))
-            .collect::<Vec<_>>()
-            .join(", "),
-        None => "* EXCLUDE (filename)".to_string(),
-    };
-    let typed = |name: &str| {
-        columns
-            .into_iter()
-            .flatten()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, t)| t.clone())
-    };
-    // With the header known (MMS files split by ingest), every column is
-    // declared and DuckDB skips sniffing — which costs more than reading
-    // when tables are wide. Unread columns stay VARCHAR and are never parsed.
-    let header = files.and_then(|f| f.columns(source, table));
-    let options = match (header, columns) {
-        (Some(header), Some(_)) => format!(
-            "auto_detect = false, delim = ',', quote = '\"', escape = '\"', columns = {{{}}}",
-            header
+    match columns {
+        Some(cols) => {
+            let list: Vec<String> = cols
                 .iter()
-                .map(|h| format!(
-                    "{}: {}",
-                    literal(h),
-                    literal(&typed(h).unwrap_or_else(|| "VARCHAR".into()))
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        (_, Some(cols)) => format!(
-            "union_by_name = true, types = {{{}}}",
-            cols.iter()
-                .map(|(n, t)| format!("{}: {}", literal(n), literal(t)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        (_, None) => "union_by_name = true".to_string(),
-    };
-    format!(
-        "(SELECT {select}, {} AS source_file FROM read_csv({}, header = true, filename = true, \
-         timestampformat = '%Y/%m/%d %H:%M:%S', {options}))",
-        crate::ingest::SOURCE_FILE_SQL,
-        sql_path_list(&paths)
-    )
+                .map(|(name, ty)| format!("NULL::{ty} AS {}", quote(name)))
+                .chain(["NULL::VARCHAR AS source_file".to_string()])
+                .collect();
+            format!("(SELECT {} WHERE false)", list.join(", "))
+        }
+        None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relations_render_quoted() {
-        let r = Relation::new("main", "we\"ird");
-        assert_eq!(r.to_string(), "\"main\".\"we\"\"ird\"");
-    }
 
     #[test]
     fn empty_read_source_is_a_typed_empty_relation() {

@@ -21,7 +21,7 @@
 
 use super::Warehouse;
 use super::types::duckdb_type;
-use crate::templating::literal;
+use crate::sql::literal;
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt, TryStreamExt};
 use iceberg::io::FileIO;
@@ -239,7 +239,7 @@ impl Warehouse {
             .filter(|(path, _)| !known.contains_key(path))
             .map(|(path, size)| {
                 let digest = Sha256::digest(path.as_bytes());
-                let local = dir.join(format!("{}.parquet", crate::export::hex(&digest[..12])));
+                let local = dir.join(format!("{}.parquet", crate::hash::hex(&digest[..12])));
                 (path.clone(), *size, local)
             })
             .collect();

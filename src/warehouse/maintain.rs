@@ -11,43 +11,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use iceberg::spec::{DataFile, Operation};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use serde::Deserialize;
 use std::collections::HashSet;
 
-/// Maintenance settings (`maintenance:` in `analytics.yml`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MaintainOptions {
-    /// Files smaller than this many MB are compacted together.
-    #[serde(default = "default_target_mb")]
-    pub target_file_size_mb: u64,
-    /// Snapshots to keep however old they are.
-    #[serde(default = "default_keep")]
-    pub keep_snapshots: usize,
-    /// Snapshots older than this many hours are expired (beyond `keep_snapshots`).
-    #[serde(default = "default_hours")]
-    pub expire_after_hours: u64,
-}
-
-fn default_target_mb() -> u64 {
-    128
-}
-fn default_keep() -> usize {
-    5
-}
-fn default_hours() -> u64 {
-    24 * 7
-}
-
-impl Default for MaintainOptions {
-    fn default() -> Self {
-        MaintainOptions {
-            target_file_size_mb: default_target_mb(),
-            keep_snapshots: default_keep(),
-            expire_after_hours: default_hours(),
-        }
-    }
-}
+pub use crate::project::MaintainOptions;
 
 /// What maintenance did to one table.
 #[derive(Debug, Clone, Default)]

@@ -17,6 +17,7 @@ mod local_copy;
 pub mod maintain;
 mod rest;
 pub mod scan;
+pub mod session;
 mod snapshot;
 mod types;
 mod write;
@@ -24,123 +25,51 @@ mod write;
 pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
 pub use write::{WriteMode, WriteReport, data_file_properties};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::secret::Secret;
+use anyhow::{Context, Result, anyhow};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// How to reach the catalog and its storage. String values may name
-/// environment variables as `${NAME}`, so secrets stay out of files.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct IcebergConfig {
-    /// The REST catalog's base URL.
-    pub uri: String,
-    /// The warehouse name or location the catalog expects.
-    #[serde(default)]
-    pub warehouse: Option<String>,
-    /// OAuth2 client credentials, `id:secret`.
-    #[serde(default)]
-    pub credential: Option<String>,
-    /// A bearer token (instead of `credential`).
-    #[serde(default)]
-    pub token: Option<String>,
-    /// S3-compatible storage; omitted values come from the catalog's
-    /// vended configuration when it sends them.
-    #[serde(default)]
-    pub s3: S3Config,
-    /// Extra catalog properties, passed through as they are.
-    #[serde(default)]
-    pub properties: HashMap<String, String>,
-}
+pub use crate::project::{IcebergConfig, S3Config};
 
-/// S3 settings for the data files.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct S3Config {
-    /// Endpoint URL (for S3-compatible stores such as SeaweedFS, R2, MinIO).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// Region (`us-east-1` when the store does not care).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// Access key id.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// Secret access key.
-    #[serde(default)]
-    pub secret_access_key: Option<String>,
-    /// Path-style addressing (needed by most S3-compatible stores).
-    #[serde(default)]
-    pub path_style: Option<bool>,
-}
-
-/// Replaces `${NAME}` with the environment variable's value (`${NAME:-x}`
-/// falls back to `x`); a missing variable is an error naming it (never its
-/// value).
-pub fn expand_env(text: &str) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .with_context(|| format!("unclosed `${{` in `{text}`"))?;
-        let (name, fallback) = match after[..end].split_once(":-") {
-            Some((name, fallback)) => (name, Some(fallback)),
-            None => (&after[..end], None),
-        };
-        let value = match (std::env::var(name), fallback) {
-            (Ok(v), None) => v,
-            (Ok(v), Some(_)) if !v.is_empty() => v,
-            (_, Some(fallback)) => fallback.to_string(),
-            (Err(_), None) => bail!("environment variable `{name}` is not set"),
-        };
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-impl IcebergConfig {
-    /// Catalog properties with `${VAR}` references expanded.
-    fn catalog_props(&self) -> Result<HashMap<String, String>> {
-        let mut props = HashMap::new();
-        let mut put = |key: &str, value: Option<&String>| -> Result<()> {
-            if let Some(v) = value {
-                let v = expand_env(v)?;
-                // `${VAR:-}` left empty means "not set".
-                if !v.is_empty() {
-                    props.insert(key.to_string(), v);
-                }
-            }
-            Ok(())
-        };
-        put("uri", Some(&self.uri))?;
-        put("warehouse", self.warehouse.as_ref())?;
-        put("credential", self.credential.as_ref())?;
-        put("token", self.token.as_ref())?;
-        put("s3.endpoint", self.s3.endpoint.as_ref())?;
-        put("s3.region", self.s3.region.as_ref())?;
-        put("s3.access-key-id", self.s3.access_key_id.as_ref())?;
-        put("s3.secret-access-key", self.s3.secret_access_key.as_ref())?;
-        if let Some(path_style) = self.s3.path_style {
-            props.insert("s3.path-style-access".into(), path_style.to_string());
+/// Catalog properties for iceberg-rust and our commit client.
+fn catalog_props(config: &IcebergConfig) -> HashMap<String, String> {
+    let mut props = HashMap::new();
+    let mut put = |key: &str, value: Option<&str>| {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            props.insert(key.to_string(), v.to_string());
         }
-        // Ask for credentials vended with each table (R2, Polaris, Lakekeeper
-        // send short-lived S3 keys); catalogs that do not vend ignore it.
-        props.insert(
-            "header.X-Iceberg-Access-Delegation".into(),
-            "vended-credentials".into(),
-        );
-        for (k, v) in &self.properties {
-            props.insert(k.clone(), expand_env(v)?);
-        }
-        Ok(props)
+    };
+    put("uri", Some(&config.uri));
+    put("warehouse", config.warehouse.as_deref());
+    put("credential", config.credential.as_ref().map(Secret::expose));
+    put("token", config.token.as_ref().map(Secret::expose));
+    put("s3.endpoint", config.s3.endpoint.as_deref());
+    put("s3.region", config.s3.region.as_deref());
+    put(
+        "s3.access-key-id",
+        config.s3.access_key_id.as_ref().map(Secret::expose),
+    );
+    put(
+        "s3.secret-access-key",
+        config.s3.secret_access_key.as_ref().map(Secret::expose),
+    );
+    if let Some(path_style) = config.s3.path_style {
+        props.insert("s3.path-style-access".into(), path_style.to_string());
     }
+    // Ask for credentials vended with each table (R2, Polaris, Lakekeeper
+    // send short-lived S3 keys); catalogs that do not vend ignore it.
+    props.insert(
+        "header.X-Iceberg-Access-Delegation".into(),
+        "vended-credentials".into(),
+    );
+    for (k, v) in &config.properties {
+        props.insert(k.clone(), v.clone());
+    }
+    props
 }
 
 /// A connection to the catalog, with its own async runtime so the rest of
@@ -162,8 +91,8 @@ impl Warehouse {
             .enable_all()
             .build()
             .context("starting the async runtime for the catalog")?;
-        let props = config.catalog_props()?;
-        let commits = rest::CommitClient::new(&props)?;
+        let props = catalog_props(config);
+        let commits = rest::CommitClient::new(config)?;
         let catalog = runtime
             .block_on(
                 RestCatalogBuilder::default()
@@ -283,28 +212,5 @@ impl Warehouse {
         })
         .map(|n| n as u64)
         .with_context(|| format!("counting {duckdb_table}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_references_expand_and_missing_ones_name_the_variable() {
-        // SAFETY: tests in this module do not read this variable concurrently.
-        unsafe { std::env::set_var("ANALYTICS_TEST_URI", "http://127.0.0.1:8181") };
-        assert_eq!(
-            expand_env("${ANALYTICS_TEST_URI}/v1").unwrap(),
-            "http://127.0.0.1:8181/v1"
-        );
-        assert_eq!(
-            expand_env("${ANALYTICS_NOT_SET_456:-us-east-1}").unwrap(),
-            "us-east-1"
-        );
-        let err = expand_env("${ANALYTICS_NOT_SET_123}")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ANALYTICS_NOT_SET_123"), "{err}");
     }
 }

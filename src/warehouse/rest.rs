@@ -3,10 +3,11 @@
 //! with requirements and updates). Copy-on-write needs it, because the crate
 //! offers fast appends only.
 
+use super::session::{Session, SessionError};
+use crate::project::IcebergConfig;
 use anyhow::{Context, Result, bail};
 use iceberg::{TableIdent, TableRequirement, TableUpdate};
 use serde::Serialize;
-use std::collections::HashMap;
 use tokio::sync::Mutex;
 
 /// What the catalog said about a commit.
@@ -20,21 +21,13 @@ pub enum CommitOutcome {
     Unknown(String),
 }
 
-/// A minimal REST client for table commits, sharing the catalog's settings.
+/// A minimal REST client for table commits, sharing the catalog's settings
+/// and its [`session`](super::session).
 pub struct CommitClient {
     http: reqwest::Client,
-    uri: String,
-    warehouse: Option<String>,
-    credential: Option<String>,
-    static_token: Option<String>,
+    config: IcebergConfig,
     /// Bearer token and URL prefix, fetched on the first commit.
     session: Mutex<Option<Session>>,
-}
-
-#[derive(Clone)]
-struct Session {
-    token: Option<String>,
-    prefix: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -51,21 +44,15 @@ struct IdentBody<'a> {
 }
 
 impl CommitClient {
-    /// A client for the catalog at `props["uri"]` (props already expanded).
-    pub fn new(props: &HashMap<String, String>) -> Result<CommitClient> {
+    /// A client for the catalog `config` describes.
+    pub fn new(config: &IcebergConfig) -> Result<CommitClient> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .build()
             .context("creating the HTTP client for catalog commits")?;
         Ok(CommitClient {
             http,
-            uri: props
-                .get("uri")
-                .map(|u| u.trim_end_matches('/').to_string())
-                .unwrap_or_default(),
-            warehouse: props.get("warehouse").cloned(),
-            credential: props.get("credential").cloned(),
-            static_token: props.get("token").cloned(),
+            config: config.clone(),
             session: Mutex::new(None),
         })
     }
@@ -75,59 +62,14 @@ impl CommitClient {
         if let Some(s) = guard.as_ref() {
             return Ok(s.clone());
         }
-        let token = match (&self.static_token, &self.credential) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(cred)) => {
-                let (id, secret) = cred.split_once(':').unwrap_or(("", cred.as_str()));
-                let response = self
-                    .http
-                    .post(format!("{}/v1/oauth/tokens", self.uri))
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", id),
-                        ("client_secret", secret),
-                        ("scope", "PRINCIPAL_ROLE:ALL"),
-                    ])
-                    .send()
-                    .await
-                    .context("requesting a catalog token")?;
-                let status = response.status();
-                if !status.is_success() {
-                    bail!("the catalog refused the credential (HTTP {status})");
+        let session = super::session::open(&self.http, &self.config)
+            .await
+            .map_err(|e| match e {
+                SessionError::Refused(status, _) if status == 401 || status == 403 => {
+                    anyhow::anyhow!("the catalog refused the credential (HTTP {status})")
                 }
-                let body: serde_json::Value =
-                    response.json().await.context("reading the catalog token")?;
-                Some(
-                    body.get("access_token")
-                        .and_then(|t| t.as_str())
-                        .context("the catalog's token response has no access_token")?
-                        .to_string(),
-                )
-            }
-            (None, None) => None,
-        };
-        let mut request = self.http.get(format!("{}/v1/config", self.uri));
-        if let Some(w) = &self.warehouse {
-            request = request.query(&[("warehouse", w)]);
-        }
-        if let Some(t) = &token {
-            request = request.bearer_auth(t);
-        }
-        let config: serde_json::Value = request
-            .send()
-            .await
-            .context("reading the catalog's /v1/config")?
-            .json()
-            .await
-            .context("parsing the catalog's /v1/config")?;
-        let prefix = ["overrides", "defaults"].iter().find_map(|section| {
-            config
-                .get(section)
-                .and_then(|s| s.get("prefix"))
-                .and_then(|p| p.as_str())
-                .map(str::to_string)
-        });
-        let session = Session { token, prefix };
+                other => anyhow::anyhow!("opening the catalog session: {other}"),
+            })?;
         *guard = Some(session.clone());
         Ok(session)
     }
@@ -141,8 +83,8 @@ impl CommitClient {
     ) -> Result<CommitOutcome> {
         let session = self.session().await?;
         let namespace: Vec<&str> = ident.namespace().iter().map(String::as_str).collect();
-        let mut url = reqwest::Url::parse(&self.uri)
-            .with_context(|| format!("the catalog URI `{}` is not a URL", self.uri))?;
+        let mut url = reqwest::Url::parse(&self.config.uri)
+            .with_context(|| format!("the catalog URI `{}` is not a URL", self.config.uri))?;
         {
             let mut segments = url
                 .path_segments_mut()
@@ -167,7 +109,7 @@ impl CommitClient {
         };
         let mut request = self.http.post(url).json(&body);
         if let Some(t) = &session.token {
-            request = request.bearer_auth(t);
+            request = request.bearer_auth(t.expose());
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -178,16 +120,7 @@ impl CommitClient {
         };
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let message = || {
-            serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/error/message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_else(|| text.chars().take(300).collect())
-        };
+        let message = || super::session::error_message(&text);
         Ok(match status.as_u16() {
             200..=299 => CommitOutcome::Committed,
             409 => CommitOutcome::Conflict(message()),

@@ -6,7 +6,7 @@
 //! once, whatever the table's size.
 
 use super::Warehouse;
-use crate::templating::literal;
+use crate::sql::literal;
 use anyhow::{Context, Result};
 use duckdb::arrow::array::{Array, RecordBatch, new_null_array};
 use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};

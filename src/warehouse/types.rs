@@ -82,7 +82,7 @@ pub fn duckdb_columns(schema: &iceberg::spec::Schema) -> Result<String> {
     for field in schema.as_struct().fields() {
         let ty =
             duckdb_type(&field.field_type).with_context(|| format!("column `{}`", field.name))?;
-        cols.push(format!("{} {ty}", crate::templating::quote(&field.name)));
+        cols.push(format!("{} {ty}", crate::sql::quote(&field.name)));
     }
     Ok(cols.join(", "))
 }

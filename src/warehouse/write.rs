@@ -5,7 +5,7 @@
 use super::rest::CommitOutcome;
 use super::snapshot::{self, LiveFile, SnapshotChange};
 use super::{Warehouse, types};
-use crate::templating::quote;
+use crate::sql::quote;
 use anyhow::{Context, Result, anyhow, bail};
 use duckdb::arrow::array::{
     Array, BooleanArray, Date32Array, Float32Array, Float64Array, Int32Array, Int64Array,

@@ -252,8 +252,8 @@ impl DashboardConfig {
     }
 
     /// The `dashboard:` section of a project's settings.
-    pub fn from_settings(settings: &crate::project::Settings) -> Result<DashboardConfig> {
-        Self::from_value(settings.other.get("dashboard"))
+    pub fn from_settings(settings: &super::Settings) -> Result<DashboardConfig> {
+        Ok(settings.dashboard.clone().unwrap_or_default())
     }
 
     /// Checks that every name the section refers to is declared in it.

@@ -2,15 +2,29 @@
 //! with dbt's materializations (`view`, `table`, `incremental` with `append`,
 //! `delete+insert` and `merge`) and answers `run_query`.
 
-use crate::ingest::{FILE_LOG_RELATION, FileLog, TakenFile};
+mod file_log;
+
 use crate::project::{Config, TargetConfig};
-use crate::templating::{QueryResult, QueryRunner, Relation, literal, quote};
+use crate::sql::{Relation, literal, quote};
+use crate::templating::{QueryResult, QueryRunner};
 use crate::warehouse::{LocalRead, Warehouse, WriteMode, scan};
 use anyhow::{Context, Result, anyhow, bail};
 use duckdb::Connection;
 use duckdb::types::{TimeUnit, Value};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+impl crate::ingest::TableProbe for Engine {
+    fn is_missing_or_empty(&self, relation: &Relation) -> Result<bool> {
+        Ok(self.relation_kind(relation)?.is_none()
+            || self
+                .count(&format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM {relation} LIMIT 1)"
+                ))
+                .map_err(|e| anyhow!(e))?
+                == 0)
+    }
+}
 
 /// What exists in the database under a relation's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -610,108 +624,6 @@ impl Engine {
                 Err(anyhow!(e))
             }
         }
-    }
-
-    /// Creates the file log table if it is missing.
-    fn ensure_file_log(&self) -> Result<()> {
-        self.execute_batch(&format!(
-            "CREATE SCHEMA IF NOT EXISTS \"_analytics\";
-             CREATE TABLE IF NOT EXISTS {FILE_LOG_RELATION} (
-                source VARCHAR, file_name VARCHAR, url VARCHAR, stored_paths VARCHAR[],
-                taken_at TIMESTAMP, bytes BIGINT, sha256 VARCHAR, rows BIGINT)"
-        ))
-        .map_err(|e| anyhow!(e))
-        .context("creating the file log")
-    }
-
-    /// What the file log says is done: (source, file) → latest sha256.
-    pub fn read_file_log(&self) -> Result<FileLog> {
-        if let Some(warehouse) = &self.warehouse
-            && warehouse.table_exists(FILE_LOG_NAMESPACE, "file_log")?
-        {
-            self.execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"_analytics\"; CREATE OR REPLACE VIEW {FILE_LOG_RELATION} AS SELECT * FROM {}",
-                scan::call(FILE_LOG_NAMESPACE, "file_log")
-            ))
-            .map_err(|e| anyhow!(e))
-            .context("attaching the stored file log")?;
-        }
-        self.ensure_file_log()?;
-        let rows = self
-            .query_rows(
-                &format!("SELECT source, file_name, arg_max(sha256, taken_at) FROM {FILE_LOG_RELATION} GROUP BY ALL"),
-                None,
-            )
-            .map_err(|e| anyhow!(e))
-            .context("reading the file log")?;
-        let mut log = FileLog::default();
-        for r in rows.rows {
-            let text = |i: usize| r[i].as_str().unwrap_or_default().to_string();
-            log.done.insert((text(0), text(1)), text(2));
-        }
-        Ok(log)
-    }
-
-    /// Records files in the file log (in one statement, so all or none land).
-    pub fn write_file_log(&self, files: &[&TakenFile]) -> Result<()> {
-        self.ensure_file_log()?;
-        if files.is_empty() {
-            return Ok(());
-        }
-        let mut values = Vec::new();
-        for f in files {
-            let paths: Vec<String> = f
-                .parts
-                .iter()
-                .map(|p| literal(&p.path.to_string_lossy()))
-                .collect();
-            let rows: Option<u64> = f.parts.iter().map(|p| p.rows).sum();
-            values.push(format!(
-                "({}, {}, {}, [{}]::VARCHAR[], {}::TIMESTAMP, {}, {}, {})",
-                literal(&f.source),
-                literal(&f.file_name),
-                literal(&f.url),
-                paths.join(", "),
-                literal(&f.taken_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
-                f.bytes,
-                literal(&f.sha256),
-                rows.map(|r| r.to_string()).unwrap_or_else(|| "NULL".into())
-            ));
-        }
-        if let Some(warehouse) = &self.warehouse {
-            // Keyed on (source, file): a file taken again replaces its entry,
-            // and two runs recording the same file leave one.
-            let staged = "\"__analytics_file_log_new\"";
-            self.execute_batch(&format!(
-                "CREATE OR REPLACE TEMP TABLE {staged} AS SELECT * FROM {FILE_LOG_RELATION} LIMIT 0;
-                 INSERT INTO {staged} VALUES {}",
-                values.join(",\n")
-            ))
-            .map_err(|e| anyhow!(e))
-            .context("staging the file log")?;
-            let result = {
-                let conn = self.conn();
-                warehouse.write(
-                    &conn,
-                    staged,
-                    FILE_LOG_NAMESPACE,
-                    "file_log",
-                    &WriteMode::Upsert {
-                        keys: vec!["source".into(), "file_name".into()],
-                    },
-                    "append_new_columns",
-                )
-            };
-            let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
-            result.context("writing the file log to the warehouse")?;
-            return Ok(());
-        }
-        self.execute_batch(&format!(
-            "INSERT INTO {FILE_LOG_RELATION} VALUES {}",
-            values.join(",\n")
-        ))
-        .map_err(|e| anyhow!(e))
-        .context("writing the file log")
     }
 }
 

@@ -1,0 +1,559 @@
+//! Publishing through the GitHub Git Data API: blobs, a tree on top of the
+//! branch's tree, a commit, a ref update — retried on a new head when the
+//! branch moves meanwhile.
+
+use super::wire::*;
+use super::{PublishConfig, PublishOutcome, SiteFile, merge_manifest, prefix, site_files};
+use crate::manifest::Manifest;
+use crate::project::settings::History;
+use crate::secret::Secret;
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
+use sha1::Digest;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The git blob id of `content` (what the API returns for it), so unchanged
+/// files are recognised without uploading them.
+pub fn git_blob_sha(content: &[u8]) -> String {
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", content.len()).as_bytes());
+    h.update(content);
+    crate::hash::hex(&h.finalize())
+}
+
+/// An API call that failed: the HTTP status (when GitHub answered) and text.
+fn status_of(e: &octocrab::Error) -> Option<u16> {
+    match e {
+        octocrab::Error::GitHub { source, .. } => Some(source.status_code.as_u16()),
+        _ => None,
+    }
+}
+
+fn describe(e: &octocrab::Error) -> String {
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            format!("HTTP {}: {}", source.status_code.as_u16(), source.message)
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
+    }
+}
+
+/// Publishes `site_dir` to `cfg.branch` of `cfg.repository` in one commit.
+pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<PublishOutcome> {
+    let (files, manifest) = site_files(site_dir)?;
+    let Some((owner, name)) = cfg.repository.split_once('/') else {
+        bail!(
+            "publish: repository `{}` is not `owner/name`",
+            cfg.repository
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the publish runtime")?;
+    runtime.block_on(Publisher::run(Publisher {
+        cfg,
+        owner,
+        name,
+        token,
+        files,
+        manifest,
+    }))
+}
+
+struct Publisher<'a> {
+    cfg: &'a PublishConfig,
+    owner: &'a str,
+    name: &'a str,
+    token: &'a Secret,
+    files: Vec<SiteFile>,
+    manifest: Option<Manifest>,
+}
+
+impl Publisher<'_> {
+    fn repo_path(&self) -> String {
+        format!("/repos/{}/{}", self.owner, self.name)
+    }
+
+    /// `owner/name@branch[:folder]`, for messages and the outcome.
+    fn destination(&self) -> String {
+        let cfg = self.cfg;
+        format!(
+            "{}@{}{}",
+            cfg.repository,
+            cfg.branch,
+            if prefix(&cfg.folder).is_empty() {
+                String::new()
+            } else {
+                format!(":{}", cfg.folder.trim_matches('/'))
+            }
+        )
+    }
+
+    /// `publish to DEST: what` — the prefix of every error.
+    fn at(&self, what: &str) -> String {
+        format!("publish to {}: {what}", self.destination())
+    }
+
+    /// The API client, authenticated with the token.
+    fn client(&self) -> Result<octocrab::Octocrab> {
+        let cfg = self.cfg;
+        octocrab::OctocrabBuilder::new()
+            .base_uri(cfg.api_url.as_str())
+            .map_err(|e| {
+                anyhow!(
+                    "publish: GITHUB_API_URL `{}`: {}",
+                    cfg.api_url,
+                    describe(&e)
+                )
+            })?
+            .personal_token(self.token.expose().to_string())
+            .set_connect_timeout(Some(std::time::Duration::from_secs(30)))
+            .set_read_timeout(Some(std::time::Duration::from_secs(600)))
+            .set_write_timeout(Some(std::time::Duration::from_secs(600)))
+            .build()
+            .map_err(|e| anyhow!("publish: building the GitHub client: {}", describe(&e)))
+    }
+
+    /// The repository, once the token is known to see it and push to it.
+    async fn repository(&self, gh: &octocrab::Octocrab) -> Result<Repository> {
+        let repo: Repository =
+            gh.get(self.repo_path(), None::<&()>)
+                .await
+                .map_err(|e| match status_of(&e) {
+                    Some(401) => anyhow!(
+                        "{}: the token was refused (HTTP 401); check github-token",
+                        self.at("reading the repository")
+                    ),
+                    Some(404) => anyhow!(
+                        "{}: repository not found, or the token cannot see it (HTTP 404)",
+                        self.at("reading the repository")
+                    ),
+                    _ => anyhow!("{}: {}", self.at("reading the repository"), describe(&e)),
+                })?;
+        if let Some(p) = &repo.permissions
+            && !p.push
+        {
+            bail!(
+                "{}: the token can read {} but not push to it; give the job \
+                 `permissions: contents: write`, or use a token with write access",
+                self.at("checking permissions"),
+                self.cfg.repository
+            );
+        }
+        Ok(repo)
+    }
+
+    /// The site's files (but a manifest, merged per attempt) at their branch
+    /// path, with their git blob ids, computed once.
+    fn local_blobs(&self) -> Result<Vec<(String, SiteFile, String)>> {
+        let pre = prefix(&self.cfg.folder);
+        let mut local = Vec::new();
+        for f in &self.files {
+            if f.rel == "manifest.json" && self.manifest.is_some() {
+                continue; // merged per attempt
+            }
+            let content =
+                std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+            local.push((format!("{pre}{}", f.rel), f.clone(), git_blob_sha(&content)));
+        }
+        Ok(local)
+    }
+
+    /// The tree of `head`: its id and its blobs by path (empty when the
+    /// branch does not exist yet).
+    async fn branch_tree(
+        &self,
+        gh: &octocrab::Octocrab,
+        head: Option<&String>,
+    ) -> Result<(Option<String>, BTreeMap<String, String>)> {
+        let Some(commit) = head else {
+            return Ok((None, BTreeMap::new()));
+        };
+        let c: Commit = gh
+            .get(
+                format!("{}/git/commits/{commit}", self.repo_path()),
+                None::<&()>,
+            )
+            .await
+            .map_err(|e| anyhow!("{}: {}", self.at("reading the head commit"), describe(&e)))?;
+        let tree: Tree = gh
+            .get(
+                format!("{}/git/trees/{}?recursive=1", self.repo_path(), c.tree.sha),
+                None::<&()>,
+            )
+            .await
+            .map_err(|e| anyhow!("{}: {}", self.at("reading the branch's tree"), describe(&e)))?;
+        let mut map = BTreeMap::new();
+        if !tree.truncated {
+            for item in tree.tree.into_iter().filter(|i| i.kind == "blob") {
+                map.insert(item.path, item.sha);
+            }
+        }
+        Ok((Some(c.tree.sha), map))
+    }
+
+    /// The files the branch should hold after this publish (path, blob id,
+    /// content when not a local file), and the stale paths to delete: the
+    /// site's files plus the manifest merged with the published one.
+    async fn wanted(
+        &self,
+        gh: &octocrab::Octocrab,
+        local: &[(String, SiteFile, String)],
+        existing: &BTreeMap<String, String>,
+    ) -> (Vec<(String, String, Option<Vec<u8>>)>, Vec<String>) {
+        let pre = prefix(&self.cfg.folder);
+        let mut wanted: Vec<(String, String, Option<Vec<u8>>)> = local
+            .iter()
+            .map(|(path, _, sha)| (path.clone(), sha.clone(), None))
+            .collect();
+        let mut removed = Vec::new();
+        if let Some(m) = &self.manifest {
+            let manifest_path = format!("{pre}manifest.json");
+            let base = match existing.get(&manifest_path) {
+                Some(sha) => self.read_manifest(gh, sha).await,
+                None => None,
+            };
+            let (merged, stale) = merge_manifest(m, base.as_ref(), |p| {
+                existing.contains_key(&format!("{pre}{p}"))
+            });
+            removed = stale.into_iter().map(|p| format!("{pre}{p}")).collect();
+            let bytes = merged.to_json().into_bytes();
+            wanted.push((manifest_path, git_blob_sha(&bytes), Some(bytes)));
+        }
+        (wanted, removed)
+    }
+
+    /// Uploads the blobs the branch lacks (each content once across
+    /// attempts) and returns the tree entries that change, and their paths.
+    async fn upload(
+        &self,
+        gh: &octocrab::Octocrab,
+        wanted: &[(String, String, Option<Vec<u8>>)],
+        local: &[(String, SiteFile, String)],
+        existing: &BTreeMap<String, String>,
+        uploaded: &mut BTreeSet<String>,
+    ) -> Result<(Vec<NewTreeEntry>, Vec<String>)> {
+        let mut entries = Vec::new();
+        let mut changed = Vec::new();
+        for (path, sha, content) in wanted {
+            if existing.get(path) == Some(sha) {
+                continue;
+            }
+            if !uploaded.contains(sha) {
+                let content = match content {
+                    Some(c) => c.clone(),
+                    None => {
+                        let f = &local
+                            .iter()
+                            .find(|(p, _, _)| p == path)
+                            .ok_or_else(|| anyhow!("internal: {path} not in the site"))?
+                            .1;
+                        std::fs::read(&f.path)
+                            .with_context(|| format!("reading {}", f.path.display()))?
+                    }
+                };
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
+                let blob: Sha = gh
+                    .post(
+                        format!("{}/git/blobs", self.repo_path()),
+                        Some(&NewBlob {
+                            content: &encoded,
+                            encoding: "base64",
+                        }),
+                    )
+                    .await
+                    .map_err(|e| {
+                        anyhow!(
+                            "{}: {}",
+                            self.at(&format!("uploading {path}")),
+                            describe(&e)
+                        )
+                    })?;
+                if &blob.sha != sha {
+                    bail!(
+                        "{}: the API stored {path} as {} but its content hashes to {sha}",
+                        self.at("uploading"),
+                        blob.sha
+                    );
+                }
+                uploaded.insert(sha.clone());
+            }
+            changed.push(path.clone());
+            entries.push(NewTreeEntry {
+                path: path.clone(),
+                mode: "100644",
+                kind: "blob",
+                sha: Some(sha.clone()),
+            });
+        }
+        Ok((entries, changed))
+    }
+
+    /// Points the branch at `commit` (creating it when `head` is `None`);
+    /// `true` when the branch moved meanwhile, so the publish must be rebuilt
+    /// on the new head.
+    async fn advance(
+        &self,
+        gh: &octocrab::Octocrab,
+        head: Option<&String>,
+        commit: &str,
+    ) -> Result<bool> {
+        match head {
+            None => {
+                // `single` starts the branch parentless; so does `keep` (no head).
+                let created: Result<serde_json::Value, _> = gh
+                    .post(
+                        format!("{}/git/refs", self.repo_path()),
+                        Some(&NewRef {
+                            name: format!("refs/heads/{}", self.cfg.branch),
+                            sha: commit,
+                        }),
+                    )
+                    .await;
+                match created {
+                    Ok(_) => Ok(false),
+                    // Someone created the branch meanwhile: rebuild on it.
+                    Err(e) if matches!(status_of(&e), Some(409 | 422)) => Ok(true),
+                    Err(e) => bail!("{}: {}", self.at("creating the branch"), describe(&e)),
+                }
+            }
+            Some(_) => match self.update_ref(gh, commit, false).await {
+                Ok(()) => Ok(false),
+                // Not a fast-forward: the branch moved under us.
+                Err(e) if matches!(status_of(&e), Some(409 | 422)) => Ok(true),
+                Err(e) => bail!("{}: {}", self.at("updating the branch"), describe(&e)),
+            },
+        }
+    }
+
+    /// The whole publish: one commit on the branch, rebuilt on the new head
+    /// when the branch moves meanwhile.
+    async fn run(self) -> Result<PublishOutcome> {
+        let cfg = self.cfg;
+        let destination = self.destination();
+        let gh = self.client()?;
+        let repo = self.repository(&gh).await?;
+        let local = self.local_blobs()?;
+        let mut uploaded: BTreeSet<String> = BTreeSet::new();
+        let mut retries = 0;
+        for attempt in 1..=cfg.max_attempts.max(1) {
+            let head = self
+                .head(&gh)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", self.at("reading the branch")))?;
+            let (base_tree, existing) = self.branch_tree(&gh, head.as_ref()).await?;
+            let (wanted, removed) = self.wanted(&gh, &local, &existing).await;
+            let (mut entries, changed) = self
+                .upload(&gh, &wanted, &local, &existing, &mut uploaded)
+                .await?;
+            let removed: Vec<String> = removed
+                .into_iter()
+                .filter(|p| existing.contains_key(p))
+                .collect();
+            for path in &removed {
+                entries.push(NewTreeEntry {
+                    path: path.clone(),
+                    mode: "100644",
+                    kind: "blob",
+                    sha: None,
+                });
+            }
+            let url = self.pages_url(&gh, repo.html_url.as_deref()).await;
+            let unchanged = PublishOutcome {
+                skipped: true,
+                destination: destination.clone(),
+                url: url.clone(),
+                retries,
+                ..Default::default()
+            };
+            if head.is_some() && entries.is_empty() {
+                return Ok(unchanged);
+            }
+            let tree: Sha = gh
+                .post(
+                    format!("{}/git/trees", self.repo_path()),
+                    Some(&NewTree {
+                        base_tree: base_tree.clone(),
+                        tree: entries,
+                    }),
+                )
+                .await
+                .map_err(|e| anyhow!("{}: {}", self.at("creating the tree"), describe(&e)))?;
+            if base_tree.as_deref() == Some(tree.sha.as_str()) {
+                return Ok(unchanged);
+            }
+            // `keep` and the first step of `single`: a commit on top of the
+            // head, so the ref update is a fast-forward the API refuses if the
+            // branch moved meanwhile (then we rebuild on the new head).
+            let parents = head.iter().cloned().collect::<Vec<_>>();
+            let commit = self
+                .commit(&gh, &tree.sha, parents)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", self.at("creating the commit")))?;
+            if self.advance(&gh, head.as_ref(), &commit).await? {
+                retries += 1;
+                tracing::warn!(
+                    "publish to {destination}: the branch moved during publish (attempt {attempt}); rebuilding on the new head"
+                );
+                continue;
+            }
+            let mut commit = commit;
+            if cfg.history == History::Single && head.is_some() {
+                // Now that our tree is safely on the branch, replace its
+                // history with one parentless commit of the same tree.
+                let single = self
+                    .commit(&gh, &tree.sha, Vec::new())
+                    .await
+                    .map_err(|e| anyhow!("{}: {e}", self.at("creating the commit")))?;
+                self.update_ref(&gh, &single, true).await.map_err(|e| {
+                    anyhow!(
+                        "{}: {}",
+                        self.at("replacing the branch history"),
+                        describe(&e)
+                    )
+                })?;
+                commit = single;
+            }
+            return Ok(PublishOutcome {
+                commit_sha: Some(commit),
+                files: changed,
+                deleted: removed,
+                url,
+                skipped: false,
+                destination,
+                retries,
+            });
+        }
+        bail!(
+            "{}: the branch kept moving; gave up after {} attempts (is another job publishing? \
+             give the workflows one concurrency group)",
+            self.at("updating the branch"),
+            cfg.max_attempts
+        )
+    }
+
+    /// Creates a commit of `tree` with `parents`; its sha.
+    async fn commit(
+        &self,
+        gh: &octocrab::Octocrab,
+        tree: &str,
+        parents: Vec<String>,
+    ) -> Result<String> {
+        let commit: Sha = gh
+            .post(
+                format!("{}/git/commits", self.repo_path()),
+                Some(&NewCommit {
+                    message: &self.cfg.message,
+                    tree,
+                    parents,
+                }),
+            )
+            .await
+            .map_err(|e| anyhow!(describe(&e)))?;
+        Ok(commit.sha)
+    }
+
+    /// Points the branch at `sha` (a fast-forward unless `force`).
+    async fn update_ref(
+        &self,
+        gh: &octocrab::Octocrab,
+        sha: &str,
+        force: bool,
+    ) -> std::result::Result<(), octocrab::Error> {
+        let _: serde_json::Value = gh
+            .patch(
+                format!("{}/git/refs/heads/{}", self.repo_path(), self.cfg.branch),
+                Some(&UpdateRef { sha, force }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The branch's head commit, `None` when the branch does not exist.
+    async fn head(&self, gh: &octocrab::Octocrab) -> Result<Option<String>> {
+        let r: Result<RefObject, _> = gh
+            .get(
+                format!("{}/git/ref/heads/{}", self.repo_path(), self.cfg.branch),
+                None::<&()>,
+            )
+            .await;
+        match r {
+            Ok(r) => Ok(Some(r.object.sha)),
+            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(None),
+            Err(e) => Err(anyhow!(describe(&e))),
+        }
+    }
+
+    /// The published manifest, or `None` (with a warning) when unreadable.
+    async fn read_manifest(&self, gh: &octocrab::Octocrab, sha: &str) -> Option<Manifest> {
+        let blob: Blob = match gh
+            .get(format!("{}/git/blobs/{sha}", self.repo_path()), None::<&()>)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    "publish: reading the published manifest.json: {}",
+                    describe(&e)
+                );
+                return None;
+            }
+        };
+        let bytes = if blob.encoding == "base64" {
+            let clean: String = blob.content.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .ok()?
+        } else {
+            blob.content.into_bytes()
+        };
+        match Manifest::parse(&String::from_utf8_lossy(&bytes)) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(
+                    "publish: the published manifest.json is not readable ({e:#}); files it listed are not kept"
+                );
+                None
+            }
+        }
+    }
+
+    /// The GitHub Pages address: from the Pages API, else (on github.com)
+    /// `https://OWNER.github.io/NAME/`, plus the folder.
+    async fn pages_url(&self, gh: &octocrab::Octocrab, _html: Option<&str>) -> Option<String> {
+        let pages: Result<Pages, _> = gh
+            .get(format!("{}/pages", self.repo_path()), None::<&()>)
+            .await;
+        let base = match pages {
+            Ok(Pages {
+                html_url: Some(url),
+            }) => url,
+            _ if self.cfg.api_url.trim_end_matches('/') == "https://api.github.com" => {
+                let owner = self.owner.to_lowercase();
+                if self.name.to_lowercase() == format!("{owner}.github.io") {
+                    format!("https://{owner}.github.io/")
+                } else {
+                    format!("https://{owner}.github.io/{}/", self.name)
+                }
+            }
+            _ => return None,
+        };
+        let base = if base.ends_with('/') {
+            base
+        } else {
+            format!("{base}/")
+        };
+        Some(format!("{base}{}", prefix(&self.cfg.folder)))
+    }
+}

@@ -1,0 +1,244 @@
+//! Publish (pipeline stage 8, README): the site — dashboard, `manifest.json` and data
+//! files — committed to a branch (default `gh-pages`) in ONE commit through
+//! the GitHub Git Data API (`octocrab`): blobs, a tree on top of the branch's
+//! tree, a commit, a ref update. Or, with no token, the same tree written to
+//! a folder.
+//!
+//! Both ways merge with what is already there: files of datasets this run did
+//! not export stay (an intraday run publishes the intraday file and keeps the
+//! hourly files), stale files of the datasets it did export go, and
+//! `manifest.json` lists both. A ref update that loses a race (someone pushed
+//! meanwhile: not a fast-forward) is retried on the new head, so nothing is
+//! lost. Blobs the branch already holds are not uploaded again, and a publish
+//! that changes nothing makes no commit.
+//!
+//! The token only travels in the `Authorization` header; errors name the
+//! repository, the branch and the API call, never the token.
+
+mod github;
+mod wire;
+
+pub use github::{git_blob_sha, publish};
+
+use crate::export::MAX_FILE_BYTES;
+use crate::manifest::Manifest;
+use crate::project::settings::History;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Where and how to publish through the GitHub API.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// `owner/name`.
+    pub repository: String,
+    /// The branch; created when missing.
+    pub branch: String,
+    /// A folder of the branch to publish into (`""`: the root).
+    pub folder: String,
+    /// `keep`: one commit on top of the branch; `single`: one parentless commit.
+    pub history: History,
+    /// The REST API base (`GITHUB_API_URL`; `https://api.github.com` on github.com,
+    /// `https://HOST/api/v3` on GitHub Enterprise Server).
+    pub api_url: String,
+    /// The commit message.
+    pub message: String,
+    /// How many times to rebuild on a moved head before giving up.
+    pub max_attempts: u32,
+}
+
+impl PublishConfig {
+    /// Defaults for `repository`: branch `gh-pages`, the root, a single
+    /// commit, api.github.com (the site stage sets the run's `GITHUB_API_URL`).
+    pub fn new(repository: &str) -> PublishConfig {
+        PublishConfig {
+            repository: repository.to_string(),
+            branch: "gh-pages".into(),
+            folder: String::new(),
+            history: History::Single,
+            api_url: "https://api.github.com".into(),
+            message: "analytics: publish the dashboard".into(),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishOutcome {
+    /// The commit made (`None` for a folder, or when nothing changed).
+    pub commit_sha: Option<String>,
+    /// Paths (in the branch or folder) written because they are new or changed.
+    pub files: Vec<String>,
+    /// Paths removed: stale files of the datasets this run exported.
+    pub deleted: Vec<String>,
+    /// The dashboard's address, when known (GitHub Pages, or the folder).
+    pub url: Option<String>,
+    /// Nothing changed, so no commit was made.
+    pub skipped: bool,
+    /// `owner/name@branch[:folder]` or the folder written.
+    pub destination: String,
+    /// Ref updates that lost a race and were rebuilt on the new head.
+    pub retries: u32,
+}
+
+/// A file of the site to publish.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteFile {
+    /// Relative to the site root, `/`-separated.
+    pub(crate) rel: String,
+    /// Where it is on disk.
+    pub(crate) path: PathBuf,
+    /// Its size.
+    pub(crate) bytes: u64,
+}
+
+/// Every file under `site_dir`, sorted, with the size guard applied: a file
+/// over GitHub's limit fails here, before anything is sent or written.
+pub(crate) fn site_files(site_dir: &Path) -> Result<(Vec<SiteFile>, Option<Manifest>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![site_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let rel = path
+                    .strip_prefix(site_dir)
+                    .unwrap_or(&path)
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let bytes = entry.metadata()?.len();
+                files.push(SiteFile { rel, path, bytes });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let manifest = match files.iter().find(|f| f.rel == "manifest.json") {
+        Some(f) => Some(Manifest::parse(
+            &std::fs::read_to_string(&f.path)
+                .with_context(|| format!("reading {}", f.path.display()))?,
+        )?),
+        None => None,
+    };
+    for f in &files {
+        if f.bytes > MAX_FILE_BYTES {
+            let dataset = manifest
+                .as_ref()
+                .and_then(|m| m.dataset_of(&f.rel))
+                .map(|d| format!("dataset `{d}`: "))
+                .unwrap_or_default();
+            bail!(
+                "{dataset}{} is {:.1} MB, over GitHub's 100 MiB file limit, so nothing was published; \
+                 split the dataset into smaller periods (split: quarter or month) or shorten its window",
+                f.rel,
+                f.bytes as f64 / 1e6
+            );
+        }
+    }
+    Ok((files, manifest))
+}
+
+/// Merges a new manifest into the one already published: the new files
+/// first, in export order, then the files of datasets not exported now, kept (while `still_there` says the file exists),
+/// files of re-exported datasets are replaced. Returns the merged manifest
+/// and the site paths of stale files to remove.
+pub fn merge_manifest(
+    new: &Manifest,
+    base: Option<&Manifest>,
+    still_there: impl Fn(&str) -> bool,
+) -> (Manifest, Vec<String>) {
+    let mut merged = new.clone();
+    let mut removed = Vec::new();
+    let Some(base) = base else {
+        return (merged, removed);
+    };
+    let exported: BTreeSet<&str> = new.files.iter().map(|f| f.dataset.as_str()).collect();
+    let new_paths: BTreeSet<&str> = new.files.iter().map(|f| f.path.as_str()).collect();
+    for f in &base.files {
+        if exported.contains(f.dataset.as_str()) {
+            if !new_paths.contains(f.path.as_str()) && still_there(&f.path) {
+                removed.push(f.path.clone());
+            }
+        } else if still_there(&f.path) && !new_paths.contains(f.path.as_str()) {
+            merged.files.push(f.clone());
+        }
+    }
+    (merged, removed)
+}
+
+/// `folder/` (or `""`) for repository paths.
+pub(crate) fn prefix(folder: &str) -> String {
+    let f = folder.trim_matches('/');
+    if f.is_empty() {
+        String::new()
+    } else {
+        format!("{f}/")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// To a folder
+
+/// Writes the site into `dest` (the laptop's "publish"): changed files are
+/// copied, stale data files of re-exported datasets removed, the manifest
+/// merged with the one already there.
+pub fn publish_to_dir(site_dir: &Path, dest: &Path) -> Result<PublishOutcome> {
+    let (files, manifest) = site_files(site_dir)?;
+    std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let base = match std::fs::read_to_string(dest.join("manifest.json")) {
+        Ok(text) => Manifest::parse(&text).ok(),
+        Err(_) => None,
+    };
+    let (merged, removed) = match &manifest {
+        Some(m) => merge_manifest(m, base.as_ref(), |p| dest.join(p).is_file()),
+        None => (empty_manifest(), Vec::new()),
+    };
+    let mut outcome = PublishOutcome {
+        destination: dest.display().to_string(),
+        url: Some(format!("file://{}/index.html", dest.display())),
+        ..Default::default()
+    };
+    for f in &files {
+        let target = dest.join(&f.rel);
+        let content = if f.rel == "manifest.json" && manifest.is_some() {
+            merged.to_json().into_bytes()
+        } else {
+            std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?
+        };
+        if std::fs::read(&target).ok().as_deref() == Some(content.as_slice()) {
+            continue;
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = target.with_extension("partial");
+        std::fs::write(&tmp, &content).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &target).with_context(|| format!("writing {}", target.display()))?;
+        outcome.files.push(f.rel.clone());
+    }
+    for rel in removed {
+        let path = dest.join(&rel);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        outcome.deleted.push(rel);
+    }
+    outcome.skipped = outcome.files.is_empty() && outcome.deleted.is_empty();
+    Ok(outcome)
+}
+
+fn empty_manifest() -> Manifest {
+    Manifest {
+        version: crate::manifest::MANIFEST_VERSION,
+        project: String::new(),
+        exported_at: String::new(),
+        files: Vec::new(),
+        warnings: Vec::new(),
+    }
+}

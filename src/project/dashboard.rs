@@ -45,6 +45,10 @@ pub struct DashboardConfig {
     /// Days shown when the page opens, ending at the newest data (default 7).
     #[serde(default = "default_days")]
     pub default_days: u32,
+    /// How the data's times are read, shown on time axes, tooltips and CSV
+    /// headers, e.g. `market time, UTC+10` (default: none).
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// The grains the page can query, finest first.
     #[serde(default)]
     pub grains: Vec<GrainConfig>,
@@ -66,6 +70,9 @@ pub struct DashboardConfig {
     /// The query the Analyze tab opens with.
     #[serde(default)]
     pub analyze_sql: Option<String>,
+    /// A map of points (e.g. generating units) drawn over Australia's outline.
+    #[serde(default)]
+    pub map: Option<MapConfig>,
 }
 
 fn default_date_column() -> String {
@@ -85,6 +92,7 @@ impl Default for DashboardConfig {
             wasm_builds: None,
             date_column: default_date_column(),
             default_days: default_days(),
+            time_zone: None,
             grains: Vec::new(),
             dimensions: Vec::new(),
             measures: Vec::new(),
@@ -92,6 +100,7 @@ impl Default for DashboardConfig {
             charts: Vec::new(),
             download: None,
             analyze_sql: None,
+            map: None,
         }
     }
 }
@@ -178,7 +187,9 @@ pub enum MeasureSql {
 }
 
 /// A KPI card: one of `measure`, `top` (the dimension value with the most
-/// `by`) or `latest: true` (the newest timestamp in the selection).
+/// `by`) or `latest: true` (the newest timestamp in the selection);
+/// `measure` with `latest: true` is the measure over the newest interval,
+/// shown with its time.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KpiConfig {
@@ -216,9 +227,43 @@ pub struct ChartConfig {
     /// Bar charts: the dimension on the axis.
     #[serde(default)]
     pub category: Option<String>,
-    /// Bar charts: how many bars (default 10).
+    /// Bar charts: how many bars (default 10); drill-downs: how many series.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Time charts: clicking a series filters by it and splits it by this
+    /// dimension (top `limit`, default 15), e.g. a fuel → its units.
+    #[serde(default)]
+    pub drill: Option<String>,
+    /// Time charts: a second measure the reader can switch to (MW ↔ MWh).
+    #[serde(default)]
+    pub toggle: Option<String>,
+}
+
+/// The map: one point per value of `dimension`, placed by the `latitude` and
+/// `longitude` columns of `dataset` (its `key` column holds the values),
+/// sized by `size` over the current selection and coloured by `color`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapConfig {
+    /// The map's title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The manifest dataset with the coordinates (e.g. `units`).
+    pub dataset: String,
+    /// Its column matching the dimension's values.
+    pub key: String,
+    /// The dimension a point stands for; clicking a point filters by it.
+    pub dimension: String,
+    /// Column of latitudes (degrees).
+    pub latitude: String,
+    /// Column of longitudes (degrees).
+    pub longitude: String,
+    /// A dimension whose colours the points take (e.g. fuel).
+    #[serde(default)]
+    pub color: Option<String>,
+    /// A measure sizing the points (e.g. generation).
+    #[serde(default)]
+    pub size: Option<String>,
 }
 
 /// The CSV download: rows at the current grain by time and these dimensions.
@@ -311,10 +356,16 @@ impl DashboardConfig {
             }
         }
         for k in &self.kpis {
-            let kinds = [k.measure.is_some(), k.top.is_some(), k.latest]
-                .iter()
-                .filter(|x| **x)
-                .count();
+            // `latest` alone is the newest time; with `measure`, that
+            // measure at the newest time.
+            let kinds = [
+                k.measure.is_some(),
+                k.top.is_some(),
+                k.latest && k.measure.is_none(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if kinds != 1 {
                 bail!(
                     "{ctx}: KPI `{}` needs exactly one of `measure`, `top` (with `by`) or `latest: true`",
@@ -346,6 +397,12 @@ impl DashboardConfig {
             if let Some(s) = &c.series {
                 check_dim(&what, s)?;
             }
+            if let Some(d) = &c.drill {
+                check_dim(&format!("{what}: drill"), d)?;
+            }
+            if let Some(m) = &c.toggle {
+                check_measure(&format!("{what}: toggle"), m)?;
+            }
             match (&c.kind[..], &c.category) {
                 ("bar", Some(cat)) => check_dim(&what, cat)?,
                 ("bar", None) => bail!("{ctx}: {what}: a bar chart needs `category`"),
@@ -358,6 +415,15 @@ impl DashboardConfig {
             }
             for m in &d.measures {
                 check_measure("download", m)?;
+            }
+        }
+        if let Some(m) = &self.map {
+            check_dim("map", &m.dimension)?;
+            if let Some(c) = &m.color {
+                check_dim("map: color", c)?;
+            }
+            if let Some(s) = &m.size {
+                check_measure("map: size", s)?;
             }
         }
         Ok(())
@@ -373,6 +439,7 @@ impl DashboardConfig {
                     .iter()
                     .filter_map(|d| d.lookup.as_ref().map(|l| l.dataset.clone())),
             )
+            .chain(self.map.iter().map(|m| m.dataset.clone()))
             .collect()
     }
 }
@@ -416,6 +483,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("no sql for grain `day`"));
+    }
+
+    #[test]
+    fn latest_measure_kpi_drill_toggle_and_map_are_accepted() {
+        let c = parse(
+            "dimensions: [{name: fuel, column: fuel}, {name: unit, column: duid}]\n\
+             measures: [{name: mw, sql: 'sum(mw)'}, {name: mwh, sql: 'sum(mwh)'}]\n\
+             kpis: [{label: Latest MW, measure: mw, latest: true}]\n\
+             charts: [{title: G, type: area, series: fuel, measure: mw, drill: unit, toggle: mwh}]\n\
+             map: {dataset: units, key: duid, dimension: unit, latitude: lat, longitude: lon, color: fuel, size: mw}",
+        )
+        .unwrap();
+        assert!(c.datasets().contains("units"));
+        let err = parse(
+            "dimensions: [{name: fuel, column: fuel}]\n\
+             measures: [{name: mw, sql: 'sum(mw)'}]\n\
+             charts: [{title: G, type: area, series: fuel, measure: mw, drill: unit}]",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("drill"), "{err:#}");
     }
 
     #[test]

@@ -31,6 +31,44 @@ fn fixture_site(dir: &Path) {
     assert!(dir.join("manifest.json").is_file());
 }
 
+/// Gives the fixture's `units` file the coordinates the example's `units`
+/// export carries (latitude, longitude from the sample's `duid_geo.csv`, as
+/// `dim_duid` joins them), and updates its manifest entry: the map needs them.
+fn add_unit_coordinates(site: &Path) {
+    use sha2::{Digest, Sha256};
+    let units = site.join("data/units.duckdb");
+    let geo = repo_root().join("example-project/sample/reference/duid_geo.csv");
+    {
+        let conn = duckdb::Connection::open(&units).unwrap();
+        conn.execute_batch(&format!(
+            "ALTER TABLE units ADD COLUMN latitude DOUBLE;
+             ALTER TABLE units ADD COLUMN longitude DOUBLE;
+             UPDATE units SET latitude = g.Latitude, longitude = g.Longitude
+             FROM read_csv('{}', header = true) AS g WHERE trim(g.DUID) = units.duid;
+             CHECKPOINT;",
+            geo.display()
+        ))
+        .unwrap();
+    }
+    let manifest_path = site.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&read(&manifest_path)).unwrap();
+    let bytes = std::fs::read(&units).unwrap();
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        if f["dataset"] == "units" {
+            f["bytes"] = bytes.len().into();
+            f["sha256"] = sha.clone().into();
+            let cols = f["columns"].as_array_mut().unwrap();
+            cols.push(serde_json::json!({"name": "latitude", "type": "DOUBLE"}));
+            cols.push(serde_json::json!({"name": "longitude", "type": "DOUBLE"}));
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -133,7 +171,9 @@ fn parse_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 /// Recomputes a download with DuckDB from the same data files, with SQL
-/// written here (not taken from the page), and compares every row.
+/// written here (not taken from the page), and compares every row. The page
+/// rounds values to 2 decimals and names units and the time zone in the
+/// header.
 fn check_download(site: &Path, manifest: &Manifest, d: &serde_json::Value) {
     let grain = d["grain"].as_str().unwrap();
     let (from, to) = (d["from"].as_str().unwrap(), d["to"].as_str().unwrap());
@@ -193,11 +233,24 @@ fn check_download(site: &Path, manifest: &Manifest, d: &serde_json::Value) {
         .unwrap();
     let file = PathBuf::from(d["file"].as_str().unwrap());
     let (header, rows) = parse_csv(&read(&file));
+    let time = if grain == "day" { "date" } else { "time" };
     assert_eq!(
         header,
-        ["time", "region", "fuel", "generation", "energy", "price"],
+        [
+            format!("{time} (market time UTC+10)").as_str(),
+            "region",
+            "fuel",
+            "generation (MW)",
+            "energy (MWh)",
+            "region_price ($/MWh)"
+        ],
         "{}",
         file.display()
+    );
+    let suggested = d["suggested"].as_str().unwrap();
+    assert!(
+        suggested.starts_with(&format!("nem_{grain}_{from}_{to}")),
+        "file name {suggested} names grain and range"
     );
     assert!(!rows.is_empty(), "{} is empty", file.display());
     assert_eq!(
@@ -206,9 +259,11 @@ fn check_download(site: &Path, manifest: &Manifest, d: &serde_json::Value) {
         "{}: row count differs from DuckDB's",
         file.display()
     );
+    // Rounded to 2 decimals: no float noise (104.3974380493164) in the file.
     let close = |a: f64, b: &str| {
+        let decimals = b.split_once('.').map_or(0, |(_, d)| d.len());
         let b: f64 = b.parse().unwrap();
-        (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+        decimals <= 2 && (a - b).abs() <= 0.005 + 1e-9 * a.abs()
     };
     for (row, e) in rows.iter().zip(&expected) {
         assert_eq!(
@@ -238,6 +293,7 @@ fn dashboard_in_chromium() {
     );
     let site = tempfile::tempdir().unwrap();
     fixture_site(site.path());
+    add_unit_coordinates(site.path());
     let rendered = dashboard::render_site(
         &root.join("example-project"),
         site.path(),
@@ -248,6 +304,20 @@ fn dashboard_in_chromium() {
     assert!(rendered.files.iter().any(|f| f.ends_with("duckdb-eh.wasm")));
     let out_dir = root.join("target/dashboard-test");
     let _ = std::fs::remove_dir_all(&out_dir);
+    if std::env::var_os("DASHBOARD_KEEP_SITE").is_some() {
+        // For working on the page: run tests/browser/dashboard.mjs against
+        // this copy (ANALYTICS_DASHBOARD_TEMPLATE re-renders it from edits).
+        let keep = root.join("target/dashboard-test-site");
+        let _ = std::fs::remove_dir_all(&keep);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(site.path())
+            .arg(&keep)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        println!("site kept in {}", keep.display());
+    }
     let out = Command::new("node")
         .arg(root.join("tests/browser/dashboard.mjs"))
         .env("SITE_DIR", site.path())
@@ -267,6 +337,12 @@ fn dashboard_in_chromium() {
         "03-30d-hourly.png",
         "06-lineage.png",
         "07-missing-file.png",
+        "14-drill-fuel.png",
+        "15-map-selected.png",
+        "20-phone-overview.png",
+        "22-phone-wind-by-unit.png",
+        "24-phone-dark.png",
+        "25-dark-1440.png",
     ] {
         assert!(out_dir.join(shot).is_file(), "screenshot {shot} missing");
     }
@@ -295,6 +371,7 @@ fn dashboard_uses_threads_when_cross_origin_isolated() {
     );
     let site = tempfile::tempdir().unwrap();
     fixture_site(site.path());
+    add_unit_coordinates(site.path());
     let project = analytics::project::Project::load(&root.join("example-project")).unwrap();
     let mut config = DashboardConfig::from_settings(&project.settings).unwrap();
     config.wasm_builds = Some(vec!["eh".into(), "coi".into()]);

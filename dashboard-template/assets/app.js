@@ -8,10 +8,14 @@
 // manifest.json itself is revalidated (ETag) on every visit. Period files
 // (e.g. hourly half-years) are attached only when the date range needs them.
 // Anything that goes wrong shows a message on the page; it never goes blank.
+//
+// The view (range, filters, tab, toggled measures) lives in the URL's hash,
+// so a copied address reopens the same view.
 
 const PAGE = JSON.parse(document.getElementById('page-config').textContent);
 const CFG = PAGE.config;
 const CACHE_NAME = 'analytics-data-v1';
+const TZ = CFG.time_zone || '';
 
 // What the browser tests and the benchmark read.
 const probe = (window.__dashboard = {
@@ -28,6 +32,10 @@ const probe = (window.__dashboard = {
   errors: [],
   marks: {},
   queries: [],
+  statusLog: [],
+  unmatchedColors: {},
+  charts: {},
+  lastCsv: null,
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
 
@@ -38,11 +46,15 @@ const state = {
   files: new Map(), // path -> Promise<alias|null>
   from: null,
   to: null,
-  filters: {},
+  days: null, // a preset (relative to the newest data), or null for explicit dates
+  filters: {}, // dimension name -> [values]
+  measures: {}, // chart index -> the measure shown (toggle)
   lookups: {},
+  combos: null, // distinct dimension combinations of the current range
   generation: 0,
   dataMin: null,
   dataMax: null,
+  tab: 'overview',
 };
 
 // ---------------------------------------------------------------- messages
@@ -57,6 +69,7 @@ function message(text, kind = 'warning', key = text, scope = 'page') {
   const box = document.getElementById('messages');
   const div = document.createElement('div');
   div.className = 'message ' + kind;
+  div.setAttribute('role', kind === 'error' ? 'alert' : 'status');
   div.dataset.key = key;
   div.dataset.scope = scope;
   div.textContent = text;
@@ -76,6 +89,21 @@ window.addEventListener('unhandledrejection', (e) => {
 function errorText(e) {
   if (!e) return 'unknown error';
   return (e.message || String(e)).replace(/\s+/g, ' ').slice(0, 400);
+}
+
+// The status line names the phase the page is in (downloading, compiling,
+// querying…); `busy` dims the numbers and charts while a query runs.
+function status(text, busy = true) {
+  const el = document.getElementById('status');
+  document.getElementById('status-text').textContent = text;
+  el.classList.toggle('idle', !busy);
+  probe.statusLog.push(text);
+  if (probe.statusLog.length > 200) probe.statusLog.shift();
+}
+function setBusy(on) {
+  document.body.classList.toggle('busy', on);
+  const charts = document.getElementById('charts');
+  if (charts) charts.setAttribute('aria-busy', on ? 'true' : 'false');
 }
 
 // ---------------------------------------------------------------- helpers
@@ -106,8 +134,17 @@ function fmtNumber(v, decimals = 1) {
     maximumFractionDigits: decimals,
   });
 }
+// Times are naive market timestamps: shown as stored (UTC formatting of the
+// epoch value, no browser time zone applied).
+function fmtTime(ms, grain) {
+  const iso = new Date(ms).toISOString();
+  return grain === 'day' ? iso.slice(0, 10) : iso.slice(0, 16).replace('T', ' ');
+}
+const tzNote = TZ ? ` (${TZ})` : '';
 const dimension = (name) => CFG.dimensions.find((d) => d.name === name);
 const measure = (name) => CFG.measures.find((m) => m.name === name);
+const dimLabel = (d) => d.label || d.name;
+const measureLabel = (m) => m.label || m.name;
 function measureSql(m, grain) {
   const sql = typeof m.sql === 'string' ? m.sql : m.sql[grain];
   return `CAST((${sql}) AS DOUBLE)`;
@@ -115,9 +152,21 @@ function measureSql(m, grain) {
 function absolute(url) {
   return url ? new URL(url, document.baseURI).href : url;
 }
+function withUnit(m, v, decimals = m.decimals ?? 1) {
+  return v === null || v === undefined || Number.isNaN(v) ? '–' : fmtNumber(v, decimals) + (m.unit ? ' ' + m.unit : '');
+}
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+const isPhone = () => window.matchMedia('(max-width: 900px)').matches;
 
 function rows(table) {
   return table.toArray().map((r) => r.toJSON());
+}
+
+function logQuery(sql, t0, t1, n) {
+  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
+  if (probe.queries.length > 40) probe.queries.shift();
 }
 
 // Column arrays of a result (typed arrays for numbers): much cheaper than
@@ -128,8 +177,7 @@ async function queryColumns(sql) {
   const t1 = performance.now();
   const out = {};
   for (const f of table.schema.fields) out[f.name] = table.getChild(f.name).toArray();
-  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: table.numRows, convert_ms: Math.round(performance.now() - t1) });
-  if (probe.queries.length > 40) probe.queries.shift();
+  logQuery(sql, t0, t1, table.numRows);
   return { n: table.numRows, ...out };
 }
 
@@ -138,9 +186,7 @@ async function query(sql) {
   const table = await state.conn.query(sql);
   const t1 = performance.now();
   const out = rows(table);
-  // Kept for the benchmark: where a refresh spends its time.
-  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: out.length, convert_ms: Math.round(performance.now() - t1) });
-  if (probe.queries.length > 40) probe.queries.shift();
+  logQuery(sql, t0, t1, out.length);
   return out;
 }
 
@@ -250,13 +296,21 @@ async function fileBytes(file) {
       return new Uint8Array(await hit.arrayBuffer());
     }
   }
-  const resp = await fetch(url.href, { cache: 'no-store' });
-  if (!resp.ok) {
-    const err = new Error(`HTTP ${resp.status}`);
-    err.missing = true;
-    throw err;
+  pending.add(file.path);
+  showLoading();
+  let buf;
+  try {
+    const resp = await fetch(url.href, { cache: 'no-store' });
+    if (!resp.ok) {
+      const err = new Error(`HTTP ${resp.status}`);
+      err.missing = true;
+      throw err;
+    }
+    buf = await resp.arrayBuffer();
+  } finally {
+    pending.delete(file.path);
+    showLoading();
   }
-  const buf = await resp.arrayBuffer();
   probe.downloaded.push(file.path);
   if (crypto.subtle && file.sha256) {
     const digest = await crypto.subtle.digest('SHA-256', buf);
@@ -275,6 +329,22 @@ async function fileBytes(file) {
     }
   }
   return new Uint8Array(buf);
+}
+
+// Downloads in flight, named on the status line while DuckDB is not the
+// thing being waited for.
+const pending = new Set();
+let duckReady = false;
+function showLoading() {
+  if (!pending.size) {
+    if (!duckReady) status('Starting DuckDB-WASM (compiling the database engine)…');
+    return;
+  }
+  const files = [...pending].map((p) => {
+    const f = state.manifest.files.find((x) => x.path === p);
+    return `${p.split('/').pop()}${f && f.bytes ? ' (' + fmtBytes(f.bytes) + ')' : ''}`;
+  });
+  status(`${duckReady ? '' : 'Starting DuckDB-WASM · '}Downloading ${files.join(', ')}…`);
 }
 
 // Drops cached files that the manifest no longer lists at that hash (an old
@@ -322,6 +392,7 @@ function attach(file) {
         try {
           const bytes = await prefetch(file);
           bytesByPath.delete(file.path); // the worker owns them now
+          status(`Attaching ${file.path.split('/').pop()}…`);
           const name = alias + '.duckdb';
           await state.db.registerFileBuffer(name, bytes);
           await state.conn.query(`ATTACH ${sqlString(name)} AS ${ident(alias)} (READ_ONLY)`);
@@ -358,6 +429,15 @@ function coverage(dataset) {
   return files.length ? { min: mins[0], max: maxs[maxs.length - 1] } : null;
 }
 
+function datasetHasColumns(dataset, names) {
+  const files = datasetFiles(dataset);
+  if (!files.length) return false;
+  const cols = files[0].columns;
+  // An older manifest without column lists: assume they are there.
+  if (!Array.isArray(cols) || !cols.length) return true;
+  return names.every((n) => cols.some((c) => c.name === n));
+}
+
 // ---------------------------------------------------------------- grain
 
 function chooseGrain(from, to) {
@@ -376,11 +456,15 @@ function chooseGrain(from, to) {
 
 // ---------------------------------------------------------------- filters
 
-function filterSql() {
+const selected = (name) => state.filters[name] || [];
+
+function filterSql(except = null) {
   const parts = [];
   for (const d of CFG.dimensions) {
-    const v = state.filters[d.name];
-    if (v) parts.push(`${ident(d.column)} = ${sqlString(v)}`);
+    if (d.name === except) continue;
+    const v = selected(d.name);
+    if (v.length === 1) parts.push(`${ident(d.column)} = ${sqlString(v[0])}`);
+    else if (v.length > 1) parts.push(`${ident(d.column)} IN (${v.map(sqlString).join(', ')})`);
   }
   return parts;
 }
@@ -390,20 +474,54 @@ function baseSql(grain, rel) {
   return `(SELECT *, ${grain.time} AS _time FROM ${rel} WHERE ${where.join(' AND ')}) AS t`;
 }
 
-function setOptions(select, values) {
-  const current = select.value;
-  const have = new Set([...select.options].map((o) => o.value));
-  for (const v of values) {
-    if (v === null || v === undefined || have.has(String(v))) continue;
-    const o = document.createElement('option');
-    o.value = String(v);
-    o.textContent = String(v);
-    select.appendChild(o);
+// The distinct combinations of the dimensions over the current range (a few
+// thousand rows at most): every list is narrowed from them by the other
+// filters, so no list offers a value that would give an empty page.
+async function loadCombos(rel, key) {
+  if (state.combos && state.combos.key === key) return;
+  const cols = CFG.dimensions.map((d, i) => `CAST(${ident(d.column)} AS VARCHAR) AS d${i}`);
+  if (!cols.length) return;
+  const where = `${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`;
+  const data = await queryColumns(`SELECT DISTINCT ${cols.join(', ')} FROM ${rel} WHERE ${where}`);
+  const list = [];
+  for (let k = 0; k < data.n; k++) list.push(CFG.dimensions.map((d, i) => data['d' + i][k]));
+  state.combos = { key, list };
+  reportUnmatchedColors();
+}
+
+// Values of a dimension that exist under the other dimensions' filters.
+function facet(name) {
+  if (!state.combos) return [];
+  const idx = CFG.dimensions.findIndex((d) => d.name === name);
+  const others = CFG.dimensions
+    .map((d, i) => [i, new Set(selected(d.name))])
+    .filter(([i, s]) => i !== idx && s.size);
+  const out = new Set();
+  for (const row of state.combos.list) {
+    if (others.every(([i, s]) => s.has(row[i]))) out.add(row[idx]);
   }
-  // Keep the list sorted after merging values from another grain.
-  const opts = [...select.options].slice(1).sort((a, b) => a.value.localeCompare(b.value));
-  for (const o of opts) select.appendChild(o);
-  select.value = current;
+  out.delete(null);
+  out.delete(undefined);
+  return [...out].sort((a, b) => a.localeCompare(b));
+}
+
+function updateOptions() {
+  for (const d of CFG.dimensions) {
+    const el = $('filter-' + d.name);
+    if (!el) continue;
+    const values = facet(d.name);
+    if (d.search) {
+      multiOptions[d.name] = values;
+      renderMultiList(d);
+    } else {
+      const current = selected(d.name)[0] || '';
+      const keep = current && !values.includes(current) ? [current, ...values] : values;
+      const opts = [new Option('All', '')];
+      for (const v of keep) opts.push(new Option(v, v));
+      el.replaceChildren(...opts);
+      el.value = current;
+    }
+  }
 }
 
 async function loadLookups() {
@@ -415,55 +533,176 @@ async function loadLookups() {
     state.lookups[d.name] = new Map(list.map((r) => [r.k, r.l]));
   }
 }
+const labelOf = (d, v) => {
+  const l = d && state.lookups[d.name] && state.lookups[d.name].get(v);
+  return l ? `${v} · ${l}` : v;
+};
 
-async function updateOptions(rel) {
-  for (const d of CFG.dimensions) {
-    const el = $('filter-' + d.name);
-    if (!el) continue;
-    if (d.search) {
-      const dl = $('values-' + d.name);
-      if (dl.options.length) continue;
-      let values = state.lookups[d.name] ? [...state.lookups[d.name].entries()] : null;
-      if (!values) {
-        const list = await query(`SELECT DISTINCT CAST(${ident(d.column)} AS VARCHAR) AS v FROM ${rel} ORDER BY 1`);
-        values = list.map((r) => [r.v, null]);
-      }
-      for (const [k, l] of values) {
-        const o = document.createElement('option');
-        o.value = k;
-        if (l) o.label = `${k} — ${l}`;
-        dl.appendChild(o);
-      }
-    } else {
-      const list = await query(`SELECT DISTINCT CAST(${ident(d.column)} AS VARCHAR) AS v FROM ${rel} WHERE ${ident(d.column)} IS NOT NULL ORDER BY 1`);
-      setOptions(el, list.map((r) => r.v));
-    }
-  }
+// Sets a dimension's selection (and redraws, keeping the URL in step).
+function setFilter(name, values) {
+  const list = [...new Set(values.filter((v) => v !== '' && v !== null && v !== undefined))];
+  if (list.length) state.filters[name] = list;
+  else delete state.filters[name];
+  const d = dimension(name);
+  const el = $('filter-' + name);
+  if (el && !d.search) el.value = list.length === 1 ? list[0] : '';
+  renderChips();
+  refresh();
+}
+function toggleValue(name, v) {
+  const cur = selected(name);
+  setFilter(name, cur.includes(v) ? cur.filter((x) => x !== v) : [...cur, v]);
 }
 
-function resolveSearch(d, text) {
-  const t = text.trim();
-  if (!t) return '';
-  const dl = $('values-' + d.name);
-  const keys = [...dl.options].map((o) => o.value);
-  const exact = keys.find((k) => k === t) || keys.find((k) => k.toLowerCase() === t.toLowerCase());
-  if (exact) return exact;
-  const lookup = state.lookups[d.name];
-  const low = t.toLowerCase();
-  const partial = keys.find((k) => k.toLowerCase().includes(low) || (lookup && (lookup.get(k) || '').toLowerCase().includes(low)));
-  return partial || t;
+function renderChips() {
+  const box = $('chips');
+  if (!box) return;
+  const chips = [];
+  for (const d of CFG.dimensions) {
+    for (const v of selected(d.name)) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'chip';
+      b.dataset.dimension = d.name;
+      b.dataset.value = v;
+      b.setAttribute('aria-label', `Remove filter ${dimLabel(d)}: ${v}`);
+      b.innerHTML = `<span class="chip-dim">${escapeHtml(dimLabel(d))}</span> ${escapeHtml(labelOf(d, v))} <span aria-hidden="true" class="chip-x">×</span>`;
+      b.addEventListener('click', () => setFilter(d.name, selected(d.name).filter((x) => x !== v)));
+      chips.push(b);
+    }
+  }
+  if (chips.length > 1) {
+    const all = document.createElement('button');
+    all.type = 'button';
+    all.className = 'chip clear';
+    all.textContent = 'Clear all';
+    all.addEventListener('click', () => {
+      state.filters = {};
+      for (const d of CFG.dimensions) if (!d.search && $('filter-' + d.name)) $('filter-' + d.name).value = '';
+      renderChips();
+      refresh();
+    });
+    chips.push(all);
+  }
+  box.replaceChildren(...chips);
+}
+
+// A searchable multi-select (combobox + listbox): type to narrow by value or
+// display name, arrows to move, Enter or click to toggle, Escape to close.
+const multiOptions = {};
+const multiActive = {};
+function multiMatches(d) {
+  const text = $('filter-' + d.name).value.trim().toLowerCase();
+  const all = multiOptions[d.name] || [];
+  const sel = new Set(selected(d.name));
+  const hit = (v) => !text || v.toLowerCase().includes(text) || (labelOf(d, v) || '').toLowerCase().includes(text);
+  // Selected values first, then matches.
+  return [...all.filter((v) => sel.has(v)), ...all.filter((v) => !sel.has(v) && hit(v))];
+}
+function renderMultiList(d) {
+  const list = $('list-' + d.name);
+  const input = $('filter-' + d.name);
+  const values = multiMatches(d);
+  const sel = new Set(selected(d.name));
+  const shownValues = values.slice(0, 60);
+  if (multiActive[d.name] >= shownValues.length) multiActive[d.name] = shownValues.length - 1;
+  const items = shownValues.map((v, i) => {
+    const li = document.createElement('li');
+    li.id = `opt-${d.name}-${i}`;
+    li.setAttribute('role', 'option');
+    li.setAttribute('aria-selected', sel.has(v) ? 'true' : 'false');
+    li.dataset.value = v;
+    li.className = (sel.has(v) ? 'on' : '') + (i === multiActive[d.name] ? ' active' : '');
+    li.innerHTML = `<span class="check" aria-hidden="true">${sel.has(v) ? '✓' : ''}</span><span class="opt-key">${escapeHtml(v)}</span>${state.lookups[d.name]?.get(v) ? `<span class="opt-label">${escapeHtml(state.lookups[d.name].get(v))}</span>` : ''}`;
+    li.addEventListener('mousedown', (e) => e.preventDefault()); // keep the focus in the input
+    li.addEventListener('click', () => {
+      multiActive[d.name] = i;
+      toggleValue(d.name, v);
+      renderMultiList(d);
+    });
+    return li;
+  });
+  if (!items.length) {
+    const li = document.createElement('li');
+    li.className = 'none';
+    li.textContent = (multiOptions[d.name] || []).length ? 'No match' : 'No values for these filters';
+    items.push(li);
+  } else if (values.length > shownValues.length) {
+    const li = document.createElement('li');
+    li.className = 'none';
+    li.textContent = `${values.length - shownValues.length} more: type to narrow`;
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+  const active = multiActive[d.name] >= 0 ? `opt-${d.name}-${multiActive[d.name]}` : '';
+  if (active) input.setAttribute('aria-activedescendant', active);
+  else input.removeAttribute('aria-activedescendant');
+  const el = active && $(active);
+  if (el) el.scrollIntoView({ block: 'nearest' });
+}
+function openMulti(d, open) {
+  const list = $('list-' + d.name);
+  const input = $('filter-' + d.name);
+  list.hidden = !open;
+  input.setAttribute('aria-expanded', open ? 'true' : 'false');
+  if (open) renderMultiList(d);
+  else {
+    multiActive[d.name] = -1;
+    input.removeAttribute('aria-activedescendant');
+  }
+}
+function wireMulti(d) {
+  const input = $('filter-' + d.name);
+  multiActive[d.name] = -1;
+  input.addEventListener('focus', () => openMulti(d, true));
+  input.addEventListener('input', () => {
+    multiActive[d.name] = input.value.trim() ? 0 : -1;
+    openMulti(d, true);
+  });
+  input.addEventListener('blur', () => setTimeout(() => openMulti(d, false), 120));
+  input.addEventListener('keydown', (e) => {
+    const n = Math.min(60, multiMatches(d).length);
+    if (e.key === 'ArrowDown') {
+      e.preventDefault();
+      if ($('list-' + d.name).hidden) openMulti(d, true);
+      multiActive[d.name] = Math.min(n - 1, (multiActive[d.name] ?? -1) + 1);
+      renderMultiList(d);
+    } else if (e.key === 'ArrowUp') {
+      e.preventDefault();
+      multiActive[d.name] = Math.max(0, (multiActive[d.name] ?? 0) - 1);
+      renderMultiList(d);
+    } else if (e.key === 'Enter') {
+      e.preventDefault();
+      const values = multiMatches(d);
+      const v = values[multiActive[d.name] >= 0 ? multiActive[d.name] : 0];
+      if (v === undefined) return;
+      toggleValue(d.name, v);
+      input.value = '';
+      multiActive[d.name] = -1;
+      renderMultiList(d);
+    } else if (e.key === 'Escape') {
+      openMulti(d, false);
+    } else if (e.key === 'Backspace' && !input.value && selected(d.name).length) {
+      setFilter(d.name, selected(d.name).slice(0, -1));
+    }
+  });
+  // A search committed without the list (e.g. pasted, then Enter elsewhere):
+  // the best match is added.
+  input.addEventListener('change', () => {
+    const t = input.value.trim();
+    if (!t) return;
+    const v = multiMatches(d).find((x) => !selected(d.name).includes(x));
+    input.value = '';
+    if (v !== undefined) toggleValue(d.name, v);
+  });
 }
 
 function wireFilters() {
   for (const d of CFG.dimensions) {
     const el = $('filter-' + d.name);
     if (!el) continue;
-    el.addEventListener('change', () => {
-      const v = d.search ? resolveSearch(d, el.value) : el.value;
-      if (d.search && v !== el.value) el.value = v;
-      state.filters[d.name] = v;
-      refresh();
-    });
+    if (d.search) wireMulti(d);
+    else el.addEventListener('change', () => setFilter(d.name, el.value ? [el.value] : []));
   }
   const from = $('date-from');
   const to = $('date-to');
@@ -473,6 +712,7 @@ function wireFilters() {
     if (from.value > to.value) [from.value, to.value] = [to.value, from.value];
     state.from = from.value;
     state.to = to.value;
+    state.days = null;
     markPreset(null);
     refresh();
   };
@@ -487,35 +727,216 @@ function wireFilters() {
     });
   }
   $('download').addEventListener('click', () => download().catch((e) => message('Download failed: ' + errorText(e), 'error')));
+  for (const g of document.querySelectorAll('.toggle')) {
+    const i = Number(g.dataset.chart);
+    for (const b of g.querySelectorAll('button')) {
+      b.addEventListener('click', () => {
+        state.measures[i] = b.dataset.measure;
+        markToggles();
+        refresh();
+      });
+    }
+  }
+}
+
+function markToggles() {
+  for (const g of document.querySelectorAll('.toggle')) {
+    const i = Number(g.dataset.chart);
+    const m = state.measures[i] || CFG.charts[i].measure;
+    for (const b of g.querySelectorAll('button')) b.setAttribute('aria-pressed', b.dataset.measure === m ? 'true' : 'false');
+  }
 }
 
 function markPreset(button) {
-  for (const b of document.querySelectorAll('.presets button')) b.classList.toggle('active', b === button);
+  for (const b of document.querySelectorAll('.presets button')) {
+    b.classList.toggle('active', b === button);
+    b.setAttribute('aria-pressed', b === button ? 'true' : 'false');
+  }
 }
 
 function setRange(days) {
+  state.days = days;
   state.to = state.dataMax;
   state.from = days > 0 ? isoDay(Math.max(dayNumber(state.dataMax) - days + 1, dayNumber(state.dataMin))) : state.dataMin;
   $('date-from').value = state.from;
   $('date-to').value = state.to;
 }
 
+// ---------------------------------------------------------------- URL state
+
+// `#days=7&fuel=Wind&unit=A,B&tab=analyze&m0=energy` (or from=…&to=… for
+// explicit dates): written on every redraw, read once at start.
+function writeUrl() {
+  const p = new URLSearchParams();
+  if (state.days !== null && state.days !== undefined) p.set('days', String(state.days));
+  else if (state.from) {
+    p.set('from', state.from);
+    p.set('to', state.to);
+  }
+  if (probe.grain) p.set('grain', probe.grain);
+  for (const d of CFG.dimensions) if (selected(d.name).length) p.set(d.name, selected(d.name).join(','));
+  for (const [i, m] of Object.entries(state.measures)) if (m && m !== CFG.charts[i]?.measure) p.set('m' + i, m);
+  if (state.tab !== 'overview') p.set('tab', state.tab);
+  const hash = '#' + p.toString().replaceAll('%2C', ',');
+  if (location.hash !== hash) history.replaceState(null, '', hash);
+}
+function readUrl() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  const out = { filters: {}, measures: {} };
+  if (p.has('days')) out.days = Number(p.get('days'));
+  if (p.has('from') && p.has('to') && /^\d{4}-\d\d-\d\d$/.test(p.get('from')) && /^\d{4}-\d\d-\d\d$/.test(p.get('to'))) {
+    out.from = p.get('from');
+    out.to = p.get('to');
+  }
+  for (const d of CFG.dimensions) if (p.get(d.name)) out.filters[d.name] = p.get(d.name).split(',').filter(Boolean);
+  CFG.charts.forEach((c, i) => {
+    const m = p.get('m' + i);
+    if (m && (m === c.measure || m === c.toggle)) out.measures[i] = m;
+  });
+  if (p.get('tab') === 'analyze') out.tab = 'analyze';
+  return out;
+}
+
+// ---------------------------------------------------------------- colours
+
+const PALETTE = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4', '#ea7ccc', '#2f4554', '#c23531', '#61a0a8', '#d48265', '#749f83', '#ca8622', '#6e7074', '#bda29a', '#546570'];
+const colorMaps = new Map();
+const normKey = (s) => String(s).trim().toLowerCase();
+// A series keeps its colour whatever the filters: configured (matched
+// ignoring case and spaces, e.g. `Battery storage` and `Battery Storage`),
+// else the next palette colour no configured value uses.
+function colorFor(d, value) {
+  if (!d) return undefined;
+  if (!colorMaps.has(d.name)) {
+    const conf = new Map(Object.entries(d.colors || {}).map(([k, c]) => [normKey(k), c]));
+    colorMaps.set(d.name, { conf, used: new Set([...conf.values()].map((c) => c.toLowerCase())), given: new Map() });
+  }
+  const m = colorMaps.get(d.name);
+  const c = m.conf.get(normKey(value));
+  if (c) return c;
+  if (!m.given.has(value)) {
+    // The palette colour farthest from every colour in use (so an unknown
+    // category never looks like a configured one).
+    const used = [...m.used].map(rgb).filter(Boolean);
+    let pick = PALETTE[m.given.size % PALETTE.length];
+    let best = -1;
+    // Without configured colours: the palette in order.
+    for (const p of m.conf.size ? PALETTE : [pick]) {
+      if (m.used.has(p.toLowerCase())) continue;
+      const q = rgb(p);
+      const dist = used.length ? Math.min(...used.map((u) => Math.hypot(u[0] - q[0], u[1] - q[1], u[2] - q[2]))) : 1e9;
+      if (dist > best) {
+        best = dist;
+        pick = p;
+      }
+    }
+    m.given.set(value, pick);
+    m.used.add(pick.toLowerCase());
+  }
+  return m.given.get(value);
+}
+
+function rgb(hex) {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(String(hex).trim());
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : null;
+}
+
+// A colour key that matches no value in the data is most likely a typo or a
+// renamed category: said once in the console (and kept for the tests).
+function reportUnmatchedColors() {
+  if (!state.combos) return;
+  CFG.dimensions.forEach((d, i) => {
+    const keys = Object.keys(d.colors || {});
+    if (!keys.length) return;
+    const values = new Set(state.combos.list.map((r) => normKey(r[i])));
+    const unmatched = keys.filter((k) => !values.has(normKey(k)));
+    const prev = probe.unmatchedColors[d.name];
+    // Per range the data changes; report only what matches nothing seen yet.
+    const still = prev ? unmatched.filter((k) => prev.includes(k)) : unmatched;
+    probe.unmatchedColors[d.name] = still;
+    const uncoloured = [...new Set(state.combos.list.map((r) => r[i]))].filter((v) => v && !keys.some((k) => normKey(k) === normKey(v)));
+    probe.uncoloured = probe.uncoloured || {};
+    probe.uncoloured[d.name] = uncoloured;
+    if (!prev && unmatched.length) {
+      console.warn(`dashboard: colours configured for ${dimLabel(d)} values that are not in the data: ${unmatched.join(', ')}. Values in the data without a configured colour (palette colours): ${uncoloured.join(', ') || 'none'}.`);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- theme
+
+function themeIsDark() {
+  const t = document.documentElement.dataset.theme;
+  if (t === 'dark') return true;
+  if (t === 'light') return false;
+  return window.matchMedia('(prefers-color-scheme: dark)').matches;
+}
+function wireTheme() {
+  const b = $('theme-toggle');
+  const label = () => {
+    const t = document.documentElement.dataset.theme || 'auto';
+    b.textContent = t === 'dark' ? '☾ Dark' : t === 'light' ? '☀ Light' : '◐ Auto';
+    b.setAttribute('aria-label', `Colour theme: ${t === 'auto' ? 'follows the system' : t}`);
+  };
+  label();
+  b.addEventListener('click', () => {
+    const order = ['auto', 'dark', 'light'];
+    const cur = document.documentElement.dataset.theme || 'auto';
+    const next = order[(order.indexOf(cur) + 1) % order.length];
+    if (next === 'auto') delete document.documentElement.dataset.theme;
+    else document.documentElement.dataset.theme = next;
+    try {
+      if (next === 'auto') localStorage.removeItem('dashboard-theme');
+      else localStorage.setItem('dashboard-theme', next);
+    } catch {}
+    label();
+    restyleCharts();
+  });
+  window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', restyleCharts);
+  // Crossing the phone breakpoint changes chart layouts (legend, label widths).
+  window.matchMedia('(max-width: 900px)').addEventListener('change', () => {
+    if (state.conn && charts.size) refresh();
+  });
+}
+function restyleCharts() {
+  for (const [key, c] of charts) {
+    c.dispose();
+    delete probe.charts[key];
+  }
+  charts.clear();
+  if (state.conn) refresh();
+}
+const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+// ---------------------------------------------------------------- map outline
+
+// Australia's coastline (mainland, Tasmania and the larger islands), shipped with
+// the page so the map never fetches from a third party: Natural Earth 1:50m
+// admin-0 (public domain) as packaged by the npm package world-atlas@2.0.2
+// (countries-50m.json, ISC), decoded from TopoJSON, simplified (Douglas-Peucker,
+// 0.04°) and rounded to 0.01°.
+const AUSTRALIA = {"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Australia"},"geometry":{"type":"MultiPolygon","coordinates":[[[[143.18,-11.96],[143.11,-12.3],[143.25,-12.4],[143.4,-12.64],[143.59,-13.44],[143.55,-13.74],[143.75,-14.35],[143.96,-14.46],[144.21,-14.3],[144.47,-14.23],[144.65,-14.49],[145.29,-14.94],[145.27,-15.48],[145.46,-16.06],[145.43,-16.41],[145.76,-16.88],[145.91,-16.91],[145.9,-17.07],[146.13,-17.64],[146.03,-18.27],[146.22,-18.51],[146.33,-18.55],[146.3,-18.84],[146.38,-18.98],[146.69,-19.19],[147.0,-19.26],[147.14,-19.39],[147.42,-19.38],[147.74,-19.77],[148.6,-20.15],[148.76,-20.29],[148.88,-20.48],[148.73,-20.47],[148.68,-20.58],[149.21,-21.12],[149.33,-21.48],[149.45,-21.58],[149.59,-22.26],[149.71,-22.44],[149.82,-22.39],[149.98,-22.55],[149.94,-22.31],[149.98,-22.18],[150.08,-22.16],[150.23,-22.37],[150.54,-22.56],[150.57,-22.38],[150.67,-22.42],[150.76,-22.58],[150.84,-23.46],[151.15,-23.78],[151.5,-24.01],[151.83,-24.12],[152.13,-24.6],[152.46,-24.8],[152.65,-25.2],[152.91,-25.43],[152.92,-25.69],[153.03,-25.87],[153.17,-25.96],[153.08,-26.3],[153.16,-26.98],[153.12,-27.19],[153.58,-28.24],[153.62,-28.67],[153.6,-28.86],[153.35,-29.29],[153.27,-29.89],[153.03,-30.56],[153.05,-30.91],[152.95,-31.43],[152.79,-31.79],[152.56,-32.05],[152.47,-32.44],[152.21,-32.68],[152.14,-32.68],[152.16,-32.76],[151.81,-32.9],[151.48,-33.35],[151.43,-33.52],[151.29,-33.58],[151.28,-33.93],[151.12,-34.01],[151.23,-34.03],[150.96,-34.3],[150.87,-34.5],[150.8,-35.01],[150.7,-35.04],[150.69,-35.18],[150.57,-35.21],[150.2,-35.83],[149.96,-36.85],[149.99,-37.26],[149.93,-37.53],[149.81,-37.55],[149.48,-37.77],[148.26,-37.83],[147.88,-37.93],[147.39,-38.22],[146.86,-38.66],[146.22,-38.73],[146.34,-38.89],[146.47,-38.84],[146.48,-39.06],[146.4,-39.15],[146.16,-38.87],[146.07,-38.83],[145.94,-38.9],[145.79,-38.67],[145.61,-38.66],[145.4,-38.54],[145.54,-38.39],[145.48,-38.24],[145.29,-38.24],[145.19,-38.38],[144.96,-38.5],[144.72,-38.34],[144.91,-38.34],[145.12,-38.09],[144.89,-37.9],[144.4,-38.14],[144.67,-38.21],[144.1,-38.46],[143.81,-38.7],[143.54,-38.82],[143.23,-38.74],[142.46,-38.39],[142.19,-38.4],[141.93,-38.28],[141.72,-38.27],[141.59,-38.39],[141.43,-38.36],[141.01,-38.08],[140.63,-38.03],[140.39,-37.9],[140.21,-37.64],[139.78,-37.25],[139.74,-37.06],[139.86,-36.66],[139.73,-36.37],[139.55,-36.1],[138.97,-35.58],[139.07,-35.6],[139.18,-35.52],[139.29,-35.61],[139.33,-35.43],[139.28,-35.38],[139.19,-35.35],[138.88,-35.54],[138.52,-35.64],[138.19,-35.61],[138.4,-35.33],[138.51,-35.02],[138.49,-34.76],[138.09,-34.17],[137.92,-34.46],[137.87,-34.73],[137.69,-35.14],[136.88,-35.24],[137.02,-34.92],[137.39,-34.91],[137.49,-34.6],[137.49,-34.16],[137.65,-33.86],[137.93,-33.58],[137.85,-33.2],[137.99,-33.09],[137.91,-32.77],[137.78,-32.58],[137.79,-32.82],[137.44,-33.19],[137.24,-33.63],[136.43,-34.03],[135.89,-34.66],[135.97,-34.98],[135.79,-34.86],[135.65,-34.94],[135.32,-34.64],[135.12,-34.59],[135.22,-34.49],[135.38,-34.6],[135.45,-34.58],[135.22,-33.96],[134.89,-33.63],[134.72,-33.26],[134.61,-33.19],[134.3,-33.17],[134.1,-32.75],[134.23,-32.73],[134.23,-32.55],[133.66,-32.21],[133.21,-32.18],[132.76,-31.96],[132.21,-32.01],[131.72,-31.7],[131.14,-31.5],[130.78,-31.6],[130.13,-31.58],[128.95,-31.7],[128.07,-32.07],[127.32,-32.26],[125.92,-32.3],[124.76,-32.88],[124.24,-33.01],[123.87,-33.6],[123.51,-33.92],[123.36,-33.91],[123.21,-33.99],[123.07,-33.9],[122.78,-33.89],[122.15,-33.99],[122.06,-33.87],[121.41,-33.83],[120.42,-33.96],[119.85,-33.97],[119.63,-34.1],[119.45,-34.37],[119.25,-34.46],[118.9,-34.48],[118.14,-34.99],[117.86,-35.05],[117.58,-35.1],[116.52,-34.99],[115.99,-34.8],[115.57,-34.43],[115.28,-34.3],[115.13,-34.34],[115.01,-34.26],[114.99,-33.51],[115.18,-33.64],[115.36,-33.64],[115.52,-33.53],[115.68,-33.19],[115.62,-32.67],[115.71,-32.57],[115.72,-32.4],[115.7,-31.7],[115.08,-30.56],[114.97,-30.04],[114.96,-29.43],[114.86,-29.14],[114.63,-28.87],[114.54,-28.54],[114.17,-28.08],[114.03,-27.35],[113.18,-26.18],[113.32,-26.24],[113.36,-26.08],[113.58,-26.56],[113.73,-26.59],[113.83,-26.5],[113.85,-26.33],[113.59,-26.1],[113.4,-25.71],[113.45,-25.6],[113.54,-25.62],[113.71,-25.83],[113.72,-26.13],[113.77,-26.16],[113.85,-26.02],[113.99,-26.32],[114.09,-26.39],[114.22,-26.29],[114.21,-25.85],[113.67,-24.98],[113.42,-24.44],[113.49,-23.87],[113.76,-23.42],[113.8,-22.91],[113.68,-22.64],[114.02,-21.88],[114.12,-21.83],[114.14,-21.91],[114.09,-22.18],[114.16,-22.32],[114.14,-22.48],[114.38,-22.34],[114.71,-21.82],[115.45,-21.49],[116.01,-21.03],[116.71,-20.65],[117.14,-20.64],[117.41,-20.72],[118.2,-20.37],[118.75,-20.26],[119.11,-19.99],[119.58,-20.04],[120.43,-19.84],[121.0,-19.6],[121.34,-19.32],[121.83,-18.48],[122.35,-18.11],[122.36,-18.04],[122.24,-17.97],[122.14,-17.43],[122.33,-17.06],[122.72,-16.79],[122.92,-16.43],[122.97,-16.44],[123.14,-16.86],[123.56,-17.52],[123.59,-17.03],[123.83,-17.12],[123.88,-16.92],[123.49,-16.49],[123.63,-16.42],[123.61,-16.22],[123.73,-16.19],[123.86,-16.38],[124.04,-16.27],[124.3,-16.39],[124.77,-16.4],[124.4,-16.3],[124.42,-16.13],[124.58,-16.11],[124.65,-15.87],[124.65,-15.81],[124.61,-15.82],[124.51,-15.97],[124.38,-15.76],[124.44,-15.49],[124.56,-15.5],[124.69,-15.36],[124.69,-15.27],[125.02,-15.47],[125.06,-15.44],[125.07,-15.31],[124.91,-15.31],[124.84,-15.16],[125.02,-15.07],[125.04,-15.0],[125.36,-15.12],[125.38,-15.02],[125.24,-14.94],[125.18,-14.72],[125.28,-14.58],[125.58,-14.48],[125.63,-14.26],[125.7,-14.29],[125.66,-14.53],[125.74,-14.44],[125.82,-14.47],[125.89,-14.62],[126.02,-14.5],[126.11,-14.11],[126.05,-13.98],[126.18,-14.0],[126.26,-14.16],[126.4,-14.02],[126.57,-14.16],[126.78,-13.96],[126.78,-13.79],[126.9,-13.74],[127.46,-14.03],[128.18,-14.71],[128.07,-15.33],[128.16,-15.23],[128.25,-15.3],[128.17,-15.1],[128.22,-14.99],[128.48,-14.79],[128.58,-14.77],[129.06,-14.88],[129.16,-14.99],[129.21,-15.16],[129.27,-14.87],[129.46,-14.93],[129.64,-15.14],[129.64,-14.85],[129.85,-14.83],[129.6,-14.65],[129.7,-14.56],[129.61,-14.56],[129.38,-14.39],[129.46,-14.21],[129.71,-13.98],[129.84,-13.57],[130.14,-13.45],[130.26,-13.3],[130.14,-13.15],[130.17,-12.96],[130.32,-12.88],[130.4,-12.69],[130.62,-12.65],[130.62,-12.43],[130.74,-12.43],[130.87,-12.56],[130.87,-12.37],[131.03,-12.34],[131.02,-12.21],[131.22,-12.18],[131.29,-12.07],[131.34,-12.21],[131.44,-12.28],[131.89,-12.23],[132.07,-12.28],[132.25,-12.19],[132.41,-12.3],[132.51,-12.13],[132.71,-12.12],[132.63,-12.04],[132.67,-11.65],[132.48,-11.49],[132.07,-11.47],[131.82,-11.3],[131.96,-11.18],[132.16,-11.31],[132.26,-11.2],[132.34,-11.22],[132.68,-11.51],[132.86,-11.39],[132.96,-11.41],[133.19,-11.71],[133.53,-11.82],[133.91,-11.83],[134.42,-12.05],[134.73,-11.98],[135.03,-12.19],[135.22,-12.22],[135.92,-11.83],[135.84,-11.9],[135.89,-11.99],[135.7,-12.15],[135.71,-12.21],[135.94,-12.15],[136.01,-12.19],[136.08,-12.42],[136.26,-12.43],[136.33,-12.31],[136.27,-12.13],[136.44,-11.95],[136.54,-11.96],[136.61,-12.13],[136.72,-12.23],[136.9,-12.24],[136.95,-12.35],[136.54,-12.79],[136.59,-13.0],[136.46,-13.23],[136.3,-13.14],[135.93,-13.3],[135.99,-13.81],[135.95,-13.93],[135.89,-14.15],[135.41,-14.76],[135.45,-14.92],[136.21,-15.4],[136.29,-15.57],[136.58,-15.71],[136.71,-15.69],[136.7,-15.84],[136.79,-15.89],[137.0,-15.88],[137.7,-16.23],[137.91,-16.48],[138.25,-16.72],[139.01,-16.9],[139.25,-17.33],[140.04,-17.7],[140.51,-17.63],[140.83,-17.41],[140.96,-17.01],[141.22,-16.65],[141.41,-16.07],[141.45,-15.61],[141.63,-15.06],[141.52,-14.47],[141.59,-14.15],[141.47,-13.8],[141.65,-13.26],[141.61,-12.94],[141.78,-12.78],[141.92,-12.8],[141.88,-12.61],[141.68,-12.49],[141.69,-12.35],[141.87,-11.98],[141.96,-12.05],[142.17,-10.95],[142.33,-10.88],[142.46,-10.71],[142.61,-10.75],[142.55,-10.87],[142.72,-11.01],[142.84,-11.31],[142.87,-11.82],[142.99,-11.92],[143.18,-11.96]]],[[[130.62,-11.38],[131.02,-11.33],[131.27,-11.19],[131.54,-11.44],[131.46,-11.59],[131.38,-11.58],[131.29,-11.71],[130.95,-11.93],[130.51,-11.62],[130.37,-11.22],[130.43,-11.18],[130.62,-11.38]]],[[[137.6,-35.74],[137.93,-35.73],[138.12,-35.85],[138.01,-35.91],[137.67,-35.9],[137.59,-36.03],[137.45,-36.08],[137.21,-35.98],[137.15,-36.04],[136.76,-36.03],[136.54,-35.89],[136.64,-35.75],[137.33,-35.59],[137.58,-35.62],[137.63,-35.66],[137.6,-35.74]]],[[[145.04,-40.79],[145.28,-40.77],[145.82,-41.02],[146.32,-41.16],[146.72,-41.08],[146.85,-41.17],[146.86,-41.06],[146.99,-40.99],[147.32,-40.96],[147.46,-41.0],[147.62,-40.84],[147.87,-40.87],[147.97,-40.78],[148.22,-40.85],[148.29,-40.95],[148.34,-42.22],[148.29,-42.26],[148.28,-42.14],[148.18,-42.06],[148.24,-42.02],[148.22,-41.97],[148.02,-42.26],[147.91,-42.66],[147.98,-43.16],[147.79,-43.22],[147.65,-43.02],[147.77,-43.0],[147.8,-42.93],[147.57,-42.85],[147.54,-43.0],[147.45,-43.03],[147.3,-42.79],[147.34,-42.96],[147.24,-43.22],[147.17,-43.26],[147.0,-43.16],[146.99,-43.22],[147.08,-43.28],[146.87,-43.61],[146.7,-43.6],[146.55,-43.51],[146.04,-43.55],[145.99,-43.38],[146.23,-43.36],[146.21,-43.32],[145.87,-43.29],[145.49,-42.93],[145.27,-42.54],[145.2,-42.23],[145.37,-42.34],[145.47,-42.49],[145.52,-42.35],[145.33,-42.15],[145.23,-42.2],[145.24,-42.02],[144.77,-41.39],[144.65,-40.98],[144.72,-40.67],[145.04,-40.79]]]]}}]};
+
 // ---------------------------------------------------------------- rendering
 
 const charts = new Map();
-function chartFor(i) {
-  let c = charts.get(i);
+function chartFor(key) {
+  let c = charts.get(key);
   if (!c) {
-    c = echarts.init($('chart-' + i), null, { renderer: 'canvas' });
-    charts.set(i, c);
-    window.addEventListener('resize', () => c.resize());
+    c = echarts.init($('chart-' + key), themeIsDark() ? 'dark' : null, { renderer: 'canvas' });
+    charts.set(key, c);
+    probe.charts[key] = c;
   }
   return c;
 }
+window.addEventListener('resize', () => {
+  for (const c of charts.values()) c.resize();
+});
 
-function chartState(i, stateName, points, text) {
-  const el = $('chart-' + i);
-  if (stateName !== 'ready' && charts.has(i)) charts.get(i).clear();
+function chartState(key, stateName, points, text) {
+  const el = $('chart-' + key);
+  if (!el) return;
+  if (stateName !== 'ready' && charts.has(key)) charts.get(key).clear();
   el.dataset.state = stateName;
   el.dataset.points = String(points);
   let empty = el.querySelector('.chart-empty');
@@ -529,89 +950,278 @@ function chartState(i, stateName, points, text) {
   } else if (empty) empty.remove();
 }
 
-const PALETTE = ['#5470c6', '#91cc75', '#fac858', '#ee6666', '#73c0de', '#3ba272', '#fc8452', '#9a60b4', '#ea7ccc', '#2f4554'];
-const colorMaps = new Map();
-// A series keeps its colour whatever the filters: configured, else the next
-// palette colour the first time the value is seen.
-function colorFor(d, value) {
-  if (!d) return undefined;
-  if (d.colors && d.colors[value]) return d.colors[value];
-  if (!colorMaps.has(d.name)) colorMaps.set(d.name, new Map());
-  const m = colorMaps.get(d.name);
-  if (!m.has(value)) m.set(value, PALETTE[m.size % PALETTE.length]);
-  return m.get(value);
-}
-
 function unitLabel(m) {
   return m.unit ? ` (${m.unit})` : '';
 }
+function axisText() {
+  return { color: cssVar('--muted') || '#5f6b7a' };
+}
 
-async function renderChart(i, chart, grain, base, gen) {
+// The zoom window of the time charts (percent of the range), kept across
+// filter changes and reset when the range changes.
+let zoom = { start: 0, end: 100, key: '' };
+
+async function renderTimeChart(i, chart, grain, base, gen) {
+  const m = measure(state.measures[i] || chart.measure);
+  const msql = measureSql(m, grain.grain);
+  const decimals = m.decimals ?? 1;
+  const sd = chart.series ? dimension(chart.series) : null;
+  // Drill-down: the series dimension filtered to one value is split by the
+  // drill dimension (its top `limit`, the rest as "Other").
+  const drill = chart.drill && sd && selected(sd.name).length === 1 ? dimension(chart.drill) : null;
+  const d = drill || sd;
+  let seriesSql = d ? `CAST(${ident(d.column)} AS VARCHAR)` : "''";
+  let order = null;
+  const limit = Number(chart.limit || 15);
+  if (drill) {
+    const top = await query(`SELECT CAST(${ident(drill.column)} AS VARCHAR) AS k FROM ${base} GROUP BY 1 ORDER BY ${msql} DESC NULLS LAST LIMIT ${limit + 1}`);
+    if (gen !== state.generation) return;
+    order = top.map((r) => r.k);
+    if (order.length > limit) {
+      order = order.slice(0, limit);
+      seriesSql = `CASE WHEN ${seriesSql} IN (${order.map(sqlString).join(', ')}) THEN ${seriesSql} ELSE 'Other' END`;
+      order.push('Other');
+    }
+  }
+  const title = $('chart-title-' + i);
+  if (title) title.textContent = drill ? `${selected(sd.name)[0]} by ${dimLabel(drill).toLowerCase()} (top ${limit})` : chart.title;
+  const data = await queryColumns(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
+  if (gen !== state.generation) return;
+  // Every series gets every timestamp (0 in a stack, a gap in a line), so the
+  // tooltip lists every series at any point and stacks add up.
+  const stacked = chart.type === 'area';
+  const times = [];
+  const at = new Map();
+  for (let k = 0; k < data.n; k++) {
+    const t = data.t[k];
+    if (!at.has(t)) {
+      at.set(t, times.length);
+      times.push(t);
+    }
+  }
+  const bySeries = new Map();
+  const totals = new Map();
+  for (let k = 0; k < data.n; k++) {
+    const name = data.s[k];
+    if (!bySeries.has(name)) {
+      bySeries.set(name, new Array(times.length).fill(stacked ? 0 : null));
+      totals.set(name, 0);
+    }
+    const v = data.v[k];
+    bySeries.get(name)[at.get(data.t[k])] = v === null || Number.isNaN(v) ? (stacked ? 0 : null) : v;
+    totals.set(name, totals.get(name) + (Number.isFinite(v) ? v : 0));
+  }
+  let names = [...bySeries.keys()];
+  if (order) names = order.filter((n) => bySeries.has(n));
+  else if (stacked) names.sort((a, b) => totals.get(b) - totals.get(a));
+  else names.sort((a, b) => String(a).localeCompare(String(b)));
+  const points = data.n;
+  const phone = isPhone();
+  const fmt = (v) => withUnit(m, v, decimals);
+  const zoomKey = `${state.from}|${state.to}`;
+  if (zoom.key !== zoomKey) zoom = { start: 0, end: 100, key: zoomKey };
+  const option = {
+    useUTC: true,
+    backgroundColor: 'transparent',
+    animation: false,
+    grid: { left: 8, right: phone ? 8 : 18, top: 62, bottom: 58, containLabel: true },
+    legend: { type: 'scroll', top: 0, textStyle: axisText() },
+    tooltip: {
+      trigger: 'axis',
+      confine: true,
+      className: 'chart-tip',
+      order: 'valueDesc',
+      formatter: (params) => {
+        if (!params.length) return '';
+        const head = `<div class="tip-head">${escapeHtml(fmtTime(params[0].axisValue, grain.grain))}${escapeHtml(tzNote)}</div>`;
+        const list = [...params].sort((a, b) => (b.value[1] ?? -Infinity) - (a.value[1] ?? -Infinity));
+        const body = list
+          .map((p) => `<div class="tip-row" data-series="${escapeHtml(p.seriesName)}">${p.marker}<span class="tip-name">${escapeHtml(labelOf(d, p.seriesName))}</span><b>${escapeHtml(fmt(p.value[1]))}</b></div>`)
+          .join('');
+        const total = stacked && list.length > 1 ? `<div class="tip-row tip-total"><span class="tip-name">Total</span><b>${escapeHtml(fmt(list.reduce((s, p) => s + (p.value[1] || 0), 0)))}</b></div>` : '';
+        return head + body + total;
+      },
+    },
+    xAxis: {
+      type: 'time',
+      name: TZ ? `Time (${TZ})` : 'Time',
+      nameLocation: 'middle',
+      nameGap: 26,
+      nameTextStyle: axisText(),
+      axisLabel: { hideOverlap: true, ...axisText() },
+    },
+    yAxis: { type: 'value', name: measureLabel(m) + unitLabel(m), nameTextStyle: { align: 'left', ...axisText() }, axisLabel: axisText() },
+    dataZoom: [
+      { type: 'inside', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, zoomOnMouseWheel: true, moveOnMouseWheel: false, moveOnMouseMove: !phone, preventDefaultMouseMove: !phone },
+      { type: 'slider', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, height: 16, bottom: 4, showDetail: false, brushSelect: false },
+    ],
+    series: names.map((name) => ({
+      name: name || measureLabel(m),
+      type: 'line',
+      color: drill && name !== 'Other' ? undefined : name === 'Other' ? '#a0a7b1' : colorFor(d, name),
+      stack: stacked ? 'total' : undefined,
+      areaStyle: stacked ? { opacity: 0.85 } : undefined,
+      showSymbol: false,
+      symbolSize: 6,
+      triggerLineEvent: true,
+      connectNulls: false,
+      lineStyle: { width: stacked ? 0.5 : 1.5 },
+      emphasis: { focus: 'series' },
+      data: times.map((t, k) => [t, bySeries.get(name)[k]]),
+    })),
+  };
+  const c = chartFor(i);
+  c.setOption(option, true);
+  c.group = 'time';
+  echarts.connect('time');
+  c.off('click');
+  c.on('click', (p) => {
+    if (p.componentType !== 'series' || !d || !p.seriesName || p.seriesName === 'Other') return;
+    setFilter(d.name, [p.seriesName]);
+  });
+  c.off('datazoom');
+  c.on('datazoom', () => {
+    const z = c.getOption().dataZoom?.[0];
+    if (z) zoom = { start: z.start, end: z.end, key: zoomKey };
+  });
+  chartState(i, points ? 'ready' : 'empty', points, points ? '' : 'No data for this selection');
+  $('chart-' + i).dataset.series = String(names.length);
+}
+
+async function renderBarChart(i, chart, grain, base, gen) {
   const m = measure(chart.measure);
   const msql = measureSql(m, grain.grain);
   const decimals = m.decimals ?? 1;
-  let option;
-  let points = 0;
-  if (chart.type === 'bar') {
-    const d = dimension(chart.category);
-    const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS c, ${msql} AS v FROM ${base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT ${Number(chart.limit || 10)}`);
-    if (gen !== state.generation) return;
-    const lookup = state.lookups[d.name];
-    const labels = data.map((r) => (lookup && lookup.get(r.c) ? `${r.c} · ${lookup.get(r.c)}` : r.c)).reverse();
-    points = data.length;
-    option = {
-      grid: { left: 8, right: 60, top: 8, bottom: 24, containLabel: true },
-      tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: (v) => fmtNumber(v, decimals) + (m.unit ? ' ' + m.unit : '') },
-      xAxis: { type: 'value', name: (m.label || m.name) + unitLabel(m), nameLocation: 'middle', nameGap: 24 },
-      yAxis: { type: 'category', data: labels, axisLabel: { width: 220, overflow: 'truncate' } },
-      series: [{ type: 'bar', data: data.map((r) => r.v).reverse(), itemStyle: { color: '#3b7dd8' }, label: { show: true, position: 'right', formatter: (p) => fmtNumber(p.value, 0) } }],
-    };
-  } else {
-    const d = chart.series ? dimension(chart.series) : null;
-    const seriesSql = d ? `CAST(${ident(d.column)} AS VARCHAR)` : "''";
-    const data = await queryColumns(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
-    if (gen !== state.generation) return;
-    const bySeries = new Map();
-    for (let k = 0; k < data.n; k++) {
-      const name = data.s[k];
-      if (!bySeries.has(name)) bySeries.set(name, []);
-      bySeries.get(name).push([data.t[k], data.v[k]]);
-    }
-    points = data.n;
-    const stacked = chart.type === 'area';
-    option = {
-      useUTC: true,
-      grid: { left: 8, right: 16, top: 56, bottom: 8, containLabel: true },
-      legend: { type: 'scroll', top: 0 },
-      tooltip: { trigger: 'axis', valueFormatter: (v) => fmtNumber(v, decimals) + (m.unit ? ' ' + m.unit : '') },
-      xAxis: { type: 'time' },
-      yAxis: { type: 'value', name: (m.label || m.name) + unitLabel(m), nameTextStyle: { align: 'left' } },
-      series: [...bySeries.entries()].map(([name, values]) => ({
-        name: name || m.label || m.name,
-        type: 'line',
-        color: colorFor(d, name),
-        stack: stacked ? 'total' : undefined,
-        areaStyle: stacked ? { opacity: 0.85 } : undefined,
-        showSymbol: false,
-        lineStyle: { width: stacked ? 0.5 : 1.5 },
-        sampling: 'lttb',
-        data: values,
-      })),
-    };
-  }
+  const d = dimension(chart.category);
+  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS c, ${msql} AS v FROM ${base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT ${Number(chart.limit || 10)}`);
+  if (gen !== state.generation) return;
+  const keys = data.map((r) => r.c).reverse();
+  const labels = keys.map((k) => labelOf(d, k));
+  const phone = isPhone();
+  const option = {
+    backgroundColor: 'transparent',
+    animation: false,
+    grid: { left: 8, right: 56, top: 8, bottom: 30, containLabel: true },
+    tooltip: { trigger: 'axis', confine: true, axisPointer: { type: 'shadow' }, valueFormatter: (v) => withUnit(m, v, decimals) },
+    xAxis: { type: 'value', name: measureLabel(m) + unitLabel(m), nameLocation: 'middle', nameGap: 22, nameTextStyle: axisText(), axisLabel: { hideOverlap: true, ...axisText() } },
+    yAxis: { type: 'category', data: labels, axisLabel: { width: phone ? 120 : 220, overflow: 'truncate', ...axisText() } },
+    series: [{
+      type: 'bar',
+      data: data.map((r) => r.v).reverse(),
+      itemStyle: { color: cssVar('--accent') || '#3b7dd8' },
+      label: { show: true, position: 'right', formatter: (p) => fmtNumber(p.value, 0), ...axisText() },
+    }],
+  };
   const c = chartFor(i);
   c.setOption(option, true);
-  chartState(i, points ? 'ready' : 'empty', points, points ? '' : 'No data for this selection');
+  c.off('click');
+  c.on('click', (p) => {
+    const k = keys[p.dataIndex];
+    if (k !== undefined) setFilter(d.name, [k]);
+  });
+  chartState(i, data.length ? 'ready' : 'empty', data.length, data.length ? '' : 'No data for this selection');
+}
+
+// The map: one point per value of the map's dimension that has coordinates,
+// under every filter but its own (so more points can be picked), sized by a
+// measure and coloured like the charts.
+let mapRegistered = false;
+async function renderMap(grain, rel, gen) {
+  const mc = CFG.map;
+  if (!mc || !$('chart-map')) return;
+  if (!datasetHasColumns(mc.dataset, [mc.key, mc.latitude, mc.longitude])) {
+    chartState('map', 'empty', 0, `No coordinates: \`${mc.dataset}\` has no ${mc.latitude}/${mc.longitude} columns`);
+    return;
+  }
+  if (!state.coords) {
+    const crel = await relation(mc.dataset);
+    if (!crel) {
+      chartState('map', 'empty', 0, `No coordinates: \`${mc.dataset}\` is not available`);
+      return;
+    }
+    const r = await query(`SELECT CAST(${ident(mc.key)} AS VARCHAR) AS k, CAST(${ident(mc.latitude)} AS DOUBLE) AS la, CAST(${ident(mc.longitude)} AS DOUBLE) AS lo FROM ${crel} WHERE ${ident(mc.latitude)} IS NOT NULL AND ${ident(mc.longitude)} IS NOT NULL`);
+    state.coords = new Map(r.map((x) => [x.k, [x.lo, x.la]]));
+  }
+  const d = dimension(mc.dimension);
+  const cd = mc.color ? dimension(mc.color) : null;
+  const sm = mc.size ? measure(mc.size) : null;
+  const where = [`${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`, ...filterSql(d.name)];
+  const base = `(SELECT *, ${grain.time} AS _time FROM ${rel} WHERE ${where.join(' AND ')}) AS t`;
+  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? measureSql(sm, grain.grain) : '1'} AS v FROM ${base} GROUP BY 1`);
+  if (gen !== state.generation) return;
+  if (!mapRegistered) {
+    echarts.registerMap('australia', AUSTRALIA);
+    mapRegistered = true;
+  }
+  const sel = new Set(selected(d.name));
+  const max = Math.max(1, ...data.map((r) => Math.abs(r.v || 0)));
+  const groups = new Map();
+  let placed = 0;
+  for (const r of data) {
+    const xy = state.coords.get(r.k);
+    if (!xy) continue;
+    placed += 1;
+    const g = cd ? r.c ?? '' : '';
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push({ name: r.k, value: [xy[0], xy[1], r.v] });
+  }
+  const dark = themeIsDark();
+  const option = {
+    backgroundColor: 'transparent',
+    animation: false,
+    legend: { type: 'scroll', top: 0, textStyle: axisText() },
+    tooltip: {
+      trigger: 'item',
+      confine: true,
+      formatter: (p) => `<b>${escapeHtml(labelOf(d, p.name))}</b>${cd ? '<br>' + escapeHtml(p.seriesName) : ''}${sm ? '<br>' + escapeHtml(measureLabel(sm) + ': ' + withUnit(sm, p.value[2])) : ''}`,
+    },
+    geo: {
+      map: 'australia',
+      roam: true,
+      top: 36,
+      bottom: 8,
+      scaleLimit: { min: 0.8, max: 20 },
+      itemStyle: { areaColor: dark ? '#263241' : '#e9edf2', borderColor: dark ? '#4b5a6c' : '#aab4c0' },
+      emphasis: { disabled: true },
+      selectedMode: false,
+      silent: true,
+    },
+    series: [...groups.entries()].map(([g, pts]) => ({
+      name: g || (sm ? measureLabel(sm) : 'points'),
+      type: 'scatter',
+      coordinateSystem: 'geo',
+      color: cd ? colorFor(cd, g) : cssVar('--accent'),
+      symbolSize: (v) => 4 + 18 * Math.sqrt(Math.abs(v[2] || 0) / max),
+      itemStyle: { opacity: 0.85, borderColor: dark ? '#0d1117' : '#fff', borderWidth: 0.5 },
+      data: pts.map((p) => (sel.has(p.name) ? { ...p, itemStyle: { borderColor: cssVar('--ink') || '#000', borderWidth: 2.5, opacity: 1 } } : p)),
+    })),
+  };
+  const c = chartFor('map');
+  c.setOption(option, true);
+  c.off('click');
+  c.on('click', (p) => {
+    if (p.componentType === 'series' && p.name) toggleValue(d.name, p.name);
+  });
+  chartState('map', placed ? 'ready' : 'empty', placed, placed ? '' : 'No unit of this selection has coordinates');
 }
 
 async function renderKpis(grain, base, gen) {
+  const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
   const simple = [];
+  const latest = [];
   CFG.kpis.forEach((k, i) => {
-    if (k.measure) simple.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
-    if (k.latest) simple.push(`strftime(max(_time), '${grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M'}') AS k${i}`);
+    if (k.measure && k.latest) latest.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
+    else if (k.measure) simple.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
+    else if (k.latest) simple.push(`strftime(max(_time), '${fmt}') AS k${i}`);
   });
   const values = {};
   if (simple.length) Object.assign(values, (await query(`SELECT ${simple.join(', ')} FROM ${base}`))[0]);
+  let latestAt = null;
+  if (latest.length) {
+    const r = (await query(`SELECT ${latest.join(', ')}, strftime(max(_time), '${fmt}') AS at FROM ${base} WHERE _time = (SELECT max(_time) FROM ${base})`))[0] || {};
+    latestAt = r.at;
+    Object.assign(values, r);
+  }
   for (const [i, k] of CFG.kpis.entries()) {
     if (!k.top) continue;
     const d = dimension(k.top);
@@ -619,16 +1229,22 @@ async function renderKpis(grain, base, gen) {
     values['k' + i] = r.length ? r[0].v : null;
   }
   if (gen !== state.generation) return;
+  const grainWord = { '5min': '5-minute interval', hour: 'hour', day: 'day' }[grain.grain] || grain.grain;
   for (const [i, k] of CFG.kpis.entries()) {
-    const el = $('kpi-' + i).querySelector('.kpi-value');
+    const box = $('kpi-' + i);
+    const el = box.querySelector('.kpi-value');
+    const note = box.querySelector('.kpi-note');
     const v = values['k' + i];
     if (k.measure) {
       const m = measure(k.measure);
-      el.textContent = v === null || v === undefined ? '–' : fmtNumber(v, m.decimals ?? 1) + (m.unit ? ' ' + m.unit : '');
+      el.textContent = withUnit(m, v);
+      note.textContent = k.latest ? (latestAt ? `${grainWord} starting ${latestAt}${TZ ? ' ' + TZ : ''}` : '') : `${state.from} – ${state.to}`;
     } else {
       el.textContent = v ?? '–';
+      note.textContent = k.latest && v ? TZ : k.top ? `by ${measureLabel(measure(k.by)).toLowerCase()}` : '';
     }
     el.dataset.value = v === null || v === undefined ? '' : String(v);
+    if (k.latest && latestAt) box.dataset.at = latestAt;
   }
 }
 
@@ -637,6 +1253,8 @@ async function refresh() {
   const gen = ++state.generation;
   const t0 = performance.now();
   probe.ready = false;
+  setBusy(true);
+  status('Querying…');
   clearRangeMessages();
   let grain = chooseGrain(state.from, state.to);
   try {
@@ -663,6 +1281,7 @@ async function refresh() {
     if (!rel) {
       message(`No data file of \`${grain.dataset}\` covers ${state.from} – ${state.to}.`, 'warning', `nodata:${grain.dataset}:${state.from}:${state.to}`, 'range');
       CFG.charts.forEach((c, i) => chartState(i, 'empty', 0, 'No data for these dates'));
+      chartState('map', 'empty', 0, 'No data for these dates');
       for (const [i] of CFG.kpis.entries()) {
         const el = $('kpi-' + i).querySelector('.kpi-value');
         el.textContent = '–';
@@ -672,25 +1291,48 @@ async function refresh() {
     }
     state.rel = rel;
     state.grainNow = grain;
+    status('Querying: filter lists…');
+    await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}`);
+    if (gen !== state.generation) return;
+    updateOptions();
     const base = baseSql(grain, rel);
+    status('Querying: KPIs…');
     await renderKpis(grain, base, gen);
+    if (gen !== state.generation) return;
     for (const [i, c] of CFG.charts.entries()) {
+      status(`Querying: ${c.title}…`);
       try {
-        await renderChart(i, c, grain, base, gen);
+        if (c.type === 'bar') await renderBarChart(i, c, grain, base, gen);
+        else await renderTimeChart(i, c, grain, base, gen);
       } catch (e) {
         chartState(i, 'error', 0, 'This chart could not be drawn: ' + errorText(e));
         message(`Chart “${c.title}”: ${errorText(e)}`, 'error');
       }
       if (gen !== state.generation) return;
+      if (probe.firstChartMs === null) {
+        probe.firstChartMs = performance.now();
+        mark('first_chart');
+      }
     }
-    if (probe.firstChartMs === null) probe.firstChartMs = performance.now();
-    await updateOptions(rel);
+    if (CFG.map) {
+      status(`Querying: ${CFG.map.title || 'map'}…`);
+      try {
+        await renderMap(grain, rel, gen);
+      } catch (e) {
+        chartState('map', 'error', 0, 'The map could not be drawn: ' + errorText(e));
+        message(`Map: ${errorText(e)}`, 'error');
+      }
+    }
   } catch (e) {
     message('The dashboard could not query its data: ' + errorText(e), 'error');
   } finally {
     if (gen === state.generation) {
       probe.lastRefreshMs = performance.now() - t0;
       if (probe.firstChartMs === null) probe.firstChartMs = performance.now();
+      renderChips();
+      writeUrl();
+      setBusy(false);
+      status(`Showing ${state.from} – ${state.to} (${rangeDays(state.from, state.to)} days) at ${grain.grain} grain · ${Math.round(probe.lastRefreshMs)} ms`, false);
       probe.renders += 1;
       probe.ready = true;
     }
@@ -699,62 +1341,124 @@ async function refresh() {
 
 // ---------------------------------------------------------------- download
 
-async function download() {
-  const spec = CFG.download;
-  const grain = state.grainNow;
-  if (!spec || !grain || !state.rel) return;
-  const base = baseSql(grain, state.rel);
-  const dims = spec.by.map((n) => `CAST(${ident(dimension(n).column)} AS VARCHAR) AS ${ident(n)}`);
-  const ms = spec.measures.map((n) => `${measureSql(measure(n), grain.grain)} AS ${ident(n)}`);
-  const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
-  const sql = `SELECT strftime(_time, '${fmt}') AS time, ${[...dims, ...ms].join(', ')} FROM ${base} GROUP BY ALL ORDER BY ALL`;
-  const data = await query(sql);
-  const header = ['time', ...spec.by, ...spec.measures];
+function csvDecimals(m) {
+  return Math.max(m.decimals ?? 1, 2);
+}
+function csvText(header, data, keys) {
   const esc = (v) => {
     if (v === null || v === undefined) return '';
-    const s = String(v);
+    const s = typeof v === 'bigint' ? v.toString() : String(v);
     return /[",\n]/.test(s) ? '"' + s.replaceAll('"', '""') + '"' : s;
   };
-  const lines = [header.join(','), ...data.map((r) => header.map((h) => esc(r[h])).join(','))];
-  const blob = new Blob([lines.join('\n') + '\n'], { type: 'text/csv' });
+  return [header.map(esc).join(','), ...data.map((r) => keys.map((h) => esc(r[h])).join(','))].join('\n') + '\n';
+}
+function saveFile(name, text, type = 'text/csv') {
+  const blob = new Blob([text], { type });
   const a = document.createElement('a');
   a.href = URL.createObjectURL(blob);
-  a.download = `${PAGE.project}_${grain.grain}_${state.from}_${state.to}.csv`;
+  a.download = name;
   document.body.appendChild(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
+const slug = (s) => String(s).replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '');
+
+// Rows at the current grain; values rounded (no float noise); headers carry
+// units and the time zone; the file name carries the range and the filters.
+async function download() {
+  const spec = CFG.download;
+  const grain = state.grainNow;
+  if (!spec || !grain || !state.rel) return;
+  status('Preparing the CSV…');
+  const base = baseSql(grain, state.rel);
+  const dims = spec.by.map((n) => `CAST(${ident(dimension(n).column)} AS VARCHAR) AS ${ident(n)}`);
+  const ms = spec.measures.map((n) => `round(${measureSql(measure(n), grain.grain)}, ${csvDecimals(measure(n))}) AS ${ident(n)}`);
+  const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
+  const sql = `SELECT strftime(_time, '${fmt}') AS time, ${[...dims, ...ms].join(', ')} FROM ${base} GROUP BY ALL ORDER BY ALL`;
+  const data = await query(sql);
+  const timeHeader = (grain.grain === 'day' ? 'date' : 'time') + (TZ ? ` (${TZ.replaceAll(',', '')})` : '');
+  const header = [timeHeader, ...spec.by, ...spec.measures.map((n) => n + (measure(n).unit ? ` (${measure(n).unit})` : ''))];
+  const keys = ['time', ...spec.by, ...spec.measures];
+  const filters = CFG.dimensions
+    .filter((d) => selected(d.name).length)
+    .map((d) => (selected(d.name).length > 3 ? `${selected(d.name).length}-${d.name}s` : selected(d.name).map(slug).join('+')));
+  const name = [PAGE.project, grain.grain, state.from, state.to, ...filters].map(slug).join('_') + '.csv';
+  probe.lastCsv = { name, header, rows: data.length };
+  saveFile(name, csvText(header, data, keys));
+  status(`Downloaded ${name} (${data.length.toLocaleString('en-AU')} rows)`, false);
+}
 
 // ---------------------------------------------------------------- analyze
 
+function showTab(name) {
+  state.tab = name === 'analyze' ? 'analyze' : 'overview';
+  for (const x of document.querySelectorAll('button.tab')) {
+    const on = x.dataset.tab === state.tab;
+    x.classList.toggle('active', on);
+    x.setAttribute('aria-selected', on ? 'true' : 'false');
+  }
+  for (const p of document.querySelectorAll('.panel')) p.hidden = p.id !== state.tab;
+  if (state.tab === 'overview') for (const c of charts.values()) c.resize();
+  if (state.manifest) writeUrl();
+}
+
 function wireTabs() {
-  for (const b of document.querySelectorAll('button.tab')) {
-    b.addEventListener('click', () => {
-      for (const x of document.querySelectorAll('button.tab')) x.classList.toggle('active', x === b);
-      for (const p of document.querySelectorAll('.panel')) p.hidden = p.id !== b.dataset.tab;
-      if (b.dataset.tab === 'overview') for (const c of charts.values()) c.resize();
+  for (const b of document.querySelectorAll('button.tab')) b.addEventListener('click', () => showTab(b.dataset.tab));
+  // Arrow keys move between the tabs (the tab pattern).
+  const tabs = [...document.querySelectorAll('button.tab')];
+  for (const b of tabs) {
+    b.addEventListener('keydown', (e) => {
+      if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+      const next = tabs[(tabs.indexOf(b) + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+      next.focus();
+      next.click();
     });
   }
   const first = CFG.grains[CFG.grains.length - 1]?.dataset || state.manifest?.files[0]?.dataset;
   $('sql').value = CFG.analyze_sql || (first ? `SELECT *\nFROM ${first}\nLIMIT 100` : 'SELECT 42 AS answer');
   $('run-sql').addEventListener('click', runSql);
+  $('sql-csv').addEventListener('click', () => {
+    if (!lastResult) return;
+    saveFile('query.csv', csvText(lastResult.names, lastResult.data, lastResult.names));
+  });
   $('sql').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) runSql();
   });
 }
 
+// A cell as text: dates as dates, timestamps as timestamps (Arrow hands
+// both over as epoch milliseconds), numbers without float noise.
+function cellText(v, type) {
+  if (v === null || v === undefined) return 'NULL';
+  const t = String(type);
+  if (/^Date/.test(t) || /^Timestamp/.test(t)) {
+    const ms = v instanceof Date ? v.getTime() : typeof v === 'bigint' ? Number(v) : Number(v);
+    if (!Number.isFinite(ms)) return String(v);
+    const iso = new Date(ms).toISOString();
+    if (/^Date/.test(t)) return iso.slice(0, 10);
+    return iso.endsWith('T00:00:00.000Z') ? iso.slice(0, 10) + ' 00:00:00' : iso.replace('T', ' ').replace(/\.000Z$/, '').replace('Z', '');
+  }
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(12)));
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'object') return JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? Number(x) : x));
+  return String(v);
+}
+
+const PREVIEW_ROWS = 500;
+let lastResult = null;
 async function runSql() {
-  const status = $('sql-status');
+  const st = $('sql-status');
   const out = $('sql-result');
   if (!state.conn) {
-    status.textContent = 'DuckDB is still loading…';
+    st.textContent = 'DuckDB is still loading…';
     return;
   }
   const sql = $('sql').value;
   const t0 = performance.now();
-  status.textContent = 'Running…';
-  status.className = '';
+  st.textContent = 'Running…';
+  st.className = '';
+  out.classList.add('running');
   try {
     const datasets = [...new Set(state.manifest.files.map((f) => f.dataset))];
     for (const ds of datasets) {
@@ -763,33 +1467,51 @@ async function runSql() {
       if (rel) await state.conn.query(`CREATE OR REPLACE TEMP VIEW ${ident(ds)} AS SELECT * FROM ${rel}`);
     }
     const table = await state.conn.query(sql);
-    const names = table.schema.fields.map((f) => f.name);
+    const fields = table.schema.fields;
+    const names = fields.map((f) => f.name);
     const data = rows(table);
-    const shownRows = data.slice(0, 1000);
+    const shownRows = data.slice(0, PREVIEW_ROWS);
     const t = document.createElement('table');
     const head = t.createTHead().insertRow();
-    for (const n of names) {
+    for (const f of fields) {
       const th = document.createElement('th');
-      th.textContent = n;
+      th.textContent = f.name;
+      th.title = String(f.type);
       head.appendChild(th);
     }
     const body = t.createTBody();
     for (const r of shownRows) {
       const tr = body.insertRow();
-      for (const n of names) {
+      for (const f of fields) {
         const td = tr.insertCell();
-        const v = r[n];
-        td.textContent = v === null || v === undefined ? 'NULL' : typeof v === 'object' && !(v instanceof Date) ? JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? Number(x) : x)) : String(v);
-        if (typeof v === 'number' || typeof v === 'bigint') td.className = 'num';
+        const v = r[f.name];
+        td.textContent = cellText(v, f.type);
+        if ((typeof v === 'number' || typeof v === 'bigint') && !/^(Date|Timestamp)/.test(String(f.type))) td.className = 'num';
       }
     }
     out.replaceChildren(t);
-    status.textContent = `${data.length.toLocaleString('en-AU')} rows${data.length > shownRows.length ? ' (first 1,000 shown)' : ''} in ${Math.round(performance.now() - t0)} ms`;
+    lastResult = { names, data: data.map((r) => Object.fromEntries(fields.map((f) => [f.name, r[f.name] === null || r[f.name] === undefined ? null : cellText(r[f.name], f.type)]))) };
+    $('sql-csv').disabled = false;
+    st.textContent = `${data.length.toLocaleString('en-AU')} rows${data.length > shownRows.length ? ` (first ${PREVIEW_ROWS.toLocaleString('en-AU')} shown)` : ''} in ${Math.round(performance.now() - t0)} ms`;
     out.dataset.rows = String(data.length);
   } catch (e) {
-    status.textContent = errorText(e);
-    status.className = 'error';
+    // The old result goes: an error never sits over numbers it did not make.
+    const box = document.createElement('div');
+    box.className = 'sql-error';
+    box.setAttribute('role', 'alert');
+    const b = document.createElement('b');
+    b.textContent = 'Query failed';
+    const pre = document.createElement('pre');
+    pre.textContent = (e && e.message) || String(e);
+    box.append(b, pre);
+    out.replaceChildren(box);
+    lastResult = null;
+    $('sql-csv').disabled = true;
+    st.textContent = errorText(e);
+    st.className = 'error';
     out.dataset.rows = '';
+  } finally {
+    out.classList.remove('running');
   }
 }
 
@@ -797,27 +1519,39 @@ async function runSql() {
 
 async function main() {
   wireTabs();
+  wireTheme();
+  status('Loading manifest.json…');
   // DuckDB-WASM compiles while the manifest and the first data files download.
   const duck = startDuckDB();
-  duck.catch(() => {}); // reported below
+  duck.then(() => {
+    duckReady = true;
+    mark('duckdb_ready');
+  }, () => {});
   try {
     state.manifest = await loadManifest();
   } catch (e) {
     message(errorText(e), 'error');
     probe.failed = true;
     $('freshness').textContent = 'No data';
+    status('No data', false);
     CFG.charts.forEach((c, i) => chartState(i, 'error', 0, 'No data'));
+    chartState('map', 'error', 0, 'No data');
     return;
   }
   mark('manifest');
+  status('Starting DuckDB-WASM (downloading and compiling the database engine)…');
   pruneCache().catch(() => {}); // housekeeping only
   showFreshness();
   showFiles();
+  const url = readUrl();
+  if (url.tab) showTab(url.tab);
   if (CFG.grains.length) {
     const covs = CFG.grains.map((g) => coverage(g.dataset)).filter(Boolean);
     if (!covs.length) {
       message(`manifest.json lists none of the datasets this dashboard reads (${CFG.grains.map((g) => g.dataset).join(', ')}).`, 'error');
+      status('No data for this dashboard', false);
       CFG.charts.forEach((c, i) => chartState(i, 'error', 0, 'No data'));
+      chartState('map', 'error', 0, 'No data');
       return;
     }
     state.dataMin = covs.map((c) => c.min).sort()[0];
@@ -825,8 +1559,30 @@ async function main() {
     const from = $('date-from');
     from.min = $('date-to').min = state.dataMin;
     from.max = $('date-to').max = state.dataMax;
-    setRange(CFG.default_days || 7);
-    markPreset(document.querySelector(`.presets button[data-days="${CFG.default_days || 7}"]`));
+    if (url.from && url.to) {
+      state.from = url.from < state.dataMin ? state.dataMin : url.from;
+      state.to = url.to > state.dataMax ? state.dataMax : url.to;
+      if (state.from > state.to) setRange(CFG.default_days || 7);
+      state.days = null;
+      from.value = state.from;
+      $('date-to').value = state.to;
+      markPreset(null);
+    } else {
+      const days = url.days !== undefined && Number.isFinite(url.days) ? url.days : CFG.default_days || 7;
+      setRange(days);
+      markPreset(document.querySelector(`.presets button[data-days="${days}"]`));
+    }
+    state.filters = url.filters;
+    state.measures = url.measures;
+    for (const d of CFG.dimensions) {
+      const el = $('filter-' + d.name);
+      if (el && !d.search && selected(d.name).length) {
+        el.replaceChildren(new Option('All', ''), ...selected(d.name).map((v) => new Option(v, v)));
+        el.value = selected(d.name)[0];
+      }
+    }
+    markToggles();
+    renderChips();
     wireFilters();
     const first = chooseGrain(state.from, state.to);
     filesInRange(first.dataset, state.from, state.to).forEach(prefetch);
@@ -837,15 +1593,21 @@ async function main() {
   } catch (e) {
     message('DuckDB-WASM could not start in this browser: ' + errorText(e), 'error');
     probe.failed = true;
+    status('DuckDB-WASM did not start', false);
     CFG.charts.forEach((c, i) => chartState(i, 'error', 0, 'DuckDB-WASM did not start'));
+    chartState('map', 'error', 0, 'DuckDB-WASM did not start');
     return;
   }
   mark('duckdb');
+  status('Loading names…');
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
   mark('lookups');
   await refresh();
   mark('first_render');
-  if (!CFG.grains.length) probe.ready = true;
+  if (!CFG.grains.length) {
+    status('Ready: query the data files in the Analyze tab', false);
+    probe.ready = true;
+  }
 }
 
 main().catch((e) => {

@@ -20,7 +20,14 @@ async function preset(page, days) {
   return page.evaluate(() => ({ ms: window.__dashboard.lastRefreshMs, grain: window.__dashboard.grain }));
 }
 
-const results = { cold: [], cached: [], first: { 7: [], 30: [], 365: [] }, again: { 7: [], 30: [], 365: [] }, grains: {} };
+async function filter(page, id, value) {
+  const n = await renders(page);
+  await page.selectOption(id, value);
+  await waitReady(page, n);
+  return page.evaluate(() => window.__dashboard.lastRefreshMs);
+}
+
+const results = { cold: [], cached: [], first: { 7: [], 30: [], 365: [] }, again: { 7: [], 30: [], 365: [] }, grains: {}, filter: [], phone: [] };
 for (let run = 0; run < RUNS; run++) {
   const b = await launch();
   const p = await b.context.newPage();
@@ -35,6 +42,9 @@ for (let run = 0; run < RUNS; run++) {
     results.grains[days] = r.grain;
   }
   for (const days of [30, 365, 7]) results.again[days].push((await preset(p, days)).ms);
+  // A filter change on the default 7-day view (the lists narrow, chips, map).
+  results.filter.push(await filter(p, '#filter-region', 'SA1'));
+  results.filter.push(await filter(p, '#filter-region', ''));
   await p.close();
   const q = await b.context.newPage();
   await q.goto(server.url);
@@ -42,6 +52,13 @@ for (let run = 0; run < RUNS; run++) {
   results.cached.push(await q.evaluate(() => window.__dashboard.firstChartMs));
   results.cachedMarks = await q.evaluate(() => window.__dashboard.marks);
   await q.close();
+  // A phone-sized window on the warm cache.
+  const ph = await b.context.newPage();
+  await ph.setViewportSize({ width: 390, height: 844 });
+  await ph.goto(server.url);
+  await waitReady(ph);
+  results.phone.push(await ph.evaluate(() => window.__dashboard.firstChartMs));
+  await ph.close();
   await b.close();
 }
 await server.close();
@@ -61,6 +78,8 @@ console.log(`| first chart, cold (empty profile: wasm + data downloaded) | ${ms(
 console.log(`| first chart, cached revisit (Cache API, manifest 304) | ${ms(median(results.cached))} |`);
 console.log(`| (phases of the last cold run, ms since navigation: ${JSON.stringify(results.coldMarks)}) | |`);
 console.log(`| (phases of the last cached run: ${JSON.stringify(results.cachedMarks)}) | |`);
+console.log(`| first chart, cached revisit at 390×844 | ${ms(median(results.phone))} |`);
+console.log(`| filter change (region, 7 days at 5-minute grain) | ${ms(median(results.filter))} |`);
 for (const days of [7, 30, 365]) {
   console.log(`| range change to ${days} days (${results.grains[days]} grain), first time in the session | ${ms(median(results.first[days]))} |`);
   console.log(`| range change to ${days} days (${results.grains[days]} grain), again (files attached) | ${ms(median(results.again[days]))} |`);

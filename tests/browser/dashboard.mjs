@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { serve, launch, waitReady, renders, setRange, addDays } from './harness.mjs';
+import * as ui from './interact.mjs';
 
 const SITE = process.env.SITE_DIR;
 const OUT = process.env.OUT_DIR;
@@ -29,11 +30,13 @@ const dataMax = manifest.files.filter((f) => f.dataset === 'intraday')[0].max_da
 
 const server = await serve(SITE);
 const consoleErrors = [];
+const consoleWarnings = [];
 const offsite = [];
 const downloads = [];
 
 function watch(page, allow404 = []) {
   page.on('console', (m) => {
+    if (m.type() === 'warning') consoleWarnings.push(m.text());
     if (m.type() !== 'error') return;
     const text = m.text();
     // A deliberately deleted file makes Chromium log its 404; nothing else may.
@@ -81,6 +84,8 @@ async function download(page, name, filters) {
   const file = path.join(OUT, name);
   await dl.saveAs(file);
   downloads.push({ file, grain: s.grain, from: s.from, to: s.to, filters, suggested: dl.suggestedFilename() });
+  const want = Object.values(filters);
+  check(dl.suggestedFilename().includes(`${s.from}_${s.to}`) && want.every((v) => dl.suggestedFilename().includes(v)), 'the CSV file name carries the range and the filters', dl.suggestedFilename());
   return file;
 }
 
@@ -89,20 +94,26 @@ const bodyVisible = async (page) => page.evaluate(() => document.body.innerText.
 // ------------------------------------------------------------- first visit
 const browser = await launch();
 const page = await browser.context.newPage();
+await page.setViewportSize({ width: 1440, height: 900 });
 watch(page);
 await page.goto(server.url);
 await waitReady(page);
 let s = await state(page);
+const statusLog = await page.evaluate(() => window.__dashboard.statusLog);
+for (const phase of [/manifest/i, /Starting DuckDB-WASM/, /Downloading intraday\.duckdb/, /Querying: KPIs/, /Querying: Generation by fuel/, /^Showing .* at 5min grain/]) {
+  check(statusLog.some((t) => phase.test(t)), `the status line names the phase ${phase}`, statusLog.slice(0, 12).join(' | '));
+}
 check(s.grain === '5min', 'opens on the last 7 days at 5-minute grain', `grain ${s.grain}, ${s.from} – ${s.to}`);
 check(s.to === dataMax && s.from === addDays(dataMax, -6), 'default range is the newest 7 days', `${s.from} – ${s.to}`);
-check(s.charts.length === 3 && s.charts.every((c) => c.state === 'ready' && c.points > 0), 'every chart has data', JSON.stringify(s.charts));
-check(s.kpis.length === 5 && s.kpis.every((k) => k.value && k.text !== '–'), 'every KPI has a value', s.kpis.map((k) => `${k.label}=${k.text}`).join(', '));
+check(s.charts.length === 4 && s.charts.every((c) => c.state === 'ready' && c.points > 0), 'every chart (and the map) has data', JSON.stringify(s.charts));
+check(s.kpis.length === 6 && s.kpis.every((k) => k.value && k.text !== '–'), 'every KPI has a value', s.kpis.map((k) => `${k.label}=${k.text}`).join(', '));
 check(s.bundle === 'eh', 'single-threaded DuckDB-WASM (eh) when not cross-origin isolated', s.bundle);
 const freshness = await page.textContent('#freshness');
 check(freshness.includes(dataMax) && /Exported/.test(freshness), 'freshness from the manifest is shown', freshness.replace(/\s+/g, ' '));
 check(!s.downloaded.some((p) => p.includes('hourly') || p.includes('daily')), 'only the files the range needs are fetched', s.downloaded.join(', '));
 check(s.messages.length === 0, 'no messages on a healthy site', s.messages.join(' | '));
 await page.screenshot({ path: path.join(OUT, '01-overview-7d.png'), fullPage: true });
+await ui.afterFirstVisit({ page, check, kpi: (st, label) => st.kpis.find((k) => k.label === label), state, manifest, dataMax, OUT, consoleWarnings });
 
 // ------------------------------------------------------------- filters
 const kpi = (st, label) => st.kpis.find((k) => k.label === label);
@@ -130,15 +141,17 @@ await page.selectOption('#filter-fuel', '');
 await waitReady(page, n);
 n = await renders(page);
 await page.fill('#filter-unit', 'bayswater');
-await page.dispatchEvent('#filter-unit', 'change');
+await page.press('#filter-unit', 'Enter');
 await waitReady(page, n);
 s = await state(page);
-const unitValue = await page.inputValue('#filter-unit');
+const unitValue = await page.evaluate(() => [...document.querySelectorAll('#chips .chip[data-dimension="unit"]')].map((c) => c.dataset.value).join(','));
 check(unitValue === 'BAYSW1' && kpi(s, 'Active units').value === '1', 'unit search finds a unit by station name', `${unitValue}, active units ${kpi(s, 'Active units').text}`);
+await page.keyboard.press('Escape');
 n = await renders(page);
-await page.fill('#filter-unit', '');
-await page.dispatchEvent('#filter-unit', 'change');
+await page.click('#chips .chip[data-dimension="unit"]');
 await waitReady(page, n);
+s = await state(page);
+check(!(await page.$('#chips .chip')) && Number(kpi(s, 'Active units').value) > 1, 'removing the unit chip clears the unit filter', kpi(s, 'Active units').text);
 
 // ------------------------------------------------------------- grains
 const from30 = addDays(dataMax, -29);
@@ -192,6 +205,7 @@ await page.click('#run-sql');
 await page.waitForFunction(() => document.getElementById('sql-status').className === 'error');
 const sqlError = await page.textContent('#sql-status');
 check(/no_such_table/.test(sqlError), 'a bad query shows its error on the page', sqlError.slice(0, 80));
+await ui.analyzeChecks({ page, check, OUT });
 
 // ------------------------------------------------------------- lineage
 await page.goto(server.url + 'lineage.html');
@@ -216,6 +230,8 @@ const manifestHits = server.log.filter((r) => r.path === '/manifest.json');
 check(manifestHits.length === 1 && manifestHits[0].status === 304, 'manifest.json is revalidated by ETag (304)', JSON.stringify(manifestHits));
 check(s.charts.every((c) => c.state === 'ready' && c.points > 0), 'charts have data on the second visit');
 await again.close();
+await ui.phoneAndTheme({ browser, server, check, state, watch, OUT });
+await ui.sharedUrl({ browser, server, check, state, watch, OUT, dataMax });
 await browser.close();
 
 // ------------------------------------------------------------- a deleted period file
@@ -245,6 +261,7 @@ try {
 
 check(offsite.length === 0, 'no request leaves loopback (bundled assets)', offsite.slice(0, 5).join(', '));
 check(consoleErrors.length === 0, 'the console has no errors', consoleErrors.slice(0, 5).join(' | '));
+check(consoleWarnings.some((w) => /colours configured for Fuel values that are not in the data: .*Fossil/.test(w)), 'a colour key matching no data value is reported in the console', consoleWarnings.filter((w) => /colour/.test(w)).slice(0, 1).join(''));
 fs.writeFileSync(path.join(OUT, 'checks.json'), JSON.stringify({ downloads }, null, 2));
 await server.close();
 console.log(`${failures === 0 ? 'all browser checks passed' : failures + ' browser checks failed'}; screenshots in ${OUT}`);

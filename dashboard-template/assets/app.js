@@ -1459,6 +1459,7 @@ async function runSql() {
   st.textContent = 'Running…';
   st.className = '';
   out.classList.add('running');
+  status('Analyze: running the query…');
   try {
     const datasets = [...new Set(state.manifest.files.map((f) => f.dataset))];
     for (const ds of datasets) {
@@ -1494,6 +1495,7 @@ async function runSql() {
     $('sql-csv').disabled = false;
     st.textContent = `${data.length.toLocaleString('en-AU')} rows${data.length > shownRows.length ? ` (first ${PREVIEW_ROWS.toLocaleString('en-AU')} shown)` : ''} in ${Math.round(performance.now() - t0)} ms`;
     out.dataset.rows = String(data.length);
+    status(`Analyze: ${st.textContent}`, false);
   } catch (e) {
     // The old result goes: an error never sits over numbers it did not make.
     const box = document.createElement('div');
@@ -1510,6 +1512,7 @@ async function runSql() {
     st.textContent = errorText(e);
     st.className = 'error';
     out.dataset.rows = '';
+    status('Analyze: the query failed (see below)', false);
   } finally {
     out.classList.remove('running');
   }

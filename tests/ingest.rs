@@ -560,3 +560,179 @@ fn the_limit_flag_overrides_the_configured_limits() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(files_in_fact(&p), 2);
 }
+
+/// A fake of GitHub's contents and git trees APIs over a history archive:
+/// `data/archive/<year>/` folders for 2015 and 2016 (2017 does not exist),
+/// 2016 holding more files than the contents API lists (it answers with
+/// the first `CAP`, oldest first, as GitHub does past its cap), so the
+/// newest files are only found through the trees API.
+fn archive_server(cap: usize) -> (TestServer, Vec<String>) {
+    let day = |y: i32, n: usize| {
+        let d = chrono::NaiveDate::from_ymd_opt(y, 1, 1).unwrap() + chrono::Days::new(n as u64);
+        format!("PUBLIC_DAILY_{}0000_20261002000000.zip", d.format("%Y%m%d"))
+    };
+    let y2015: Vec<String> = (0..3).map(|n| day(2015, n)).collect();
+    let y2016: Vec<String> = (0..cap + 5).map(|n| day(2016, n)).collect();
+    let mut all: Vec<String> = y2015.iter().chain(&y2016).cloned().collect();
+    all.sort();
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b2 = base.clone();
+    let server = TestServer::start(move |path, _| {
+        let base = b2.get().cloned().unwrap_or_default();
+        let file = |folder: &str, n: &String| {
+            serde_json::json!({"type": "file", "name": n,
+                "download_url": format!("{base}/raw/{folder}/{n}")})
+        };
+        let json = |v: serde_json::Value| Reply::ok(serde_json::to_vec(&v).unwrap());
+        let path = path.split('?').next().unwrap_or_default();
+        match path {
+            "/repos/aemo/data/contents/data/archive/2015" => json(serde_json::json!(
+                y2015.iter().map(|n| file("2015", n)).collect::<Vec<_>>()
+            )),
+            "/repos/aemo/data/contents/data/archive/2016" => json(serde_json::json!(
+                y2016[..cap]
+                    .iter()
+                    .map(|n| file("2016", n))
+                    .collect::<Vec<_>>()
+            )),
+            "/repos/aemo/data/contents/data/archive" => json(serde_json::json!([
+                {"type": "dir", "name": "2015", "sha": "tree2015"},
+                {"type": "dir", "name": "2016", "sha": "tree2016"}
+            ])),
+            "/repos/aemo/data/git/trees/tree2016" => json(serde_json::json!({
+                "sha": "tree2016", "truncated": false,
+                "tree": y2016.iter().map(|n| serde_json::json!(
+                    {"path": n, "type": "blob", "sha": "x"})).collect::<Vec<_>>()
+            })),
+            p if p.starts_with("/raw/") => Reply::ok(small_zip(p)),
+            _ => Reply::status(404),
+        }
+    });
+    base.set(server.base.clone()).unwrap();
+    (server, all)
+}
+
+/// A zip holding one small CSV that names `what`.
+fn small_zip(what: &str) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    zip.start_file("data.csv", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(format!("file\n{what}\n").as_bytes()).unwrap();
+    zip.finish().unwrap();
+    buf.into_inner()
+}
+
+fn file_log_names(p: &TempProject) -> Vec<String> {
+    let db = p.db("wh.duckdb");
+    let mut stmt = db
+        .prepare("select file_name from _analytics.file_log order by file_name")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_history_archive_by_year_is_filled_newest_first_past_the_contents_cap() {
+    let cap = analytics::ingest::candidates::CONTENTS_CAP;
+    let (server, all) = archive_server(cap);
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n  - name: history\n    kind: github\n\
+             \x20   url: {}\n    repo: aemo/data\n    path: data/archive/{{year}}\n    years: '2015..2017'\n\
+             \x20   pattern: 'PUBLIC_DAILY_\\d{{12}}_\\d{{14}}\\.zip'\n    format: raw\n\
+             \x20   limits: {{ backfill: 3 }}\n    modes: [backfill]\n",
+            server.base
+        ),
+    );
+    let out = p.run(&["run", "--mode", "backfill", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The three newest days: 2016 files the contents API did not list.
+    let newest: Vec<String> = all[all.len() - 3..].to_vec();
+    assert_eq!(file_log_names(&p), newest, "{}", text(&out));
+    assert!(server.hits("/repos/aemo/data/git/trees/tree2016") >= 1);
+    assert!(
+        server.hits("/repos/aemo/data/contents/data/archive/2017") >= 1,
+        "the missing year was asked for, then skipped"
+    );
+    // The next run goes further back, and takes nothing twice.
+    let out = p.run(&["run", "--mode", "backfill", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(file_log_names(&p), all[all.len() - 6..].to_vec());
+}
+
+#[test]
+fn a_folder_of_dated_workbooks_offers_only_the_newest_and_rate_limits_are_named() {
+    let names = [
+        "NEM-Registration-and-Exemption-List_20260901.xls",
+        "NEM-Registration-and-Exemption-List_20261101.xls",
+        "NEM-Registration-and-Exemption-List_20261001.xls",
+    ];
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let b2 = base.clone();
+    let reset = chrono::Utc::now().timestamp() + 1800;
+    let dir = tempfile::tempdir().unwrap();
+    let xls = dir.path().join("reg.xls");
+    registration_xlsx(&xls, 660.0);
+    let workbook = std::fs::read(&xls).unwrap();
+    let server = TestServer::start(move |path, _| {
+        let base = b2.get().cloned().unwrap_or_default();
+        if path.starts_with("/repos/aemo/data/contents/data/duid/registration") {
+            let list: Vec<_> = names
+                .iter()
+                .map(|n| serde_json::json!({"type": "file", "name": n, "download_url": format!("{base}/raw/{n}")}))
+                .collect();
+            return Reply::ok(serde_json::to_vec(&list).unwrap());
+        }
+        if path.starts_with("/repos/aemo/limited/") {
+            return Reply::status(403)
+                .header("x-ratelimit-remaining", "0")
+                .header("x-ratelimit-reset", &reset.to_string());
+        }
+        match path.strip_prefix("/raw/") {
+            Some(_) => Reply::ok(workbook.clone()),
+            None => Reply::status(404),
+        }
+    });
+    base.set(server.base.clone()).unwrap();
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n\
+             \x20 - name: registration\n    kind: github\n    url: {0}\n    repo: aemo/data\n\
+             \x20   path: data/duid/registration\n    pattern: 'NEM-Registration-and-Exemption-List_\\d{{8}}\\.xls'\n\
+             \x20   latest: true\n    format: raw\n    modes: [backfill]\n\
+             \x20 - name: limited\n    kind: github\n    url: {0}\n    repo: aemo/limited\n    path: x\n\
+             \x20   format: raw\n    retries: 4\n    modes: [backfill]\n",
+            server.base
+        ),
+    );
+    let out = p.run(&["run", "--mode", "backfill", "--target", "wh"]);
+    let all = text(&out);
+    assert!(
+        out.status.success(),
+        "a rate-limited source is skipped: {all}"
+    );
+    assert_eq!(
+        file_log_names(&p),
+        ["NEM-Registration-and-Exemption-List_20261101.xls"],
+        "{all}"
+    );
+    assert!(all.contains("rate limit is used up"), "{all}");
+    assert!(all.contains("it resets at"), "{all}");
+    assert!(all.contains("in 30 min"), "{all}");
+    assert_eq!(
+        server.hits("/repos/aemo/limited/"),
+        1,
+        "a used-up rate limit is not retried"
+    );
+    // Nothing newer: nothing taken again.
+    let out = p.run(&["run", "--mode", "backfill", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(file_log_names(&p).len(), 1);
+}

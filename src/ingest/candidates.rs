@@ -7,6 +7,7 @@ use crate::environ::Env;
 use crate::project::settings::SourceConfig;
 use crate::secret::Secret;
 use anyhow::{Context, Result, bail};
+use chrono::Datelike;
 use reqwest::{Client, Url};
 use std::path::Path;
 
@@ -139,7 +140,13 @@ pub async fn list_remote(
     }
 }
 
-/// Lists a repository folder with the contents API, following pages.
+/// GitHub's contents API lists at most this many entries of a folder;
+/// a folder that answers with this many is listed again through the git
+/// trees API, which has no such cap.
+pub const CONTENTS_CAP: usize = 1000;
+
+/// Lists a source's repository folders (one per year with `{year}`),
+/// oldest folder first. A year folder that does not exist (yet) is skipped.
 async fn list_github(
     client: &Client,
     source: &SourceConfig,
@@ -148,10 +155,38 @@ async fn list_github(
     policy: RetryPolicy,
 ) -> Result<Vec<Candidate>> {
     let repo = source.repo.as_deref().context("github source needs repo")?;
+    let paths = source.github_paths(chrono::Utc::now().year())?;
+    let by_year = paths.len() > 1 || source.years.is_some();
+    let mut out = Vec::new();
+    for path in &paths {
+        match list_github_folder(client, source, github, repo, path, pattern, policy).await {
+            Ok(files) => out.extend(files),
+            Err(e) if by_year && e.downcast_ref::<fetch::NotFound>().is_some() => {
+                tracing::info!(
+                    "source `{}`: {repo}/{path} does not exist; skipped",
+                    source.name
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// One folder: the contents API, page by page; past its cap, the trees API.
+async fn list_github_folder(
+    client: &Client,
+    source: &SourceConfig,
+    github: &GithubAccess,
+    repo: &str,
+    path: &str,
+    pattern: Option<&regex::Regex>,
+    policy: RetryPolicy,
+) -> Result<Vec<Candidate>> {
     let api = &github.api;
-    let path = source.path.as_deref().unwrap_or("").trim_matches('/');
     let token = github.token.as_ref().map(Secret::expose);
     let mut out = Vec::new();
+    let mut entries_seen = 0;
     let mut page = 1;
     loop {
         let mut url = format!("{api}/repos/{repo}/contents/{path}?per_page=100&page={page}");
@@ -174,6 +209,7 @@ async fn list_github(
             bail!("{repo}/{path} is not a folder (the contents API did not return a list)");
         };
         let count = entries.len();
+        entries_seen += count;
         for e in entries {
             if e.get("type").and_then(|t| t.as_str()) != Some("file") {
                 continue;
@@ -196,6 +232,106 @@ async fn list_github(
             break;
         }
         page += 1;
+    }
+    if entries_seen >= CONTENTS_CAP {
+        let more = list_github_tree(client, source, github, repo, path, pattern, policy, &out)
+            .await
+            .with_context(|| {
+                format!(
+                    "{repo}/{path} holds {CONTENTS_CAP} or more entries, past the contents API's \
+                     cap; listing it through the git trees API failed"
+                )
+            })?;
+        for c in more {
+            if !out.iter().any(|o| o.file_name == c.file_name) {
+                out.push(c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every file of a folder through the git trees API (the folder's tree id
+/// from its parent's listing). Download addresses follow the contents API's
+/// `download_url` of a file already listed, with the name swapped.
+#[allow(clippy::too_many_arguments)]
+async fn list_github_tree(
+    client: &Client,
+    source: &SourceConfig,
+    github: &GithubAccess,
+    repo: &str,
+    path: &str,
+    pattern: Option<&regex::Regex>,
+    policy: RetryPolicy,
+    listed: &[Candidate],
+) -> Result<Vec<Candidate>> {
+    let api = &github.api;
+    let token = github.token.as_ref().map(Secret::expose);
+    let (parent, folder) = path.rsplit_once('/').unwrap_or(("", path));
+    let mut url = format!("{api}/repos/{repo}/contents/{parent}");
+    if let Some(r) = &source.git_ref {
+        url.push_str(&format!("?ref={r}"));
+    }
+    let siblings: serde_json::Value = fetch::get(client, &url, token, policy)
+        .await?
+        .json()
+        .await
+        .context("reading the parent folder's listing")?;
+    let sha = siblings
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| {
+            e.get("name").and_then(|n| n.as_str()) == Some(folder)
+                && e.get("type").and_then(|t| t.as_str()) == Some("dir")
+        })
+        .and_then(|e| e.get("sha").and_then(|s| s.as_str()))
+        .with_context(|| format!("`{folder}` is not listed as a folder of `{parent}`"))?
+        .to_string();
+    let tree: serde_json::Value = fetch::get(
+        client,
+        &format!("{api}/repos/{repo}/git/trees/{sha}"),
+        token,
+        policy,
+    )
+    .await?
+    .json()
+    .await
+    .context("reading the git trees API answer")?;
+    if tree.get("truncated").and_then(|t| t.as_bool()) == Some(true) {
+        tracing::warn!(
+            "source `{}`: GitHub truncated the tree of {repo}/{path}; some files are not listed",
+            source.name
+        );
+    }
+    let template = listed
+        .first()
+        .map(|c| c.location.clone())
+        .context("no file of the folder came with a download address to follow")?;
+    let base = template
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for e in tree
+        .get("tree")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if e.get("type").and_then(|t| t.as_str()) != Some("blob") {
+            continue;
+        }
+        let Some(name) = e.get("path").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        if pattern.is_some_and(|p| !p.is_match(name)) {
+            continue;
+        }
+        out.push(Candidate {
+            file_name: name.to_string(),
+            location: format!("{base}/{name}"),
+        });
     }
     Ok(out)
 }

@@ -38,6 +38,55 @@ fn retryable(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
+/// An HTTP 404: the error [`get`] returns for it, so callers can tell a
+/// missing folder from a failure.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP 404 Not Found from {}", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+/// Whether a 403/429 is GitHub saying the rate limit is used up
+/// (`x-ratelimit-remaining: 0`): retrying before the reset only wastes time.
+fn rate_limited(resp: &reqwest::Response) -> bool {
+    matches!(
+        resp.status(),
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) && resp
+        .headers()
+        .get("x-ratelimit-remaining")
+        .and_then(|v| v.to_str().ok())
+        == Some("0")
+}
+
+/// ` (it resets at HH:MM:SS UTC, in N min)` from `x-ratelimit-reset`.
+fn reset_in(resp: &reqwest::Response) -> String {
+    let Some(reset) = resp
+        .headers()
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
+        return String::new();
+    };
+    let Some(at) = chrono::DateTime::from_timestamp(reset, 0) else {
+        return String::new();
+    };
+    let minutes = (reset - chrono::Utc::now().timestamp())
+        .max(0)
+        .saturating_add(59)
+        / 60;
+    format!(
+        " (it resets at {} UTC, in {minutes} min)",
+        at.format("%H:%M:%S")
+    )
+}
+
 /// Sends a GET (with optional bearer token), retrying per `policy`; returns a
 /// response with a success status.
 pub async fn get(
@@ -58,6 +107,14 @@ pub async fn get(
             Ok(resp) if resp.status().is_success() => {
                 return outcome.map_err(|e| anyhow!(e));
             }
+            Ok(resp) if rate_limited(resp) => bail!(
+                "{} from {}: the GitHub API rate limit is used up{}; give the source a \
+                 token (GITHUB_TOKEN, or `token_env`) for 1000 requests an hour instead \
+                 of 60, or take fewer files per run",
+                resp.status(),
+                redact(url),
+                reset_in(resp)
+            ),
             Ok(resp) if retryable(resp.status()) && attempt < policy.attempts => {
                 let retry_after = resp
                     .headers()
@@ -67,6 +124,9 @@ pub async fn get(
                     .map(|s| Duration::from_secs(s.min(60)));
                 tracing::debug!("GET {url}: HTTP {}, retrying", resp.status());
                 retry_after.unwrap_or(policy.base * 2u32.pow(attempt - 1))
+            }
+            Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                return Err(anyhow::Error::new(NotFound(redact(url))));
             }
             Ok(resp) => bail!("HTTP {} from {}", resp.status(), redact(url)),
             Err(e)

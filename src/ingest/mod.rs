@@ -300,6 +300,12 @@ async fn take_source(
             return (Vec::new(), report);
         }
     };
+    if source.latest
+        && let Some(newest) = listed.iter().map(|c| c.file_name.clone()).max()
+    {
+        // Only the newest file is on offer: older ones are superseded.
+        listed.retain(|c| c.file_name == newest);
+    }
     report.listed = listed.len();
     if listed.is_empty() {
         let msg = format!(

@@ -6,6 +6,7 @@ use super::targets::{MaintainOptions, TargetConfig, TargetYaml};
 use crate::environ::Env;
 use crate::mode::Mode;
 use anyhow::{Context, Result, bail};
+use chrono::Datelike;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -113,8 +114,17 @@ pub struct SourceConfig {
     #[serde(default)]
     pub repo: Option<String>,
     #[serde(default)]
-    /// `github`: the folder to list (default: the repository root).
+    /// `github`: the folder to list (default: the repository root); `{year}`
+    /// in it is replaced by every year of `years`.
     pub path: Option<String>,
+    /// `github`: the years a `{year}` in `path` stands for: `2015..` (to the
+    /// current year, UTC) or `2015..2020`.
+    #[serde(default)]
+    pub years: Option<String>,
+    /// Offer only the newest matching file (by name, as AEMO's dated names
+    /// sort), e.g. the latest registration workbook of a folder of them.
+    #[serde(default)]
+    pub latest: bool,
     #[serde(default, rename = "ref")]
     /// `github`: the branch, tag or commit to list (default: the default branch).
     pub git_ref: Option<String>,
@@ -361,6 +371,46 @@ impl Limits {
 }
 
 impl SourceConfig {
+    /// The years `years` names (`2015..` runs to `current`), oldest first.
+    pub fn year_range(&self, current: i32) -> Result<std::ops::RangeInclusive<i32>> {
+        let Some(text) = self.years.as_deref() else {
+            return Ok(current..=current);
+        };
+        let (from, to) = text
+            .split_once("..")
+            .with_context(|| format!("`{text}` is not `FROM..` or `FROM..TO`"))?;
+        let year = |t: &str| -> Result<i32> {
+            t.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|y| (1900..=2999).contains(y))
+                .with_context(|| format!("`{t}` is not a year"))
+        };
+        let from = year(from)?;
+        let to = if to.trim().is_empty() {
+            current
+        } else {
+            year(to)?
+        };
+        if from > to {
+            bail!("{from} is after {to}");
+        }
+        Ok(from..=to)
+    }
+
+    /// The folders a `github` source lists: `path`, or one per year when it
+    /// holds `{year}`.
+    pub fn github_paths(&self, current: i32) -> Result<Vec<String>> {
+        let path = self.path.as_deref().unwrap_or("").trim_matches('/');
+        if !path.contains("{year}") {
+            return Ok(vec![path.to_string()]);
+        }
+        Ok(self
+            .year_range(current)?
+            .map(|y| path.replace("{year}", &y.to_string()))
+            .collect())
+    }
+
     /// The cap on new files for `mode` (`None`: no cap).
     pub fn limit(&self, mode: Mode) -> Option<usize> {
         self.limits.for_mode(mode)
@@ -412,6 +462,21 @@ impl Settings {
                     source.name
                 ),
                 _ => {}
+            }
+            if let Some(years) = &source.years {
+                source
+                    .year_range(chrono::Utc::now().year())
+                    .with_context(|| {
+                        format!("analytics.yml: source `{}`: years `{years}`", source.name)
+                    })?;
+                if source.kind != SourceKind::Github
+                    || !source.path.as_deref().is_some_and(|p| p.contains("{year}"))
+                {
+                    bail!(
+                        "analytics.yml: source `{}`: `years` needs kind github and a `path` with `{{year}}`",
+                        source.name
+                    );
+                }
             }
             if let Some(pattern) = &source.pattern {
                 regex::Regex::new(pattern).with_context(|| {

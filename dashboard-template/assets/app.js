@@ -895,7 +895,7 @@ function wireTheme() {
   window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', restyleCharts);
   // Crossing the phone breakpoint changes chart layouts (legend, label widths).
   window.matchMedia('(max-width: 900px)').addEventListener('change', () => {
-    if (state.conn && charts.size) refresh();
+    if (state.conn && charts.size && drawnForPhone !== isPhone()) refresh();
   });
 }
 function restyleCharts() {
@@ -957,6 +957,9 @@ function axisText() {
   return { color: cssVar('--muted') || '#5f6b7a' };
 }
 
+// The layout the charts were last drawn for (phone or not).
+let drawnForPhone = null;
+
 // The zoom window of the time charts (percent of the range), kept across
 // filter changes and reset when the range changes.
 let zoom = { start: 0, end: 100, key: '' };
@@ -1017,6 +1020,7 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   else names.sort((a, b) => String(a).localeCompare(String(b)));
   const points = data.n;
   const phone = isPhone();
+  drawnForPhone = phone;
   const fmt = (v) => withUnit(m, v, decimals);
   const zoomKey = `${state.from}|${state.to}`;
   if (zoom.key !== zoomKey) zoom = { start: 0, end: 100, key: zoomKey };

@@ -454,6 +454,9 @@ export async function sharedUrl({ browser, server, check, state, watch, OUT, dat
   const b = await view(q);
   check(JSON.stringify(a) === JSON.stringify(b), 'the shared URL reopens the same view in a fresh page', `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
   check(a.to === dataMax && a.grain === 'hour', 'a 30-day view ending at the newest data', `${a.from} – ${a.to} ${a.grain}`);
+  await q.waitForFunction(() => window.__dashboard.ready && !document.body.classList.contains('busy'));
+  const extra = await q.evaluate(() => window.__dashboard.renders);
+  check(extra === 1, 'the shared view is drawn once (no second refresh after load)', `${extra} renders`);
   await q.screenshot({ path: path.join(OUT, '26-shared-url.png'), fullPage: true });
   await q.click('#tab-analyze');
   const url2 = q.url();

@@ -363,3 +363,110 @@ fn a_folder_publish_merges_like_the_branch() {
     let again = publish_to_dir(intraday.path(), dest.path()).unwrap();
     assert!(again.skipped, "{again:?}");
 }
+
+#[test]
+fn nojekyll_goes_to_the_branch_root_where_pages_reads_it_even_under_a_folder() {
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    let s = site(&[(".nojekyll", b""), ("index.html", b"<html/>")]);
+    let mut cfg = config(&gh, History::Keep);
+    cfg.folder = "nem".into();
+    let out = publish(s.path(), &cfg, &Secret::new(TOKEN)).unwrap();
+    assert!(out.commit_sha.is_some(), "{out:?}");
+    let files = clone_files(&gh.repo, "gh-pages");
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        [".nojekyll", "nem/index.html", "nem/manifest.json"]
+    );
+    assert!(files[".nojekyll"].is_empty());
+    // Published again: nothing changed, no commit.
+    let again = publish(s.path(), &cfg, &Secret::new(TOKEN)).unwrap();
+    assert!(again.skipped, "{again:?}");
+    assert_eq!(commit_count(&gh.repo, "gh-pages"), 1);
+}
+
+#[test]
+fn the_pages_url_comes_from_the_pages_api_and_pages_not_enabled_is_said() {
+    use analytics::publish::PagesStatus;
+    use common::github::FakePages;
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    let cfg = config(&gh, History::Keep);
+    let token = Secret::new(TOKEN);
+    let publish_once =
+        |n: &str| publish(site(&[("index.html", n.as_bytes())]).path(), &cfg, &token).unwrap();
+
+    // No Pages site (404): no address, and the summary's sentence says how to turn it on.
+    let out = publish_once("1");
+    assert_eq!(out.url, None);
+    assert_eq!(
+        out.pages,
+        PagesStatus::NotEnabled {
+            branch: "gh-pages".into()
+        }
+    );
+    assert_eq!(
+        out.pages.note().unwrap(),
+        "GitHub Pages is not enabled: Settings → Pages → Deploy from branch gh-pages, / (root)"
+    );
+    assert!(out.pages.not_served());
+
+    // Deployed from the branch: the API's address.
+    gh.set_pages(FakePages::branch(
+        "https://pages.example/octo/site/",
+        "gh-pages",
+    ));
+    let out = publish_once("2");
+    assert_eq!(out.url.as_deref(), Some("https://pages.example/octo/site/"));
+    assert_eq!(out.pages, PagesStatus::Serving);
+    assert_eq!(out.pages.note(), None);
+    // An unchanged publish (no commit) still reports it.
+    let out = publish_once("2");
+    assert!(out.skipped);
+    assert_eq!(out.url.as_deref(), Some("https://pages.example/octo/site/"));
+
+    // Pages serves another branch, or a workflow: not our site, no address.
+    gh.set_pages(FakePages::branch(
+        "https://pages.example/octo/site/",
+        "main",
+    ));
+    let out = publish_once("3");
+    assert_eq!(out.url, None);
+    let note = out.pages.note().unwrap();
+    assert!(
+        note.contains("branch `main`") && note.contains("`gh-pages`"),
+        "{note}"
+    );
+    gh.set_pages(FakePages::FromWorkflow {
+        url: "https://pages.example/octo/site/".into(),
+    });
+    let out = publish_once("4");
+    assert!(out.pages.not_served(), "{out:?}");
+    assert!(out.pages.note().unwrap().contains("workflow"), "{out:?}");
+
+    // A folder under the served root: the address has the folder.
+    gh.set_pages(FakePages::branch(
+        "https://pages.example/octo/site",
+        "gh-pages",
+    ));
+    let mut nested = config(&gh, History::Keep);
+    nested.folder = "nem".into();
+    let out = publish(site(&[("index.html", b"5")]).path(), &nested, &token).unwrap();
+    assert_eq!(
+        out.url.as_deref(),
+        Some("https://pages.example/octo/site/nem/")
+    );
+
+    // The token may not read the settings (403): said, and off github.com no
+    // address is assumed.
+    gh.set_pages(FakePages::Forbidden);
+    let out = publish_once("6");
+    assert_eq!(out.url, None);
+    assert_eq!(
+        out.pages,
+        PagesStatus::Unreadable {
+            why: "HTTP 403".into()
+        }
+    );
+    assert!(out.pages.note().unwrap().contains("pages: read"));
+    assert!(!out.pages.not_served());
+    assert!(gh.count("GET", "/pages") >= 7);
+}

@@ -3,7 +3,9 @@
 //! branch moves meanwhile.
 
 use super::wire::*;
-use super::{PublishConfig, PublishOutcome, SiteFile, merge_manifest, prefix, site_files};
+use super::{
+    PagesStatus, PublishConfig, PublishOutcome, SiteFile, merge_manifest, prefix, site_files,
+};
 use crate::manifest::Manifest;
 use crate::project::settings::History;
 use crate::secret::Secret;
@@ -125,8 +127,8 @@ impl Publisher<'_> {
             .map_err(|e| anyhow!("publish: building the GitHub client: {}", describe(&e)))
     }
 
-    /// The repository, once the token is known to see it and push to it.
-    async fn repository(&self, gh: &octocrab::Octocrab) -> Result<Repository> {
+    /// Checks that the token can see the repository and push to it.
+    async fn repository(&self, gh: &octocrab::Octocrab) -> Result<()> {
         let repo: Repository =
             gh.get(self.repo_path(), None::<&()>)
                 .await
@@ -151,7 +153,7 @@ impl Publisher<'_> {
                 self.cfg.repository
             );
         }
-        Ok(repo)
+        Ok(())
     }
 
     /// The site's files (but a manifest, merged per attempt) at their branch
@@ -165,7 +167,14 @@ impl Publisher<'_> {
             }
             let content =
                 std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
-            local.push((format!("{pre}{}", f.rel), f.clone(), git_blob_sha(&content)));
+            // GitHub Pages reads `.nojekyll` only at the root of what it
+            // serves: the branch's root, whatever the folder.
+            let path = if f.rel == ".nojekyll" {
+                f.rel.clone()
+            } else {
+                format!("{pre}{}", f.rel)
+            };
+            local.push((path, f.clone(), git_blob_sha(&content)));
         }
         Ok(local)
     }
@@ -343,7 +352,7 @@ impl Publisher<'_> {
         let cfg = self.cfg;
         let destination = self.destination();
         let gh = self.client()?;
-        let repo = self.repository(&gh).await?;
+        self.repository(&gh).await?;
         let local = self.local_blobs()?;
         let mut uploaded: BTreeSet<String> = BTreeSet::new();
         let mut retries = 0;
@@ -369,12 +378,13 @@ impl Publisher<'_> {
                     sha: None,
                 });
             }
-            let url = self.pages_url(&gh, repo.html_url.as_deref()).await;
+            let (url, pages) = self.pages(&gh).await;
             let unchanged = PublishOutcome {
                 skipped: true,
                 destination: destination.clone(),
                 url: url.clone(),
                 retries,
+                pages: pages.clone(),
                 ..Default::default()
             };
             if head.is_some() && entries.is_empty() {
@@ -433,6 +443,7 @@ impl Publisher<'_> {
                 skipped: false,
                 destination,
                 retries,
+                pages,
             });
         }
         bail!(
@@ -529,31 +540,51 @@ impl Publisher<'_> {
         }
     }
 
-    /// The GitHub Pages address: from the Pages API, else (on github.com)
-    /// `https://OWNER.github.io/NAME/`, plus the folder.
-    async fn pages_url(&self, gh: &octocrab::Octocrab, _html: Option<&str>) -> Option<String> {
-        let pages: Result<Pages, _> = gh
+    /// The GitHub Pages address and whether Pages serves what is
+    /// published, from the Pages API. Only when the token may not read the
+    /// Pages settings is the address assumed (on github.com,
+    /// `https://OWNER.github.io/NAME/` plus the folder), and said so.
+    async fn pages(&self, gh: &octocrab::Octocrab) -> (Option<String>, PagesStatus) {
+        let cfg = self.cfg;
+        let answer: Result<serde_json::Value, _> = gh
             .get(format!("{}/pages", self.repo_path()), None::<&()>)
             .await;
-        let base = match pages {
-            Ok(Pages {
-                html_url: Some(url),
-            }) => url,
-            _ if self.cfg.api_url.trim_end_matches('/') == "https://api.github.com" => {
-                let owner = self.owner.to_lowercase();
-                if self.name.to_lowercase() == format!("{owner}.github.io") {
-                    format!("https://{owner}.github.io/")
-                } else {
-                    format!("https://{owner}.github.io/{}/", self.name)
-                }
+        let pages = match answer {
+            Ok(p) => p,
+            Err(e) if status_of(&e) == Some(404) => {
+                return (
+                    None,
+                    PagesStatus::NotEnabled {
+                        branch: cfg.branch.clone(),
+                    },
+                );
             }
-            _ => return None,
+            Err(e) => {
+                let why = match status_of(&e) {
+                    Some(status) => format!("HTTP {status}"),
+                    None => describe(&e),
+                };
+                tracing::warn!("publish: reading the GitHub Pages settings: {why}");
+                return (self.assumed_url(), PagesStatus::Unreadable { why });
+            }
         };
-        let base = if base.ends_with('/') {
-            base
+        match super::pages_served(&pages, &cfg.branch, &cfg.folder) {
+            (None, status @ PagesStatus::Unreadable { .. }) => (self.assumed_url(), status),
+            answer => answer,
+        }
+    }
+
+    /// The usual Pages address on github.com (`None` elsewhere).
+    fn assumed_url(&self) -> Option<String> {
+        if self.cfg.api_url.trim_end_matches('/') != "https://api.github.com" {
+            return None;
+        }
+        let owner = self.owner.to_lowercase();
+        let base = if self.name.to_lowercase() == format!("{owner}.github.io") {
+            format!("https://{owner}.github.io/")
         } else {
-            format!("{base}/")
+            format!("https://{owner}.github.io/{}/", self.name)
         };
-        Some(format!("{base}{}", prefix(&self.cfg.folder)))
+        Some(super::join_url(&base, &self.cfg.folder))
     }
 }

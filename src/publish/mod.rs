@@ -80,6 +80,134 @@ pub struct PublishOutcome {
     pub destination: String,
     /// Ref updates that lost a race and were rebuilt on the new head.
     pub retries: u32,
+    /// What the GitHub Pages API says about serving the branch (`Unknown`
+    /// for a folder).
+    pub pages: PagesStatus,
+}
+
+/// Whether GitHub Pages serves what was published, as the Pages API
+/// (`GET /repos/{owner}/{repo}/pages`) tells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PagesStatus {
+    /// Not asked (a folder, or no publish).
+    #[default]
+    Unknown,
+    /// Pages serves the published branch and folder at the outcome's `url`.
+    Serving,
+    /// The repository has no Pages site (HTTP 404): `branch` was published
+    /// but nobody serves it.
+    NotEnabled {
+        /// The branch published, to name in the fix.
+        branch: String,
+    },
+    /// Pages serves something else: another branch or folder, or a
+    /// workflow's artifact.
+    OtherSource {
+        /// What Pages serves, e.g. "branch `main`, folder `/docs`".
+        serves: String,
+        /// What was published, e.g. "branch `gh-pages`, folder `/`".
+        published: String,
+    },
+    /// The token may not read the Pages settings (HTTP 401/403) or the call
+    /// failed; the outcome's `url` is then the usual address on github.com,
+    /// assumed.
+    Unreadable {
+        /// The HTTP status or error.
+        why: String,
+    },
+}
+
+impl PagesStatus {
+    /// One sentence for the summary when the address is not known for sure
+    /// (`None` when Pages serves the site, or nothing was asked).
+    pub fn note(&self) -> Option<String> {
+        match self {
+            PagesStatus::Unknown | PagesStatus::Serving => None,
+            PagesStatus::NotEnabled { branch } => Some(format!(
+                "GitHub Pages is not enabled: Settings → Pages → Deploy from branch {branch}, / (root)"
+            )),
+            PagesStatus::OtherSource { serves, published } => Some(format!(
+                "GitHub Pages serves {serves}, not the published {published}: \
+                 Settings → Pages → Deploy from branch, the published one"
+            )),
+            PagesStatus::Unreadable { why } => Some(format!(
+                "could not read the GitHub Pages settings ({why}); the dashboard address is assumed — \
+                 give the job `permissions: pages: read` (or the token Pages: read) to check it"
+            )),
+        }
+    }
+
+    /// Whether the published site is known not to be served (a warning).
+    pub fn not_served(&self) -> bool {
+        matches!(
+            self,
+            PagesStatus::NotEnabled { .. } | PagesStatus::OtherSource { .. }
+        )
+    }
+}
+
+/// What GitHub Pages serves, from the Pages API's answer
+/// (`GET /repos/{owner}/{repo}/pages`), for a site published to `branch`
+/// and `folder`: the dashboard's address when Pages serves it.
+pub fn pages_served(
+    pages: &serde_json::Value,
+    branch: &str,
+    folder: &str,
+) -> (Option<String>, PagesStatus) {
+    let folder = folder.trim_matches('/');
+    let workflow = pages["build_type"].as_str() == Some("workflow");
+    let source = pages["source"]["branch"]
+        .as_str()
+        .map(|b| (b, pages["source"]["path"].as_str().unwrap_or("/")));
+    // The published folder, relative to the folder Pages serves.
+    let served = match source {
+        _ if workflow => None,
+        None => Some(folder.to_string()),
+        Some((b, _)) if b != branch => None,
+        Some((_, path)) => {
+            let root = path.trim_matches('/');
+            if root.is_empty() {
+                Some(folder.to_string())
+            } else if folder == root {
+                Some(String::new())
+            } else {
+                folder.strip_prefix(&format!("{root}/")).map(str::to_string)
+            }
+        }
+    };
+    match (served, pages["html_url"].as_str()) {
+        (Some(rest), Some(base)) => (Some(join_url(base, &rest)), PagesStatus::Serving),
+        (Some(_), None) => (
+            None,
+            PagesStatus::Unreadable {
+                why: "the Pages API gave no address".into(),
+            },
+        ),
+        (None, _) => {
+            let serves = match source {
+                _ if workflow => "a GitHub Actions workflow's artifact".to_string(),
+                Some((b, path)) => format!("branch `{b}`, folder `/{}`", path.trim_matches('/')),
+                None => "another source".to_string(),
+            };
+            (
+                None,
+                PagesStatus::OtherSource {
+                    serves,
+                    published: format!("branch `{branch}`, folder `/{folder}`"),
+                },
+            )
+        }
+    }
+}
+
+/// `base` (with a trailing slash) plus `folder/` when there is one.
+pub(crate) fn join_url(base: &str, folder: &str) -> String {
+    let base = if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    };
+    format!("{base}{}", prefix(folder))
 }
 
 /// A file of the site to publish.

@@ -44,8 +44,6 @@ pub(super) struct Blob {
 #[derive(Deserialize, Default)]
 pub(super) struct Repository {
     #[serde(default)]
-    pub(super) html_url: Option<String>,
-    #[serde(default)]
     pub(super) permissions: Option<Permissions>,
 }
 
@@ -53,11 +51,6 @@ pub(super) struct Repository {
 pub(super) struct Permissions {
     #[serde(default)]
     pub(super) push: bool,
-}
-
-#[derive(Deserialize)]
-pub(super) struct Pages {
-    pub(super) html_url: Option<String>,
 }
 
 #[derive(Serialize)]

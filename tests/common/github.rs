@@ -4,6 +4,9 @@
 //! trees through a temporary index (`read-tree`, `update-index`, `write-tree`),
 //! commits through `git commit-tree`, refs through `git update-ref` (with the
 //! fast-forward check GitHub makes). Tests verify the result with `git clone`.
+//! The Pages API (`GET …/pages`) answers what [`FakeGitHub::set_pages`] says:
+//! 404 (not enabled, the default), 403, or a site deployed from a branch or
+//! a workflow.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -155,6 +158,58 @@ pub fn commit_count(repo: &Path, branch: &str) -> usize {
 
 type Hook = Box<dyn FnOnce(&Path) + Send>;
 
+/// What `GET /repos/{owner}/{repo}/pages` answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakePages {
+    /// 404: the repository has no Pages site (the default).
+    NotEnabled,
+    /// 403: the token may not read the Pages settings.
+    Forbidden,
+    /// 200: Pages deploys `branch` (folder `path`) to `url`.
+    FromBranch {
+        url: String,
+        branch: String,
+        path: String,
+    },
+    /// 200: Pages deploys a GitHub Actions workflow's artifact to `url`.
+    FromWorkflow { url: String },
+}
+
+impl FakePages {
+    /// Pages on, deploying `branch`'s root to `url`.
+    pub fn branch(url: &str, branch: &str) -> FakePages {
+        FakePages::FromBranch {
+            url: url.into(),
+            branch: branch.into(),
+            path: "/".into(),
+        }
+    }
+
+    fn answer(&self) -> (u16, serde_json::Value) {
+        match self {
+            FakePages::NotEnabled => (404, message("Not Found")),
+            FakePages::Forbidden => (403, message("Resource not accessible by integration")),
+            FakePages::FromBranch { url, branch, path } => (
+                200,
+                serde_json::json!({
+                    "url": "https://api.github.example/repos/x/pages",
+                    "status": "built",
+                    "html_url": url,
+                    "build_type": "legacy",
+                    "source": { "branch": branch, "path": path },
+                    "public": true,
+                }),
+            ),
+            FakePages::FromWorkflow { url } => (
+                200,
+                serde_json::json!({
+                    "status": "built", "html_url": url, "build_type": "workflow", "public": true,
+                }),
+            ),
+        }
+    }
+}
+
 /// The fake API; stops when dropped.
 pub struct FakeGitHub {
     /// The API base URL to give the publisher (`http://127.0.0.1:PORT/api/v3`).
@@ -166,6 +221,8 @@ pub struct FakeGitHub {
     /// Runs once, just before the first ref update is applied (to simulate a
     /// concurrent push).
     pub before_ref_update: Arc<Mutex<Option<Hook>>>,
+    /// What the Pages API answers (see [`FakeGitHub::set_pages`]).
+    pub pages: Arc<Mutex<FakePages>>,
     _dir: tempfile::TempDir,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -188,7 +245,9 @@ impl FakeGitHub {
         let api_url = format!("http://{addr}/api/v3");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
+        let pages = Arc::new(Mutex::new(FakePages::NotEnabled));
         let ctx = Ctx {
+            pages: pages.clone(),
             repo: repo.clone(),
             prefix: format!("/api/v3/repos/{full_name}"),
             full_name: full_name.to_string(),
@@ -227,10 +286,16 @@ impl FakeGitHub {
             repo,
             requests,
             before_ref_update: hook,
+            pages,
             _dir: dir,
             server,
             thread: Some(thread),
         }
+    }
+
+    /// Sets what the Pages API answers from now on.
+    pub fn set_pages(&self, pages: FakePages) {
+        *self.pages.lock().unwrap() = pages;
     }
 
     /// How many requests of `method` went to a path containing `part`.
@@ -260,6 +325,7 @@ struct Ctx {
     token: String,
     push: bool,
     hook: Arc<Mutex<Option<Hook>>>,
+    pages: Arc<Mutex<FakePages>>,
 }
 
 fn message(text: &str) -> serde_json::Value {
@@ -295,7 +361,7 @@ impl Ctx {
                     "permissions": { "admin": false, "push": self.push, "pull": true },
                 }),
             ),
-            ("GET", "/pages") => (404, message("Not Found")),
+            ("GET", "/pages") => self.pages.lock().unwrap().answer(),
             ("GET", p) if p.starts_with("/git/ref/heads/") => {
                 let branch = &p["/git/ref/heads/".len()..];
                 match try_git(

@@ -66,7 +66,11 @@ fn add_unit_coordinates(site: &Path) {
             cols.push(serde_json::json!({"name": "longitude", "type": "DOUBLE"}));
         }
     }
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
 }
 
 fn read(path: &Path) -> String {

@@ -7,6 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use calamine::{Data, Reader, Xlsx, open_workbook};
+
 const UNITS: usize = 24;
 const DAYS: usize = 2;
 const INTRADAY: usize = 4;
@@ -103,10 +105,14 @@ impl Table {
     }
 }
 
-/// Parses an MMS CSV, checking its framing on the way: a `C` header first, an
+/// Parses an MMS CSV, checking its framing on the way: CRLF line ends, a `C` header first, an
 /// `END OF REPORT` footer with the right line count last, and every `D` row as wide
 /// as the `I` line of its table. Tables are keyed `REPORT` or `REPORT_SUBTABLE`.
 fn parse_mms(text: &str, file: &str) -> HashMap<String, Table> {
+    assert!(
+        text.ends_with("\r\n") && text.matches('\n').count() == text.matches("\r\n").count(),
+        "{file}: every line ends with CRLF"
+    );
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines[0].starts_with("C,NEMP.WORLD,"),
@@ -156,33 +162,96 @@ fn parse_mms(text: &str, file: &str) -> HashMap<String, Table> {
     tables
 }
 
-/// Registration rows: DUID → (region, fuel).
-fn registration(root: &Path) -> BTreeMap<String, (String, String)> {
-    let text = fs::read_to_string(root.join("reference/duid_registration.csv")).unwrap();
-    let mut lines = text.lines();
-    let header = fields(lines.next().unwrap());
-    assert_eq!(
-        header,
-        [
-            "DUID",
-            "Participant",
-            "Station Name",
-            "Region",
-            "Dispatch Type",
-            "Fuel Source - Primary",
-            "Technology Type",
-            "Reg Cap (MW)"
-        ]
-    );
-    lines
-        .map(|l| {
-            let f = fields(l);
-            assert_eq!(f.len(), 8, "registration row {l}");
-            let cap: f64 = f[7].parse().unwrap();
-            assert!(cap > 0.0, "capacity of {}", f[0]);
-            (f[0].clone(), (f[3].clone(), f[5].clone()))
-        })
-        .collect()
+/// The registration workbook's sheet and its 21 columns, verbatim.
+const SHEET: &str = "PU and Scheduled Loads";
+const COLUMNS: [&str; 21] = [
+    "Participant",
+    "Station Name",
+    "Region",
+    "Dispatch Type",
+    "Category",
+    "Classification",
+    "Fuel Source - Primary",
+    "Fuel Source - Descriptor",
+    "Technology Type - Primary",
+    "Technology Type - Descriptor",
+    "Units",
+    "Aggregation",
+    "DUID",
+    "Reg Cap generation (MW)",
+    "Max Cap generation (MW)",
+    "Max ROC/Min generation",
+    "Reg Cap consumption (MW)",
+    "Max Cap consumption (MW)",
+    "Max ROC/Min consumption",
+    "Maximum storage capacity ",
+    "Comments",
+];
+
+/// The registration list's rows, each as column → cell.
+struct Registration {
+    rows: Vec<BTreeMap<&'static str, Data>>,
+}
+
+impl Registration {
+    /// The workbook named after the first generated day (2024-01-30), read with
+    /// calamine as xlsx whatever its `.xls` name says; checks the sheet and header.
+    fn read(root: &Path) -> Self {
+        let dir = root.join("reference/registration");
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["NEM-Registration-and-Exemption-List_20240130.xls"],
+            "one workbook named after the first day"
+        );
+        let mut book: Xlsx<_> = open_workbook(dir.join(&names[0])).expect("an xlsx workbook");
+        assert_eq!(book.sheet_names(), [SHEET]);
+        let range = book.worksheet_range(SHEET).unwrap();
+        assert_eq!(range.start(), Some((0, 0)), "header on the first row");
+        let mut rows = range.rows();
+        let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+        assert_eq!(header, COLUMNS);
+        let rows = rows
+            .map(|r| {
+                assert_eq!(r.len(), COLUMNS.len());
+                COLUMNS.iter().copied().zip(r.iter().cloned()).collect()
+            })
+            .collect();
+        Registration { rows }
+    }
+
+    /// The text of a cell (numbers as written, blanks as "").
+    fn text(row: &BTreeMap<&'static str, Data>, column: &str) -> String {
+        row[column].to_string()
+    }
+
+    /// DUID → fuel (`Fuel Source - Primary`) of the first row of each real DUID
+    /// (the `-` row left out).
+    fn fuels(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for r in &self.rows {
+            let duid = Self::text(r, "DUID");
+            if duid != "-" {
+                out.entry(duid)
+                    .or_insert_with(|| Self::text(r, "Fuel Source - Primary"));
+            }
+        }
+        out
+    }
+
+    /// The distinct values of a column.
+    fn values(&self, column: &str) -> BTreeSet<String> {
+        self.rows.iter().map(|r| Self::text(r, column)).collect()
+    }
+}
+
+/// Whether a `Fuel Source - Primary` value is a battery (the list spells it both
+/// `Battery storage` and `Battery Storage`).
+fn is_battery(fuel: &str) -> bool {
+    fuel.eq_ignore_ascii_case("battery storage")
 }
 
 #[test]
@@ -214,7 +283,7 @@ fn daily_files_are_well_formed_mms() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     generate(root, UNITS, &[]);
-    let reg = registration(root);
+    let reg = Registration::read(root).fuels();
     let daily = zips(&root.join("daily"));
     assert_eq!(daily.len(), DAYS);
     let name_re = regex::Regex::new(r"^PUBLIC_DAILY_(\d{8})0000_\d{14}\.zip$").unwrap();
@@ -275,7 +344,6 @@ fn daily_files_are_well_formed_mms() {
         // Every (unit, interval) once with INTERVENTION=0, 288 intervals 00:05 .. 00:00.
         let mut physical = BTreeSet::new();
         for r in &dunit.rows {
-            assert!(reg.contains_key(&r[duid]), "{} is not registered", r[duid]);
             seen_duids.insert(r[duid].clone());
             if r[int] == "0" {
                 assert!(
@@ -305,21 +373,56 @@ fn daily_files_are_well_formed_mms() {
             ["NSW1", "QLD1", "SA1", "TAS1", "VIC1"]
         );
     }
-    // WA units are registered but never dispatched.
-    let wa: Vec<&String> = reg
-        .iter()
-        .filter(|(_, (r, _))| r == "WA1")
-        .map(|(d, _)| d)
-        .collect();
-    assert!((2..=3).contains(&wa.len()), "two or three WA units");
-    assert!(wa.iter().all(|d| !seen_duids.contains(*d)));
     assert_eq!(seen_duids.len(), UNITS);
-    let geo = fs::read_to_string(root.join("reference/duid_geo.csv")).unwrap();
-    assert!(geo.starts_with("DUID,State,Latitude,Longitude\n"));
+    // Every dispatching unit but one is in the list: AEMO publishes units
+    // before it registers them.
+    let unregistered: Vec<&String> = seen_duids
+        .iter()
+        .filter(|d| !reg.contains_key(*d))
+        .collect();
+    assert_eq!(unregistered.len(), 1, "unregistered: {unregistered:?}");
+    assert!(
+        reg.keys().all(|d| seen_duids.contains(d)),
+        "every listed unit dispatches"
+    );
+
+    // Coordinates: aemo_fabric's header, one row per listed unit, `geo` is
+    // "lat lon" or blank with the coordinates, a few units without any.
+    let geo = fs::read_to_string(root.join("reference/geo_data.csv")).unwrap();
+    let mut lines = geo.lines();
+    let header = fields(lines.next().unwrap());
     assert_eq!(
-        geo.lines().count(),
-        reg.len() + 1,
-        "one coordinate row per unit"
+        header.join(","),
+        "StationName,Region,FuelSourceDescriptor,DUID,Technology,latitude,longitude,Tech,RegMW,id,TEST,LENGHT,geo,checkgeo"
+    );
+    let at = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let mut geo_duids = BTreeSet::new();
+    let mut blank = 0;
+    for line in lines {
+        let f = fields(line);
+        assert_eq!(f.len(), header.len(), "geo row {line}");
+        assert!(geo_duids.insert(f[at("DUID")].clone()), "{line}");
+        let (lat, lon, geo) = (&f[at("latitude")], &f[at("longitude")], &f[at("geo")]);
+        if lat.is_empty() {
+            assert!(lon.is_empty() && geo.trim().is_empty(), "{line}");
+            blank += 1;
+        } else {
+            let (la, lo): (f64, f64) = (lat.parse().unwrap(), lon.parse().unwrap());
+            assert!(
+                (-44.0..-10.0).contains(&la) && (112.0..154.0).contains(&lo),
+                "{line}"
+            );
+            assert_eq!(geo, &format!("{lat} {lon}"), "{line}");
+        }
+    }
+    assert!(
+        (1..=3).contains(&blank),
+        "a few units without coordinates: {blank}"
+    );
+    assert_eq!(
+        geo_duids,
+        reg.keys().cloned().collect::<BTreeSet<_>>(),
+        "one coordinate row per listed unit"
     );
 }
 
@@ -328,11 +431,40 @@ fn shapes_are_plausible() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     generate(root, 60, &[]);
-    let reg = registration(root);
-    let fuels: BTreeSet<&str> = reg.values().map(|(_, f)| f.as_str()).collect();
+    let list = Registration::read(root);
+    let reg = list.fuels();
+    // AEMO's categories, spelled as the list spells them (batteries both ways).
     assert_eq!(
-        fuels.into_iter().collect::<Vec<_>>(),
-        ["Battery", "Coal", "Gas", "Hydro", "Solar", "Wind"]
+        list.values("Fuel Source - Primary"),
+        [
+            "Battery Storage",
+            "Battery storage",
+            "Fossil",
+            "Hydro",
+            "Solar",
+            "Wind"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(
+        list.values("Fuel Source - Descriptor"),
+        [
+            "Black Coal",
+            "Grid",
+            "Natural Gas",
+            "Solar",
+            "Water",
+            "Wind"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(
+        list.values("Technology Type - Primary"),
+        ["Combustion", "Renewable", "Storage"]
+            .map(String::from)
+            .into()
     );
     let mut solar_night = Vec::new();
     let mut solar_noon = Vec::new();
@@ -351,11 +483,12 @@ fn shapes_are_plausible() {
         );
         for r in dunit.rows.iter().filter(|r| r[int] == "0") {
             let value: f64 = r[mw].parse().unwrap();
-            let fuel = reg[&r[duid]].1.as_str();
-            if value < 0.0 {
+            // The unregistered unit has no fuel: it counts as not a battery.
+            let fuel = reg.get(&r[duid]).map_or("", String::as_str);
+            if value < -1.0 {
                 negatives.insert(fuel.to_string());
             }
-            if fuel == "Battery" && value < 0.0 && r[sd].ends_with(" 12:30:00") {
+            if is_battery(fuel) && value < 0.0 && r[sd].ends_with(" 12:30:00") {
                 battery_charges = true;
             }
             if fuel == "Solar" && r[sd].ends_with(" 02:00:00") {
@@ -373,17 +506,19 @@ fn shapes_are_plausible() {
         !solar_night.is_empty() && !solar_noon.is_empty(),
         "solar units exist"
     );
+    // Solar farms draw a little at night, as the real ones do (-0.10 MW).
     assert!(
-        solar_night.iter().all(|&v| v == 0.0),
+        solar_night.iter().all(|&v| v == -0.1),
         "solar at 02:00: {solar_night:?}"
     );
     assert!(
         solar_noon.iter().all(|&v| v > 0.0),
         "solar at 12:00: {solar_noon:?}"
     );
+    // Only batteries are clearly negative (below -1 MW).
     assert!(
-        negatives.iter().all(|f| f == "Battery"),
-        "negative output from {negatives:?}"
+        !negatives.is_empty() && negatives.iter().all(|f| is_battery(f)),
+        "clearly negative output from {negatives:?}"
     );
     assert!(battery_charges, "batteries charge around midday");
     assert!(prices.iter().all(|p| (-1000.0..=15000.0).contains(p)));
@@ -463,14 +598,24 @@ fn intraday_files_follow_the_daily_files_and_listings_link_to_real_files() {
             "RRP"
         ]
     );
+    let scada = &parse_mms(
+        &only_member(&zips(&root.join("intraday_scada"))[0]).1,
+        "scada",
+    )["DISPATCH_UNIT_SCADA"];
     assert_eq!(
-        parse_mms(
-            &only_member(&zips(&root.join("intraday_scada"))[0]).1,
-            "scada"
-        )["DISPATCH_UNIT_SCADA"]
-            .columns,
+        scada.columns,
         ["SETTLEMENTDATE", "DUID", "SCADAVALUE", "LASTCHANGED"]
     );
+    // Just after midnight the solar farms report their small draw.
+    let reg = Registration::read(root).fuels();
+    let (duid, value) = (scada.col("DUID"), scada.col("SCADAVALUE"));
+    let solar: Vec<&Vec<String>> = scada
+        .rows
+        .iter()
+        .filter(|r| reg.get(&r[duid]).is_some_and(|f| f == "Solar"))
+        .collect();
+    assert!(!solar.is_empty());
+    assert!(solar.iter().all(|r| r[value] == "-0.1"), "{solar:?}");
 
     let href = regex::Regex::new(r#"<A HREF="([^"]+)">([^<]+)</A>"#).unwrap();
     for (folder, url_path) in [
@@ -509,6 +654,115 @@ fn intraday_files_follow_the_daily_files_and_listings_link_to_real_files() {
             );
         }
     }
+}
+
+#[test]
+fn registration_list_has_the_real_quirks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    generate(root, UNITS, &[]);
+    let list = Registration::read(root);
+    let t = Registration::text;
+    let is_number = |d: &Data| matches!(d, Data::Float(_) | Data::Int(_));
+    assert_eq!(
+        list.values("Category"),
+        BTreeSet::from(["Market".to_string()])
+    );
+    for r in &list.rows {
+        let fuel = t(r, "Fuel Source - Primary");
+        let battery = is_battery(&fuel);
+        assert_eq!(
+            t(r, "Dispatch Type"),
+            if battery {
+                "Bidirectional Unit"
+            } else {
+                "Generating Unit"
+            },
+            "{r:?}"
+        );
+        if fuel == "Wind" || fuel == "Solar" {
+            assert_eq!(t(r, "Classification"), "Semi-Scheduled", "{r:?}");
+        }
+        assert!(is_number(&r["Reg Cap generation (MW)"]), "{r:?}");
+        assert!(is_number(&r["Max Cap generation (MW)"]), "{r:?}");
+        for column in [
+            "Reg Cap consumption (MW)",
+            "Max Cap consumption (MW)",
+            "Max ROC/Min consumption",
+            "Maximum storage capacity ",
+        ] {
+            if battery {
+                assert!(is_number(&r[column]), "battery {column}: {r:?}");
+            } else {
+                assert_eq!(r[column], Data::Empty, "{column}: {r:?}");
+            }
+        }
+    }
+
+    // A small Non-Scheduled coal unit without a DUID, at a station that has others.
+    let dash: Vec<_> = list.rows.iter().filter(|r| t(r, "DUID") == "-").collect();
+    assert_eq!(dash.len(), 1);
+    let d = dash[0];
+    assert_eq!(t(d, "Classification"), "Non-Scheduled");
+    assert_eq!(t(d, "Fuel Source - Primary"), "Fossil");
+    assert_eq!(t(d, "Fuel Source - Descriptor"), "Black Coal");
+    assert!(
+        list.rows
+            .iter()
+            .any(|r| t(r, "DUID") != "-" && t(r, "Station Name") == t(d, "Station Name"))
+    );
+
+    // `Max ROC/Min generation`: numbers, `-` as text, blanks.
+    let roc: Vec<&Data> = list
+        .rows
+        .iter()
+        .map(|r| &r["Max ROC/Min generation"])
+        .collect();
+    assert!(roc.contains(&&Data::String("-".into())));
+    assert!(roc.contains(&&Data::Empty));
+    assert!(roc.iter().any(|d| is_number(d)));
+
+    // `Units` a spreadsheet turned into dates.
+    let units = list.values("Units");
+    assert!(
+        units.contains("1-Dec") && units.contains("Jan-30"),
+        "{units:?}"
+    );
+
+    // One DUID listed twice, under two participants, the second smaller.
+    let mut by_duid: BTreeMap<String, Vec<&BTreeMap<&str, Data>>> = BTreeMap::new();
+    for r in &list.rows {
+        by_duid.entry(t(r, "DUID")).or_default().push(r);
+    }
+    let twice: Vec<_> = by_duid
+        .iter()
+        .filter(|(d, rows)| *d != "-" && rows.len() > 1)
+        .collect();
+    assert_eq!(twice.len(), 1, "one duplicated DUID");
+    let rows = twice[0].1;
+    assert_eq!(rows.len(), 2);
+    assert_ne!(t(rows[0], "Participant"), t(rows[1], "Participant"));
+    assert_ne!(
+        rows[0]["Reg Cap generation (MW)"],
+        rows[1]["Reg Cap generation (MW)"]
+    );
+
+    // Both spellings of batteries, the capital one once.
+    let fuels: Vec<String> = list
+        .rows
+        .iter()
+        .map(|r| t(r, "Fuel Source - Primary"))
+        .collect();
+    assert_eq!(fuels.iter().filter(|f| *f == "Battery Storage").count(), 1);
+    assert!(fuels.iter().any(|f| f == "Battery storage"));
+
+    // One station written with a trailing space.
+    let spaced: BTreeSet<String> = list
+        .values("Station Name")
+        .into_iter()
+        .filter(|s| s.ends_with(' '))
+        .collect();
+    assert_eq!(spaced.len(), 1, "{spaced:?}");
 }
 
 #[test]

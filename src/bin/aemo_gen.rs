@@ -2,15 +2,29 @@
 //! NEMWEB, so the example project, the tests and the benchmarks can run without
 //! reaching the internet.
 //!
-//! The output imitates three NEMWEB folders plus two reference files:
+//! The output imitates three NEMWEB folders plus the two reference files the
+//! reference stack reads from GitHub:
 //!
 //! * `daily/` — one `PUBLIC_DAILY_*.zip` per market day holding a multi-table MMS
 //!   CSV (`DUNIT` unit dispatch and `DREGION` regional prices among tables that a
 //!   reader has to skip);
 //! * `intraday_scada/` and `intraday_price/` — one small zip per 5-minute interval
-//!   right after the last daily file (`DISPATCH,UNIT_SCADA` and `DISPATCH,PRICE`);
+//!   right after the last daily file (`DISPATCH,UNIT_SCADA` and `DISPATCH,PRICE`),
+//!   named with a 16-digit sequence as NEMWEB names them;
 //! * an `index.html` in each of those folders shaped like a NEMWEB directory page;
-//! * `reference/` — the unit registration list and unit coordinates as plain CSV.
+//! * `reference/registration/NEM-Registration-and-Exemption-List_<first day>.xls`
+//!   — AEMO's registration list as `djouallah/aemo_data` keeps it
+//!   (`data/duid/registration/`): really an xlsx workbook, sheet `PU and
+//!   Scheduled Loads`, the real 21 columns and the real quirks (a row whose DUID
+//!   is `-`, `-` and blanks in `Max ROC/Min generation`, `Units` turned into
+//!   dates, a DUID under two participants, `Battery Storage` beside `Battery
+//!   storage`, a station name with a trailing space, and one dispatching unit the
+//!   list does not know yet);
+//! * `reference/geo_data.csv` — unit coordinates with the header of
+//!   `djouallah/aemo_fabric`'s `geo_data.csv`, a few units without coordinates.
+//!
+//! MMS files have CRLF line ends and end with `C,"END OF REPORT",<lines>`. Solar
+//! farms report -0.1 MW at night and batteries charge below zero, as real units do.
 //!
 //! ```text
 //! aemo-gen --out DIR [--start 2024-01-01] [--days 2] [--intraday-intervals 12] [--units 40] [--seed 1]
@@ -23,6 +37,7 @@
 //! pre-built byte slices and hand-formatted numbers, so 500 units × 30 days
 //! (4.3 million DUNIT rows) take about two seconds in a release build on two cores.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -35,6 +50,7 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike}
 use clap::Parser;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
 use zip::write::SimpleFileOptions;
 
 /// Five-minute dispatch intervals in one market day.
@@ -55,7 +71,7 @@ const ZIP_LEVEL: i64 = 3;
 #[derive(Parser, Debug)]
 #[command(
     name = "aemo-gen",
-    about = "Write deterministic AEMO/NEMWEB-format sample files (daily, intraday, reference)"
+    about = "Write deterministic AEMO/NEMWEB-format sample files (daily, intraday, reference workbook and coordinates)"
 )]
 struct Args {
     /// Output directory (created if missing; existing files with the same names are overwritten).
@@ -70,7 +86,7 @@ struct Args {
     /// Number of 5-minute intraday files per intraday folder, following the last daily file.
     #[arg(long, default_value_t = 12)]
     intraday_intervals: usize,
-    /// Number of NEM generating units (WA units in the reference files come on top).
+    /// Number of NEM generating units.
     #[arg(long, default_value_t = 40)]
     units: usize,
     /// Seed of the random stream; the same seed and arguments give identical bytes.
@@ -99,19 +115,39 @@ enum Fuel {
 }
 
 impl Fuel {
-    /// The label written to the registration list's primary fuel column.
-    fn label(self) -> &'static str {
+    /// `Fuel Source - Primary` as the registration list words it.
+    fn primary(self) -> &'static str {
         match self {
-            Fuel::Coal => "Coal",
-            Fuel::Gas => "Gas",
+            Fuel::Coal | Fuel::Gas => "Fossil",
             Fuel::Wind => "Wind",
             Fuel::Solar => "Solar",
             Fuel::Hydro => "Hydro",
-            Fuel::Battery => "Battery",
+            Fuel::Battery => "Battery storage",
         }
     }
 
-    /// Technology type as the registration list words it.
+    /// `Fuel Source - Descriptor` of the registration list.
+    fn descriptor(self) -> &'static str {
+        match self {
+            Fuel::Coal => "Black Coal",
+            Fuel::Gas => "Natural Gas",
+            Fuel::Wind => "Wind",
+            Fuel::Solar => "Solar",
+            Fuel::Hydro => "Water",
+            Fuel::Battery => "Grid",
+        }
+    }
+
+    /// `Technology Type - Primary` of the registration list.
+    fn technology_primary(self) -> &'static str {
+        match self {
+            Fuel::Coal | Fuel::Gas => "Combustion",
+            Fuel::Wind | Fuel::Solar | Fuel::Hydro => "Renewable",
+            Fuel::Battery => "Storage",
+        }
+    }
+
+    /// `Technology Type - Descriptor` as the registration list words it.
     fn technology(self) -> &'static str {
         match self {
             Fuel::Coal => "Steam Sub-Critical",
@@ -127,7 +163,29 @@ impl Fuel {
     fn dispatch_type(self) -> &'static str {
         match self {
             Fuel::Battery => "Bidirectional Unit",
-            _ => "Generator",
+            _ => "Generating Unit",
+        }
+    }
+
+    /// Classification: wind and solar are semi-scheduled, the rest scheduled.
+    fn classification(self) -> &'static str {
+        if self.is_semi_scheduled() {
+            "Semi-Scheduled"
+        } else {
+            "Scheduled"
+        }
+    }
+
+    /// `FuelSourceDescriptor`, `Technology` and `Tech` of aemo_fabric's
+    /// `geo_data.csv`, which words fuels its own way.
+    fn geo_labels(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Fuel::Coal => ("Black Coal", "Coal", "Coal"),
+            Fuel::Gas => ("Natural Gas", "Gas", "Gas"),
+            Fuel::Wind => ("Wind", "Renewable", "Wind"),
+            Fuel::Solar => ("Solar", "Renewable", "Solar"),
+            Fuel::Hydro => ("Water", "Renewable", "Hydro"),
+            Fuel::Battery => ("Battery", "Renewable", "Storage"),
         }
     }
 
@@ -246,9 +304,11 @@ const STATIONS: &[Station] = &[
     st("BOULDB", "Bouldercombe Battery", "Genex Power", "QLD1", Fuel::Battery),
 ];
 
-/// Western Australian stations: listed in the reference files only. WA is not part
-/// of the NEM, so these units never appear in dispatch data — which is exactly the
-/// case a dimension built from reference data has to cope with.
+/// Western Australian stations. WA is not part of the NEM, so neither the
+/// dispatch data nor the NEM registration list has them, and the generator writes
+/// nothing for them; their size and site are still drawn (`skip_wa_draws`) so the
+/// random stream, and with it every MW and price, stays what earlier versions of
+/// the generator wrote for the same seed.
 #[rustfmt::skip]
 const WA_STATIONS: &[Station] = &[
     st("COLLIE_G", "Collie Power Station", "Synergy", "WA1", Fuel::Coal),
@@ -269,11 +329,13 @@ const FUEL_CYCLE: [Fuel; 20] = [
 struct Unit {
     duid: String,
     station: &'static Station,
+    /// The unit's number within its station (the DUID's suffix).
+    number: usize,
     capacity: f64,
     latitude: f64,
     longitude: f64,
-    /// Index into `REGIONS`; `None` for WA units, which are never dispatched.
-    region: Option<usize>,
+    /// Index into `REGIONS`.
+    region: usize,
 }
 
 /// Rough centre of each region's generation, used to scatter station coordinates.
@@ -285,18 +347,6 @@ fn region_centre(region: &str) -> (f64, f64) {
         "TAS1" => (-42.0, 146.6),
         "VIC1" => (-37.6, 144.6),
         _ => (-31.9, 116.1),
-    }
-}
-
-/// State abbreviation of a region, as the geo reference file writes it.
-fn region_state(region: &str) -> &'static str {
-    match region {
-        "NSW1" => "NSW",
-        "QLD1" => "QLD",
-        "SA1" => "SA",
-        "TAS1" => "TAS",
-        "VIC1" => "VIC",
-        _ => "WA",
     }
 }
 
@@ -339,13 +389,18 @@ fn build_fleet(rng: &mut ChaCha8Rng, count: usize) -> Vec<Unit> {
             let idx = choices[n % choices.len()];
             let station = &STATIONS[idx];
             let draw = &draws[idx];
+            let number = n / choices.len() + 1;
             Unit {
-                duid: format!("{}{}", station.stem, n / choices.len() + 1),
+                duid: format!("{}{number}", station.stem),
                 station,
+                number,
                 capacity: draw.capacity,
                 latitude: draw.latitude,
                 longitude: draw.longitude,
-                region: REGIONS.iter().position(|r| *r == station.region),
+                region: REGIONS
+                    .iter()
+                    .position(|r| *r == station.region)
+                    .unwrap_or(0),
             }
         })
         .collect();
@@ -353,21 +408,9 @@ fn build_fleet(rng: &mut ChaCha8Rng, count: usize) -> Vec<Unit> {
     units
 }
 
-/// The WA units of the reference files (one per WA station).
-fn build_wa_units(rng: &mut ChaCha8Rng) -> Vec<Unit> {
-    let draws = draw_stations(rng, WA_STATIONS);
-    WA_STATIONS
-        .iter()
-        .zip(draws)
-        .map(|(station, draw)| Unit {
-            duid: format!("{}1", station.stem),
-            station,
-            capacity: draw.capacity,
-            latitude: draw.latitude,
-            longitude: draw.longitude,
-            region: None,
-        })
-        .collect()
+/// Consumes the draws of the WA stations (see `WA_STATIONS`).
+fn skip_wa_draws(rng: &mut ChaCha8Rng) {
+    draw_stations(rng, WA_STATIONS);
 }
 
 // ---------------------------------------------------------------------------
@@ -460,6 +503,10 @@ fn battery_shape(hour: f64) -> f64 {
     0.9 * bump(hour, 19.0, 1.4) + 0.25 * bump(hour, 7.0, 0.8) - 0.7 * bump(hour, 12.5, 2.0)
 }
 
+/// What a solar farm reports at night: its inverters draw a little from the grid
+/// (a real DISPATCH_UNIT_SCADA row: `HUGSF1,-0.10`).
+const SOLAR_NIGHT_MW: f64 = -0.1;
+
 /// Simulates every unit's output; wind shares a regional random walk, so farms in
 /// one region rise and fall together.
 fn simulate_output(rng: &mut ChaCha8Rng, fleet: &[Unit], intervals: &[Interval]) -> Vec<Vec<f32>> {
@@ -481,7 +528,7 @@ fn simulate_output(rng: &mut ChaCha8Rng, fleet: &[Unit], intervals: &[Interval])
         .iter()
         .map(|unit| {
             let cap = unit.capacity;
-            let region = unit.region.unwrap_or(0);
+            let region = unit.region;
             let clouds: Vec<f64> = (0..days).map(|_| rng.random_range(0.45..1.0)).collect();
             let base = rng.random_range(0.72..0.95);
             let ccgt = rng.random_bool(0.3);
@@ -507,7 +554,12 @@ fn simulate_output(rng: &mut ChaCha8Rng, fleet: &[Unit], intervals: &[Interval])
                         Fuel::Solar => {
                             let date = (iv.end - TimeDelta::minutes(5)).date();
                             let noise = rng.random_range(0.9..1.0);
-                            cap * solar_shape(h, date, clouds[day.min(days - 1)]) * noise
+                            let shape = solar_shape(h, date, clouds[day.min(days - 1)]);
+                            if shape > 0.0 {
+                                cap * shape * noise
+                            } else {
+                                SOLAR_NIGHT_MW
+                            }
                         }
                         Fuel::Battery => {
                             let f = battery_shape(h) * rng.random_range(0.85..1.0);
@@ -994,9 +1046,16 @@ fn write_dunit_row<W: Write>(
     let series = &market.output[unit_idx];
     let factor = if intervention { 0.97 } else { 1.0 };
     let mw = f64::from(series[i]) * factor;
-    let target = f64::from(*series.get(i + 1).unwrap_or(&series[i])) * factor;
     let fuel = unit.station.fuel;
-    let region = unit.region.unwrap_or(0);
+    // A dispatch target is never negative except for a battery's charging; the
+    // solar farms' small night-time draw shows in INITIALMW only.
+    let next = f64::from(*series.get(i + 1).unwrap_or(&series[i])) * factor;
+    let target = if fuel == Fuel::Battery {
+        next
+    } else {
+        next.max(0.0)
+    };
+    let region = unit.region;
     let rrp = f64::from(market.price[i][region]);
     let buf = w.row("DUNIT", "", 3);
     buf.push(b',');
@@ -1008,7 +1067,7 @@ fn write_dunit_row<W: Write>(
     push_fields(buf, &[mw, target], 3);
     buf.extend_from_slice(&parts.ramps_fcas);
     let available = match fuel {
-        Fuel::Wind | Fuel::Solar => (mw * 1.04).min(unit.capacity),
+        Fuel::Wind | Fuel::Solar => (mw * 1.04).clamp(0.0, unit.capacity),
         _ => unit.capacity,
     };
     push_fields(buf, &[available], 3);
@@ -1363,40 +1422,340 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// Writes the registration list and the coordinates file for NEM and WA units.
-fn write_reference(dir: &Path, fleet: &[Unit], wa: &[Unit]) -> Result<()> {
-    let mut reg = String::from(
-        "DUID,Participant,Station Name,Region,Dispatch Type,Fuel Source - Primary,Technology Type,Reg Cap (MW)\n",
-    );
-    let mut geo = String::from("DUID,State,Latitude,Longitude\n");
-    for u in fleet.iter().chain(wa) {
+/// The sheet of AEMO's *NEM Registration and Exemption List* workbook that lists
+/// generating units and scheduled loads.
+const REGISTRATION_SHEET: &str = "PU and Scheduled Loads";
+
+/// That sheet's columns, verbatim (note the trailing space of `Maximum storage
+/// capacity `).
+const REGISTRATION_COLUMNS: [&str; 21] = [
+    "Participant",
+    "Station Name",
+    "Region",
+    "Dispatch Type",
+    "Category",
+    "Classification",
+    "Fuel Source - Primary",
+    "Fuel Source - Descriptor",
+    "Technology Type - Primary",
+    "Technology Type - Descriptor",
+    "Units",
+    "Aggregation",
+    "DUID",
+    "Reg Cap generation (MW)",
+    "Max Cap generation (MW)",
+    "Max ROC/Min generation",
+    "Reg Cap consumption (MW)",
+    "Max Cap consumption (MW)",
+    "Max ROC/Min consumption",
+    "Maximum storage capacity ",
+    "Comments",
+];
+
+/// The header of aemo_fabric's `geo_data.csv`, verbatim (`LENGHT` included).
+const GEO_HEADER: &str = "StationName,Region,FuelSourceDescriptor,DUID,Technology,latitude,longitude,Tech,RegMW,id,TEST,LENGHT,geo,checkgeo";
+
+/// A cell of the registration sheet.
+#[derive(Clone, Debug)]
+enum Cell {
+    Text(String),
+    Number(f64),
+    Blank,
+}
+
+/// One row of the registration sheet.
+struct RegistrationRow {
+    participant: String,
+    station: String,
+    region: &'static str,
+    fuel: Fuel,
+    classification: &'static str,
+    /// `Fuel Source - Primary`, normally `fuel.primary()`.
+    fuel_primary: &'static str,
+    units: String,
+    aggregation: &'static str,
+    duid: String,
+    reg_cap: f64,
+    max_cap: f64,
+    max_roc: Cell,
+}
+
+impl RegistrationRow {
+    /// The row's cells in `REGISTRATION_COLUMNS` order. Batteries also fill the
+    /// consumption columns and their storage (two hours, as the simulation has).
+    fn cells(&self) -> Vec<Cell> {
+        let text = |s: &str| Cell::Text(s.to_string());
+        let mut cells = vec![
+            text(&self.participant),
+            text(&self.station),
+            text(self.region),
+            text(self.fuel.dispatch_type()),
+            text("Market"),
+            text(self.classification),
+            text(self.fuel_primary),
+            text(self.fuel.descriptor()),
+            text(self.fuel.technology_primary()),
+            text(self.fuel.technology()),
+            text(&self.units),
+            text(self.aggregation),
+            text(&self.duid),
+            Cell::Number(self.reg_cap),
+            Cell::Number(self.max_cap),
+            self.max_roc.clone(),
+        ];
+        if self.fuel == Fuel::Battery {
+            cells.extend([
+                Cell::Number(self.reg_cap),
+                Cell::Number(self.max_cap),
+                self.max_roc.clone(),
+                Cell::Number(self.reg_cap * 2.0),
+            ]);
+        } else {
+            cells.extend([Cell::Blank, Cell::Blank, Cell::Blank, Cell::Blank]);
+        }
+        cells.push(Cell::Blank);
+        cells
+    }
+}
+
+/// Which rows carry the real list's quirks. Every choice depends on the fleet
+/// alone (DUID order), so the same arguments give the same files.
+struct Quirks {
+    /// The unit that dispatches before AEMO lists it: in the dispatch data, in
+    /// neither reference file (the last solar unit).
+    unregistered: Option<usize>,
+    /// A coal unit whose station gets an extra small Non-Scheduled row with
+    /// DUID `-` (the first coal unit).
+    dash_row: Option<usize>,
+    /// A unit listed a second time under another participant with a smaller
+    /// capacity (the first gas unit, else the first hydro unit).
+    duplicated: Option<usize>,
+    /// The battery spelled `Battery Storage` (the last battery).
+    capital_storage: Option<usize>,
+    /// The station written with a trailing space (the first wind unit's).
+    trailing_space: Option<&'static str>,
+    /// `Units` a spreadsheet turned into dates: the first battery's `1-12` and
+    /// the first wind unit's `1-30`.
+    dated_units: [(Option<usize>, &'static str); 2],
+}
+
+impl Quirks {
+    fn pick(fleet: &[Unit]) -> Self {
+        let first = |f: Fuel| fleet.iter().position(|u| u.station.fuel == f);
+        let last = |f: Fuel| fleet.iter().rposition(|u| u.station.fuel == f);
+        Quirks {
+            unregistered: if fleet.len() > 1 {
+                last(Fuel::Solar)
+            } else {
+                None
+            },
+            dash_row: first(Fuel::Coal),
+            duplicated: first(Fuel::Gas).or(first(Fuel::Hydro)),
+            capital_storage: last(Fuel::Battery),
+            trailing_space: first(Fuel::Wind).map(|k| fleet[k].station.stem),
+            dated_units: [
+                (first(Fuel::Battery), "1-Dec"),
+                (first(Fuel::Wind), "Jan-30"),
+            ],
+        }
+    }
+
+    /// Whether unit `k` is left out of the reference files.
+    fn is_unregistered(&self, k: usize) -> bool {
+        self.unregistered == Some(k)
+    }
+
+    /// Station name as the list writes it for `unit`.
+    fn station_name(&self, unit: &Unit) -> String {
+        if self.trailing_space == Some(unit.station.stem) {
+            format!("{} ", unit.station.name)
+        } else {
+            unit.station.name.to_string()
+        }
+    }
+}
+
+/// The registration rows of the fleet, quirks included, sorted by station name
+/// then DUID as the real list roughly is.
+fn registration_rows(fleet: &[Unit], quirks: &Quirks) -> Vec<RegistrationRow> {
+    let mut rows = Vec::new();
+    for (k, u) in fleet.iter().enumerate() {
+        if quirks.is_unregistered(k) {
+            continue;
+        }
+        let fuel = u.station.fuel;
+        let cap = u.capacity;
+        // `Max ROC/Min generation`: MW/min for most rows, `-` for some and blank
+        // for others, as in the real list (batteries always state it).
+        let max_roc = match k % 6 {
+            4 if fuel != Fuel::Battery => Cell::Text("-".into()),
+            1 if fuel != Fuel::Battery => Cell::Blank,
+            _ => Cell::Number((cap * 0.2).round().max(1.0)),
+        };
+        let max_cap = match fuel {
+            Fuel::Wind | Fuel::Solar => (cap * 0.97).floor(),
+            Fuel::Battery => cap,
+            _ => (cap * 1.05).round(),
+        };
+        let units = quirks
+            .dated_units
+            .iter()
+            .find(|(at, _)| *at == Some(k))
+            .map_or_else(|| u.number.to_string(), |(_, d)| d.to_string());
+        let fuel_primary = if quirks.capital_storage == Some(k) {
+            "Battery Storage"
+        } else {
+            fuel.primary()
+        };
+        let row = RegistrationRow {
+            participant: u.station.participant.to_string(),
+            station: quirks.station_name(u),
+            region: u.station.region,
+            fuel,
+            classification: fuel.classification(),
+            fuel_primary,
+            units,
+            aggregation: "Y",
+            duid: u.duid.clone(),
+            reg_cap: cap,
+            max_cap,
+            max_roc,
+        };
+        if quirks.duplicated == Some(k) {
+            rows.push(RegistrationRow {
+                participant: format!("{} Trading Pty Ltd", u.station.participant),
+                reg_cap: ((cap / 2.0) / 5.0).round() * 5.0,
+                max_cap: ((cap / 2.0) / 5.0).round() * 5.0,
+                units: row.units.clone(),
+                duid: row.duid.clone(),
+                station: row.station.clone(),
+                max_roc: row.max_roc.clone(),
+                ..row
+            });
+        }
+        if quirks.dash_row == Some(k) {
+            rows.push(RegistrationRow {
+                participant: row.participant.clone(),
+                station: row.station.clone(),
+                classification: "Non-Scheduled",
+                units: "1".into(),
+                aggregation: "N",
+                duid: "-".into(),
+                reg_cap: 25.0,
+                max_cap: 30.0,
+                max_roc: Cell::Text("-".into()),
+                ..row
+            });
+        }
+        rows.push(row);
+    }
+    rows.sort_by(|a, b| {
+        (a.station.trim(), &a.duid, &a.participant).cmp(&(
+            b.station.trim(),
+            &b.duid,
+            &b.participant,
+        ))
+    });
+    rows
+}
+
+/// Writes the registration rows as the real workbook: an xlsx file named `.xls`,
+/// the header on the first row of sheet `PU and Scheduled Loads`, capacities as
+/// numbers. The document's creation date is `created`, so the bytes are fixed.
+fn write_registration(path: &Path, rows: &[RegistrationRow], created: NaiveDate) -> Result<()> {
+    let mut book = Workbook::new();
+    let date = ExcelDateTime::from_ymd(
+        u16::try_from(created.year()).context("year out of the workbook's range")?,
+        created.month() as u8,
+        created.day() as u8,
+    )?;
+    book.set_properties(&DocProperties::new().set_creation_datetime(&date));
+    let sheet = book.add_worksheet();
+    sheet.set_name(REGISTRATION_SHEET)?;
+    for (c, name) in REGISTRATION_COLUMNS.iter().enumerate() {
+        sheet.write_string(0, c as u16, *name)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        let r = u32::try_from(r + 1).context("too many registration rows")?;
+        for (c, cell) in row.cells().iter().enumerate() {
+            match cell {
+                Cell::Text(t) => {
+                    sheet.write_string(r, c as u16, t)?;
+                }
+                Cell::Number(n) => {
+                    sheet.write_number(r, c as u16, *n)?;
+                }
+                Cell::Blank => {}
+            }
+        }
+    }
+    book.save(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes aemo_fabric's `geo_data.csv` for the registered units, in the order of
+/// the registration list: `geo` is `"lat lon"`, `checkgeo` counts the units at
+/// the same place, and every 13th unit (from the 7th, in DUID order) has no
+/// coordinates (blank latitude, longitude and `RegMW`, a one-space `geo`).
+fn write_geo(path: &Path, fleet: &[Unit], quirks: &Quirks) -> Result<()> {
+    let mut units: Vec<(usize, &Unit)> = fleet
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !quirks.is_unregistered(*k))
+        .collect();
+    units.sort_by(|(_, a), (_, b)| (a.station.name, &a.duid).cmp(&(b.station.name, &b.duid)));
+    let geo_of = |k: usize, u: &Unit| {
+        if k % 13 == 6 {
+            " ".to_string()
+        } else {
+            format!("{:.4} {:.4}", u.latitude, u.longitude)
+        }
+    };
+    let mut at_place: HashMap<String, usize> = HashMap::new();
+    for &(k, u) in &units {
+        *at_place.entry(geo_of(k, u)).or_default() += 1;
+    }
+    let mut csv = format!("{GEO_HEADER}\n");
+    for (id, &(k, u)) in units.iter().enumerate() {
         let s = u.station;
+        let (descriptor, technology, tech) = s.fuel.geo_labels();
+        let geo = geo_of(k, u);
+        let (lat, lon, mw) = if geo.trim().is_empty() {
+            (String::new(), String::new(), String::new())
+        } else {
+            (
+                format!("{:.4}", u.latitude),
+                format!("{:.4}", u.longitude),
+                u.capacity.to_string(),
+            )
+        };
         writeln!(
-            reg,
-            "{},{},{},{},{},{},{},{}",
-            csv_field(&u.duid),
-            csv_field(s.participant),
+            csv,
+            "{},{},{descriptor},{},{technology},{lat},{lon},{tech},{mw},{},1,{},{geo},{}",
             csv_field(s.name),
             s.region,
-            s.fuel.dispatch_type(),
-            s.fuel.label(),
-            csv_field(s.fuel.technology()),
-            u.capacity
-        )?;
-        writeln!(
-            geo,
-            "{},{},{:.4},{:.4}",
             csv_field(&u.duid),
-            region_state(s.region),
-            u.latitude,
-            u.longitude
+            id + 1,
+            s.name.chars().count(),
+            at_place[&geo],
         )?;
     }
-    for (name, body) in [("duid_registration.csv", reg), ("duid_geo.csv", geo)] {
-        let path = dir.join(name);
-        fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes the reference files: the registration workbook (named after the first
+/// generated day, as the real folder names them) and the coordinates.
+fn write_reference(dir: &Path, fleet: &[Unit], start: NaiveDate) -> Result<()> {
+    let quirks = Quirks::pick(fleet);
+    let registration = dir.join("registration");
+    fs::create_dir_all(&registration)
+        .with_context(|| format!("creating {}", registration.display()))?;
+    let workbook = registration.join(format!(
+        "NEM-Registration-and-Exemption-List_{}.xls",
+        start.format("%Y%m%d")
+    ));
+    write_registration(&workbook, &registration_rows(fleet, &quirks), start)?;
+    write_geo(&dir.join("geo_data.csv"), fleet, &quirks)
 }
 
 // ---------------------------------------------------------------------------
@@ -1486,7 +1845,7 @@ fn generate(args: &Args) -> Result<()> {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let fleet = build_fleet(&mut rng, args.units);
-    let wa = build_wa_units(&mut rng);
+    skip_wa_draws(&mut rng);
     let market = simulate(args, &fleet, &mut rng);
     let dirs = make_dirs(&args.out)?;
 
@@ -1500,7 +1859,7 @@ fn generate(args: &Args) -> Result<()> {
     write_listing(&dirs.daily, "/Reports/Current/Daily_Reports/", daily)?;
     write_listing(&dirs.scada, "/Reports/Current/Dispatch_SCADA/", scada)?;
     write_listing(&dirs.price, "/Reports/Current/DispatchIS_Reports/", price)?;
-    write_reference(&dirs.reference, &fleet, &wa)?;
+    write_reference(&dirs.reference, &fleet, args.start)?;
     Ok(())
 }
 

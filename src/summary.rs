@@ -3,6 +3,7 @@
 
 use crate::data_tests::{TestOutcome, TestStatus};
 use crate::ingest::SourceReport;
+use crate::mode::Mode;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -91,6 +92,29 @@ impl RunReport {
         c
     }
 
+    /// The dashboard's address, when the run published or wrote the site:
+    /// the GitHub Pages address, else the folder's `index.html`.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        let site = self.site.as_ref()?;
+        [&site.published, &site.local]
+            .into_iter()
+            .flatten()
+            .find_map(|p| p.url.as_deref())
+    }
+
+    /// What GitHub Pages said about the publish, when it is worth a line.
+    pub fn pages_note(&self) -> Option<String> {
+        self.site
+            .as_ref()?
+            .published
+            .as_ref()
+            .and_then(|p| p.pages.note())
+    }
+
+    fn is_mode(&self, mode: Mode) -> bool {
+        self.mode == mode.name()
+    }
+
     /// The Markdown job summary.
     pub fn markdown(&self) -> String {
         let mut md = String::new();
@@ -107,6 +131,12 @@ impl RunReport {
             self.target,
             self.duration.as_secs_f64()
         );
+        if let Some(url) = self.dashboard_url() {
+            let _ = writeln!(md, "**Dashboard:** {url}\n");
+        }
+        if let Some(note) = self.pages_note() {
+            let _ = writeln!(md, "> ⚠️ {}\n", escape(&note));
+        }
         if !self.ingest.is_empty() {
             let _ = writeln!(
                 md,
@@ -132,6 +162,72 @@ impl RunReport {
             }
             md.push('\n');
         }
+        if self.is_mode(Mode::Maintain) {
+            self.maintenance_markdown(&mut md);
+        } else if self.is_mode(Mode::Import) {
+            let _ = writeln!(
+                md,
+                "### Models — none built: `import` runs no model and no test, it exports the tables target `{}` holds",
+                self.target
+            );
+        } else {
+            self.models_markdown(&mut md);
+            self.tests_markdown(&mut md);
+        }
+        if let Some(site) = &self.site {
+            site_markdown(&mut md, site);
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(md, "\n### Warnings\n");
+            for w in &self.warnings {
+                let _ = writeln!(md, "- {}", escape(w));
+            }
+        }
+        md
+    }
+
+    /// `maintain`: per stored table, what compaction, expiry and clean-up did.
+    fn maintenance_markdown(&self, md: &mut String) {
+        let m = &self.maintenance;
+        if m.is_empty() {
+            let _ = writeln!(
+                md,
+                "### Maintenance — nothing to do: target `{}` stores no model as an Iceberg table",
+                self.target
+            );
+            return;
+        }
+        let sum = |f: fn(&crate::warehouse::maintain::MaintainReport) -> u64| -> u64 {
+            m.iter().map(f).sum()
+        };
+        let _ = writeln!(
+            md,
+            "### Maintenance — {} tables: {} files compacted, {} snapshots expired, {} files deleted, {:.2} MB freed\n",
+            m.len(),
+            sum(|r| r.files_compacted as u64),
+            sum(|r| r.snapshots_expired as u64),
+            sum(|r| r.files_deleted as u64),
+            sum(|r| r.bytes_deleted) as f64 / 1e6
+        );
+        let _ = writeln!(
+            md,
+            "| table | files compacted | into | snapshots expired | files deleted | MB freed |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for r in m {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {:.2} |",
+                r.table,
+                r.files_compacted,
+                r.files_written,
+                r.snapshots_expired,
+                r.files_deleted,
+                r.bytes_deleted as f64 / 1e6
+            );
+        }
+    }
+
+    fn models_markdown(&self, md: &mut String) {
         let built = self
             .models
             .iter()
@@ -157,6 +253,16 @@ impl RunReport {
                 m.rows.map(|r| r.to_string()).unwrap_or_else(|| "–".into()),
                 m.duration.as_secs_f64()
             );
+        }
+    }
+
+    fn tests_markdown(&self, md: &mut String) {
+        if self.is_mode(Mode::Intraday) && self.tests.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n### Tests — not run: tests do not run in `intraday` mode (they run in `backfill` and `ci`)"
+            );
+            return;
         }
         let (pass, warn, fail, error, skipped) = self.test_counts();
         let _ = writeln!(
@@ -195,16 +301,6 @@ impl RunReport {
                 );
             }
         }
-        if let Some(site) = &self.site {
-            site_markdown(&mut md, site);
-        }
-        if !self.warnings.is_empty() {
-            let _ = writeln!(md, "\n### Warnings\n");
-            for w in &self.warnings {
-                let _ = writeln!(md, "- {}", escape(w));
-            }
-        }
-        md
     }
 
     /// A short plain-text summary for a terminal.
@@ -252,6 +348,18 @@ impl RunReport {
             };
             let _ = writeln!(out, "test  {:<60} {status}", t.name);
         }
+        for r in &self.maintenance {
+            let _ = writeln!(
+                out,
+                "table {:<40} compacted {} files into {}, expired {} snapshots, deleted {} files ({:.2} MB)",
+                r.table,
+                r.files_compacted,
+                r.files_written,
+                r.snapshots_expired,
+                r.files_deleted,
+                r.bytes_deleted as f64 / 1e6
+            );
+        }
         if let Some(site) = &self.site {
             for f in &site.files {
                 let _ = writeln!(
@@ -264,6 +372,9 @@ impl RunReport {
             }
             for p in [&site.local, &site.published].into_iter().flatten() {
                 let _ = writeln!(out, "site  {}", published_line(p));
+            }
+            if let Some(note) = self.pages_note() {
+                let _ = writeln!(out, "site  {note}");
             }
             if let Some(why) = &site.skipped {
                 let _ = writeln!(out, "site  not exported: {why}");
@@ -279,12 +390,26 @@ impl RunReport {
             .count();
         let rows: u64 = self.models.iter().filter_map(|m| m.rows).sum();
         let (pass, warn, fail, error, skipped) = self.test_counts();
-        let _ = writeln!(
-            out,
-            "\n{built}/{} models built ({rows} rows); tests: {pass} passed, {warn} warned, {fail} failed, {error} errored, {skipped} skipped; {:.1}s",
-            self.models.len(),
-            self.duration.as_secs_f64()
-        );
+        let seconds = self.duration.as_secs_f64();
+        let _ = if self.is_mode(Mode::Maintain) {
+            writeln!(
+                out,
+                "\n{} stored tables maintained; {seconds:.1}s",
+                self.maintenance.len()
+            )
+        } else if self.is_mode(Mode::Intraday) && self.tests.is_empty() {
+            writeln!(
+                out,
+                "\n{built}/{} models built ({rows} rows); tests do not run in intraday mode; {seconds:.1}s",
+                self.models.len()
+            )
+        } else {
+            writeln!(
+                out,
+                "\n{built}/{} models built ({rows} rows); tests: {pass} passed, {warn} warned, {fail} failed, {error} errored, {skipped} skipped; {seconds:.1}s",
+                self.models.len()
+            )
+        };
         out
     }
 }
@@ -387,4 +512,146 @@ fn sample_table(t: &TestOutcome) -> String {
         let _ = writeln!(md, "| {} |", cells.join(" | "));
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::{PagesStatus, PublishOutcome};
+    use crate::site::SiteReport;
+    use crate::warehouse::maintain::MaintainReport;
+
+    fn report(mode: Mode) -> RunReport {
+        RunReport {
+            project: "nem".into(),
+            mode: mode.name().into(),
+            target: "warehouse".into(),
+            ..Default::default()
+        }
+    }
+
+    fn published(url: Option<&str>, pages: PagesStatus) -> SiteReport {
+        SiteReport {
+            published: Some(PublishOutcome {
+                commit_sha: Some("abc123".into()),
+                files: vec!["index.html".into()],
+                url: url.map(str::to_string),
+                destination: "octo/site@gh-pages".into(),
+                pages,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn maintain_shows_what_it_did_per_table_instead_of_models_and_tests() {
+        let mut r = report(Mode::Maintain);
+        r.maintenance = vec![
+            MaintainReport {
+                table: "nem.fct_scada".into(),
+                files_compacted: 48,
+                files_written: 1,
+                snapshots_expired: 40,
+                files_deleted: 130,
+                bytes_deleted: 12_500_000,
+            },
+            MaintainReport {
+                table: "nem.dim_duid".into(),
+                ..Default::default()
+            },
+        ];
+        let md = r.markdown();
+        assert!(
+            md.contains("### Maintenance — 2 tables: 48 files compacted, 40 snapshots expired, 130 files deleted, 12.50 MB freed"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `nem.fct_scada` | 48 | 1 | 40 | 130 | 12.50 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `nem.dim_duid` | 0 | 0 | 0 | 0 | 0.00 |"),
+            "{md}"
+        );
+        assert!(!md.contains("### Models"), "{md}");
+        assert!(!md.contains("### Tests"), "{md}");
+        let short = r.short();
+        assert!(
+            short.contains(
+                "compacted 48 files into 1, expired 40 snapshots, deleted 130 files (12.50 MB)"
+            ),
+            "{short}"
+        );
+        assert!(short.contains("2 stored tables maintained"), "{short}");
+        assert!(!short.contains("tests:"), "{short}");
+
+        let md = report(Mode::Maintain).markdown();
+        assert!(
+            md.contains("nothing to do: target `warehouse` stores no model"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn intraday_says_tests_do_not_run_and_import_says_no_model_runs() {
+        let md = report(Mode::Intraday).markdown();
+        assert!(
+            md.contains("### Tests — not run: tests do not run in `intraday` mode"),
+            "{md}"
+        );
+        assert!(!md.contains("0 passed"), "{md}");
+        assert!(md.contains("### Models — 0/0 built"), "{md}");
+        let md = report(Mode::Backfill).markdown();
+        assert!(md.contains("### Tests — 0 passed"), "{md}");
+        let md = report(Mode::Import).markdown();
+        assert!(md.contains("`import` runs no model and no test"), "{md}");
+        assert!(!md.contains("### Tests"), "{md}");
+    }
+
+    #[test]
+    fn the_dashboard_url_is_at_the_top_and_pages_not_enabled_is_said() {
+        let mut r = report(Mode::Backfill);
+        r.site = Some(published(
+            Some("https://octo.github.io/site/"),
+            PagesStatus::Serving,
+        ));
+        let md = r.markdown();
+        let lines: Vec<&str> = md.lines().filter(|l| !l.is_empty()).collect();
+        assert!(lines[0].starts_with("## analytics"), "{md}");
+        assert_eq!(
+            lines[1], "**Dashboard:** https://octo.github.io/site/",
+            "{md}"
+        );
+        assert!(!md.contains("Pages is not enabled"), "{md}");
+
+        r.site = Some(published(
+            None,
+            PagesStatus::NotEnabled {
+                branch: "gh-pages".into(),
+            },
+        ));
+        let md = r.markdown();
+        let lines: Vec<&str> = md.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines[1],
+            "> ⚠️ GitHub Pages is not enabled: Settings → Pages → Deploy from branch gh-pages, / (root)",
+            "{md}"
+        );
+        assert!(!md.contains("**Dashboard:**"), "{md}");
+        assert!(r.short().contains("site  GitHub Pages is not enabled"));
+
+        // Written to a folder only: that folder's page.
+        r.site = Some(SiteReport {
+            local: Some(PublishOutcome {
+                url: Some("file:///tmp/site/index.html".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert!(
+            r.markdown()
+                .contains("**Dashboard:** file:///tmp/site/index.html")
+        );
+    }
 }

@@ -6,6 +6,7 @@ use super::commands::{Location, annotation};
 use super::inputs::ActionSettings;
 use crate::data_tests::TestStatus;
 use crate::summary::{ModelStatus, RunReport};
+use std::collections::BTreeMap;
 
 /// `::error` / `::warning` commands for failed models, failing and warning
 /// tests, pointing at the file (and line) that declares them.
@@ -78,6 +79,57 @@ pub fn annotations(report: &RunReport, settings: &ActionSettings) -> Vec<String>
         if let Some(e) = &site.error {
             out.push(annotation("error", None, "analytics export/publish", e));
         }
+        if let Some(p) = &site.published
+            && p.pages.not_served()
+            && let Some(note) = p.pages.note()
+        {
+            out.push(annotation("warning", None, "GitHub Pages", &note));
+        }
+    }
+    capped(out)
+}
+
+/// GitHub shows at most 10 error and 10 warning annotations of a step and
+/// drops the rest: beyond 10 of a kind, the first 9 and a 10th saying how
+/// many more the job summary holds (an 11th would be the one dropped).
+const MAX_ANNOTATIONS: usize = 10;
+
+fn capped(all: Vec<String>) -> Vec<String> {
+    let kind_of = |a: &str| {
+        ["error", "warning"]
+            .into_iter()
+            .find(|k| a.strip_prefix("::").is_some_and(|r| r.starts_with(k)))
+    };
+    let mut total: BTreeMap<&str, usize> = BTreeMap::new();
+    for kind in all.iter().filter_map(|a| kind_of(a)) {
+        *total.entry(kind).or_default() += 1;
+    }
+    let keep = |kind: &str| match total.get(kind) {
+        Some(&n) if n > MAX_ANNOTATIONS => MAX_ANNOTATIONS - 1,
+        _ => MAX_ANNOTATIONS,
+    };
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for a in &all {
+        if let Some(kind) = kind_of(a) {
+            let n = seen.entry(kind).or_default();
+            *n += 1;
+            if *n > keep(kind) {
+                continue;
+            }
+        }
+        out.push(a.clone());
+    }
+    for (&kind, &n) in &total {
+        if n > MAX_ANNOTATIONS {
+            let more = n - keep(kind);
+            out.push(annotation(
+                kind,
+                None,
+                "analytics",
+                &format!("{more} more {kind}s in the job summary"),
+            ));
+        }
     }
     out
 }
@@ -118,4 +170,38 @@ pub fn outputs(report: &RunReport) -> Vec<(&'static str, String)> {
             published.and_then(|p| p.url.clone()).unwrap_or_default(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn many(kind: &str, n: usize) -> Vec<String> {
+        (1..=n)
+            .map(|i| annotation(kind, None, "t", &format!("{kind} {i}")))
+            .collect()
+    }
+
+    #[test]
+    fn more_than_ten_of_a_kind_become_nine_and_one_saying_how_many_more() {
+        let mut all = many("error", 25);
+        all.extend(many("warning", 10));
+        all.push("::notice::kept".into());
+        let out = capped(all);
+        let errors: Vec<&String> = out.iter().filter(|a| a.starts_with("::error")).collect();
+        let warnings: Vec<&String> = out.iter().filter(|a| a.starts_with("::warning")).collect();
+        // GitHub shows 10 of each per step: the 10th error says what is left.
+        assert_eq!(errors.len(), 10, "{out:#?}");
+        assert_eq!(errors[0], "::error title=t::error 1");
+        assert_eq!(errors[8], "::error title=t::error 9");
+        assert_eq!(
+            errors[9],
+            "::error title=analytics::16 more errors in the job summary"
+        );
+        // Exactly 10 warnings: all shown, no note.
+        assert_eq!(warnings.len(), 10, "{out:#?}");
+        assert_eq!(warnings[9], "::warning title=t::warning 10");
+        assert!(out.contains(&"::notice::kept".to_string()));
+        assert_eq!(capped(many("error", 3)), many("error", 3));
+    }
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use iceberg::spec::{DataFile, Operation};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub use crate::project::MaintainOptions;
 
@@ -28,6 +28,9 @@ pub struct MaintainReport {
     pub snapshots_expired: usize,
     /// Files deleted from storage because no remaining snapshot uses them.
     pub files_deleted: usize,
+    /// Bytes of the deleted data and manifest files, as the table's metadata
+    /// records them (manifest lists, a few KB each, are not counted).
+    pub bytes_deleted: u64,
 }
 
 impl Warehouse {
@@ -162,25 +165,27 @@ impl Warehouse {
         let gone = self.runtime.block_on(reachable(&table, &expired))?;
         let kept: Vec<i64> = after.into_iter().collect();
         let still = self.runtime.block_on(reachable(&after_table, &kept))?;
-        for path in gone.difference(&still) {
+        for (path, bytes) in gone.iter().filter(|(p, _)| !still.contains_key(*p)) {
             self.runtime
                 .block_on(after_table.file_io().delete(path))
                 .map_err(|e| anyhow!("deleting {path}: {e}"))?;
             report.files_deleted += 1;
+            report.bytes_deleted += bytes;
         }
         Ok(())
     }
 }
 
-/// Every file (manifest lists, manifests, data files) the given snapshots use.
-async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashSet<String>> {
-    let mut files = HashSet::new();
+/// Every file (manifest lists, manifests, data files) the given snapshots
+/// use, with its size as the metadata records it (0 for manifest lists).
+async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashMap<String, u64>> {
+    let mut files = HashMap::new();
     let mut seen_manifests = HashSet::new();
     for id in snapshot_ids {
         let Some(snapshot) = table.metadata().snapshot_by_id(*id) else {
             continue;
         };
-        files.insert(snapshot.manifest_list().to_string());
+        files.insert(snapshot.manifest_list().to_string(), 0);
         let list = table
             .manifest_list_reader(snapshot)
             .load()
@@ -190,7 +195,10 @@ async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashSet<String
             if !seen_manifests.insert(manifest.manifest_path.clone()) {
                 continue;
             }
-            files.insert(manifest.manifest_path.clone());
+            files.insert(
+                manifest.manifest_path.clone(),
+                u64::try_from(manifest.manifest_length).unwrap_or(0),
+            );
             let loaded = manifest
                 .load_manifest(table.file_io())
                 .await
@@ -199,7 +207,7 @@ async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashSet<String
                 // DELETED entries still name the file, but only for history:
                 // a file is in use when some snapshot lists it as live.
                 if entry.is_alive() {
-                    files.insert(entry.file_path().to_string());
+                    files.insert(entry.file_path().to_string(), entry.file_size_in_bytes());
                 }
             }
         }

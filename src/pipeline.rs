@@ -14,7 +14,7 @@ use crate::mode::Mode;
 use crate::plan::{Plan, PlanOptions, PlannedModel};
 use crate::progress::stage;
 use crate::project::Config;
-use crate::site::{SiteOptions, SiteRun};
+use crate::site::{RunActivity, SiteOptions, SiteRun};
 use crate::summary::{ModelOutcome, ModelStatus, RunReport};
 use crate::templating::{FileCatalog, QueryRunner};
 use anyhow::{Context, Result};
@@ -247,7 +247,19 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 /// Export → dashboard → publish (README stages 7–9), after the tests.
 fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunReport) {
     stage("export, dashboard, publish");
-    let Some(mut site) = SiteRun::start(plan, opts.mode, &opts.site, report.failed()) else {
+    let incremental_rows = report
+        .models
+        .iter()
+        .filter(|m| m.status == ModelStatus::Success && m.materialized == "incremental")
+        .filter_map(|m| m.rows)
+        .sum();
+    let activity = RunActivity {
+        failed: report.failed(),
+        sources: report.ingest.len(),
+        files_taken: report.ingest.iter().map(|s| s.taken).sum(),
+        incremental_rows,
+    };
+    let Some(mut site) = SiteRun::start(plan, opts.mode, &opts.site, &activity) else {
         return;
     };
     site.export(engine, plan, opts.mode);
@@ -312,12 +324,13 @@ fn maintain(
         }
         if let Some(done) = engine.maintain(&model.relation, &options)? {
             tracing::info!(
-                "{}: compacted {} files into {}, expired {} snapshots, deleted {} unused files",
+                "{}: compacted {} files into {}, expired {} snapshots, deleted {} unused files ({:.2} MB)",
                 done.table,
                 done.files_compacted,
                 done.files_written,
                 done.snapshots_expired,
-                done.files_deleted
+                done.files_deleted,
+                done.bytes_deleted as f64 / 1e6
             );
             report.maintenance.push(done);
         }

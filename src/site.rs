@@ -6,7 +6,12 @@
 //! given a site folder (and everything passed) and never publishes to GitHub; `intraday` exports the
 //! datasets marked for it; `backfill` exports and publishes only when every
 //! model built and every test passed; `import` exports everything from the
-//! tables the target holds.
+//! tables the target holds. An `intraday` run that took no new file and
+//! changed no incremental model exports and publishes nothing: the site
+//! already shows what the warehouse holds.
+//!
+//! The site carries an empty `.nojekyll` at its root, so GitHub Pages serves
+//! the files as they are instead of running Jekyll over them.
 
 use crate::engine::Engine;
 use crate::export;
@@ -16,7 +21,7 @@ use crate::plan::Plan;
 use crate::project::settings::History;
 use crate::publish::{self, PublishConfig, PublishOutcome};
 use crate::secret::Secret;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,6 +90,36 @@ pub struct SiteRun {
     started: Instant,
 }
 
+/// What the run before the site did, as far as the site cares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunActivity {
+    /// A model failed or a test failed.
+    pub failed: bool,
+    /// Sources that ran in this mode.
+    pub sources: usize,
+    /// New files those sources took.
+    pub files_taken: usize,
+    /// Rows incremental models wrote (a table model only recomputes its
+    /// inputs, so it changes nothing when they did not change).
+    pub incremental_rows: u64,
+}
+
+impl RunActivity {
+    /// Why an intraday run has nothing to export: its sources took no file
+    /// and no incremental model wrote a row. A project without sources in the
+    /// mode always exports (nothing tells whether its data changed).
+    fn nothing_new(&self) -> Option<String> {
+        (self.sources > 0 && self.files_taken == 0 && self.incremental_rows == 0).then(|| {
+            format!(
+                "nothing new: {} source{} took no new file and no incremental model wrote a row, \
+                 so the published site is current",
+                self.sources,
+                if self.sources == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
 impl SiteRun {
     /// Decides whether this run builds a site; `None` when it has nothing to
     /// do (no exports declared, or `ci` without a site folder).
@@ -92,7 +127,7 @@ impl SiteRun {
         plan: &Plan,
         mode: Mode,
         options: &SiteOptions,
-        run_failed: bool,
+        activity: &RunActivity,
     ) -> Option<SiteRun> {
         if plan.project.settings.exports.is_empty() {
             return None;
@@ -106,7 +141,7 @@ impl SiteRun {
             report: SiteReport::default(),
             started: Instant::now(),
         };
-        if matches!(mode, Mode::Backfill | Mode::Ci) && run_failed {
+        if matches!(mode, Mode::Backfill | Mode::Ci) && activity.failed {
             run.report.skipped =
                 Some("a model failed or a test failed: nothing exported or published".into());
         } else if export::datasets_for(plan, mode).is_empty() {
@@ -114,6 +149,11 @@ impl SiteRun {
                 "no dataset is exported in `{}` mode (see `modes:` in analytics.yml exports)",
                 mode.name()
             ));
+        } else if mode == Mode::Intraday
+            && let Some(why) = activity.nothing_new()
+        {
+            tracing::info!("export and publish skipped: {why}");
+            run.report.skipped = Some(why);
         }
         Some(run)
     }
@@ -138,7 +178,11 @@ impl SiteRun {
                 std::fs::remove_dir_all(&self.dir)?;
             }
             std::fs::create_dir_all(&self.dir)?;
-            export::export_site(engine, plan, mode, &self.dir)
+            let manifest = export::export_site(engine, plan, mode, &self.dir)?;
+            let nojekyll = self.dir.join(".nojekyll");
+            std::fs::write(&nojekyll, b"")
+                .with_context(|| format!("writing {}", nojekyll.display()))?;
+            Ok(manifest)
         })();
         match result {
             Ok(m) => {

@@ -540,3 +540,116 @@ fn an_export_over_100_mib_fails_naming_the_dataset_and_nothing_is_written_to_the
     assert!(all.contains("split"), "{all}");
     assert!(!site.exists(), "nothing may reach the site: {all}");
 }
+
+/// Runs `analytics run --mode intraday` on `p` into `site` and to the fake
+/// GitHub `gh`, as a workflow step would (token and repository from the
+/// environment).
+fn intraday_publishing(p: &TempProject, site: &Path, gh: &FakeGitHub, token: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "intraday", "--target", "wh", "--site-dir"])
+        .arg(site)
+        .arg("--project")
+        .arg(p.path())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("GITHUB_TOKEN", token)
+        .env("GITHUB_API_URL", &gh.api_url)
+        .env("GITHUB_REPOSITORY", "octo/site")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains(token), "the token leaked: {all}");
+    all
+}
+
+#[test]
+fn an_intraday_run_that_took_nothing_exports_and_publishes_nothing_and_the_site_has_nojekyll() {
+    use common::github::commit_count;
+    use common::http::{Reply, TestServer};
+    use std::sync::{Arc, Mutex};
+    let feed = Arc::new(Mutex::new(b"k,v\n1,10.5\n2,20.5\n".to_vec()));
+    let served = feed.clone();
+    let server = TestServer::start(move |path, _| match path {
+        "/feed.csv" => Reply::ok(served.lock().unwrap().clone()),
+        _ => Reply::status(404),
+    });
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{ type: duckdb, path: wh.duckdb }}\n\
+             sources:\n  - name: feed\n    kind: url\n    url: {}/feed.csv\n    format: csv\n    modes: [intraday]\n\
+             exports:\n  - name: readings\n    sql: select k, v from {{{{ ref('facts') }}}}\n    modes: [intraday]\n",
+            server.base
+        ),
+    )
+    .write(
+        "models/facts.sql",
+        "{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='k') }}\n\
+         select k, v from {{ read_source('feed', columns={'k': 'INTEGER', 'v': 'DOUBLE'}) }}\n",
+    )
+    // A table model is rebuilt every run with all its rows; it changes nothing.
+    .write(
+        "models/dim.sql",
+        "{{ config(materialized='table') }} select 1 as x",
+    );
+    let token = "ghs_intradayTOKEN0123456789xyz";
+    let gh = FakeGitHub::start("octo/site", token, true);
+    let site = p.path().join("site");
+
+    // The first run takes the file, exports and publishes, with `.nojekyll`
+    // at the root of both the folder and the branch.
+    let all = intraday_publishing(&p, &site, &gh, token);
+    assert!(all.contains("commit "), "{all}");
+    assert_eq!(manifest(&site).files[0].rows, 2);
+    assert_eq!(std::fs::read(site.join(".nojekyll")).unwrap(), b"");
+    let published = clone_files(&gh.repo, "gh-pages");
+    assert_eq!(published[".nojekyll"], b"");
+    assert!(
+        published.contains_key("data/readings.duckdb"),
+        "{:?}",
+        published.keys()
+    );
+    let manifest_before = std::fs::read(site.join("manifest.json")).unwrap();
+    let staged_before = std::fs::read(p.path().join("target/site-staging/manifest.json")).unwrap();
+    let requests_before = gh.requests.lock().unwrap().len();
+
+    // Nothing new: the same file is not taken again, the incremental model
+    // writes no row — no export, no publish, and the run says why.
+    let all = intraday_publishing(&p, &site, &gh, token);
+    assert!(
+        all.contains("site  not exported: nothing new: 1 source took no new file and no incremental model wrote a row"),
+        "{all}"
+    );
+    assert!(all.contains("tests do not run in intraday mode"), "{all}");
+    assert_eq!(
+        std::fs::read(site.join("manifest.json")).unwrap(),
+        manifest_before
+    );
+    assert_eq!(
+        std::fs::read(p.path().join("target/site-staging/manifest.json")).unwrap(),
+        staged_before,
+        "the export ran again"
+    );
+    assert_eq!(commit_count(&gh.repo, "gh-pages"), 1);
+    assert_eq!(
+        gh.requests.lock().unwrap().len(),
+        requests_before,
+        "no GitHub call at all"
+    );
+
+    // A changed file is taken: exported and published again.
+    *feed.lock().unwrap() = b"k,v\n1,10.5\n2,20.5\n3,30.5\n".to_vec();
+    let all = intraday_publishing(&p, &site, &gh, token);
+    assert!(!all.contains("nothing new"), "{all}");
+    assert_eq!(manifest(&site).files[0].rows, 3);
+    assert_eq!(
+        commit_count(&gh.repo, "gh-pages"),
+        1,
+        "single history: one commit"
+    );
+    assert_ne!(
+        clone_files(&gh.repo, "gh-pages")["data/readings.duckdb"],
+        published["data/readings.duckdb"]
+    );
+}

@@ -3,6 +3,14 @@
 //! project's generating units and a deterministic synthetic 5-minute history,
 //! for the dashboard's browser test and benchmark.
 //!
+//! Units come from the sample's registration workbook
+//! (`sample/reference/registration/NEM-Registration-and-Exemption-List_*.xls`,
+//! the newest by name; sheet `PU and Scheduled Loads`, read with calamine):
+//! NEM rows with a real DUID, each DUID once (its largest registration), the
+//! fuel as `Fuel Source - Primary` in its most common spelling (the list writes
+//! `Battery storage` and `Battery Storage`), the output shape from `Fuel
+//! Source - Descriptor`.
+//!
 //! Datasets, shaped as the exporter writes the example project's: `intraday`
 //! (5-minute, the last `--intraday-days`: date, time SMALLINT HHMM,
 //! region_id, fuel, duid, mw, mwh, rrp), `hourly` (the same columns by hour,
@@ -11,11 +19,80 @@
 //! so every grain agrees.
 
 use anyhow::{Context, Result, bail};
+use calamine::{Data, Reader, Xlsx, open_workbook};
 use chrono::{Datelike, NaiveDate, TimeDelta};
 use clap::Parser;
-use duckdb::Connection;
+use duckdb::{Connection, params};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The registration workbook's sheet of generating units.
+const SHEET: &str = "PU and Scheduled Loads";
+
+/// The registration columns the fixture uses, in `RegistrationRow` order.
+const COLUMNS: [&str; 6] = [
+    "DUID",
+    "Station Name",
+    "Region",
+    "Fuel Source - Primary",
+    "Fuel Source - Descriptor",
+    "Reg Cap generation (MW)",
+];
+
+/// One row of the registration sheet: `COLUMNS` as text, the capacity as a
+/// number (`None` for `-` or a blank).
+type RegistrationRow = ([String; 5], Option<f64>);
+
+/// The newest registration workbook of `project`'s sample.
+fn registration_workbook(project: &Path) -> Result<PathBuf> {
+    let dir = project.join("sample/reference/registration");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{} not found (pass --project)", dir.display()))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("NEM-Registration-and-Exemption-List_") && n.ends_with(".xls"))
+        .collect();
+    names.sort();
+    match names.pop() {
+        Some(newest) => Ok(dir.join(newest)),
+        None => bail!(
+            "no NEM-Registration-and-Exemption-List_*.xls in {}",
+            dir.display()
+        ),
+    }
+}
+
+/// Reads the registration sheet's `COLUMNS` (by name, header on the first row).
+fn read_registration(path: &Path) -> Result<Vec<RegistrationRow>> {
+    let mut book: Xlsx<_> =
+        open_workbook(path).with_context(|| format!("opening {}", path.display()))?;
+    let range = book
+        .worksheet_range(SHEET)
+        .with_context(|| format!("sheet {SHEET:?} of {}", path.display()))?;
+    let mut rows = range.rows();
+    let header: Vec<String> = rows
+        .next()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    let mut at = [0usize; 6];
+    for (slot, name) in at.iter_mut().zip(COLUMNS) {
+        *slot = header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("no column {name:?} in {}", path.display()))?;
+    }
+    Ok(rows
+        .map(|r| {
+            let text = |k: usize| r[at[k]].to_string().trim().to_string();
+            let capacity = match &r[at[5]] {
+                Data::Float(v) => Some(*v),
+                Data::Int(v) => Some(*v as f64),
+                Data::String(v) => v.trim().parse().ok(),
+                _ => None,
+            };
+            ([text(0), text(1), text(2), text(3), text(4)], capacity)
+        })
+        .collect())
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,8 +115,8 @@ struct Args {
     /// Days of the 5-minute intraday file.
     #[arg(long, default_value_t = 14)]
     intraday_days: u32,
-    /// Copies of the reference units (1: the 43 units of the sample; more
-    /// for benchmarks, suffixed `_2`, `_3`…).
+    /// Copies of the reference units (1: the 39 listed units of the sample;
+    /// more for benchmarks, suffixed `_2`, `_3`…).
     #[arg(long, default_value_t = 1)]
     unit_copies: u32,
 }
@@ -49,26 +126,38 @@ fn main() -> Result<()> {
     let out = &args.out;
     std::fs::create_dir_all(out.join("data"))
         .with_context(|| format!("creating {}/data", out.display()))?;
-    let reference = args.project.join("sample/reference/duid_registration.csv");
-    if !reference.is_file() {
-        bail!("{} not found (pass --project)", reference.display());
-    }
+    let registration = read_registration(&registration_workbook(&args.project)?)?;
     let start = args.end - TimeDelta::days(i64::from(args.days) - 1);
     let intraday_start = args.end - TimeDelta::days(i64::from(args.intraday_days) - 1);
     let conn = Connection::open_in_memory().context("opening DuckDB")?;
-    let reference_sql = reference.display().to_string().replace('\'', "''");
+    conn.execute_batch(
+        "CREATE TABLE registration (duid VARCHAR, station_name VARCHAR, region_id VARCHAR,
+                                    fuel VARCHAR, descriptor VARCHAR, capacity DOUBLE);",
+    )?;
+    {
+        let mut appender = conn.appender("registration")?;
+        for ([duid, station, region, fuel, descriptor], capacity) in &registration {
+            appender.append_row(params![duid, station, region, fuel, descriptor, capacity])?;
+        }
+    }
     conn.execute_batch(&format!(
         "SET preserve_insertion_order = false;
+         -- One row per real NEM DUID (the list has a '-' DUID and a DUID under
+         -- two participants), fuels in their most common spelling.
          CREATE TABLE base_units AS
-           SELECT trim(DUID) AS duid, trim(\"Station Name\") AS station_name,
-                  trim(Region) AS region_id, trim(\"Fuel Source - Primary\") AS fuel,
-                  \"Reg Cap (MW)\"::DOUBLE AS capacity
-           FROM read_csv('{reference_sql}', header = true)
-           WHERE Region IN ('NSW1', 'QLD1', 'SA1', 'TAS1', 'VIC1');
+           WITH spelled AS (
+             SELECT *, mode(fuel) OVER (PARTITION BY lower(fuel)) AS fuel_name
+             FROM registration)
+           SELECT DISTINCT ON (duid) duid, station_name, region_id, fuel_name AS fuel,
+                  descriptor, capacity
+           FROM spelled
+           WHERE duid NOT IN ('', '-') AND capacity > 0
+             AND region_id IN ('NSW1', 'QLD1', 'SA1', 'TAS1', 'VIC1')
+           ORDER BY duid, capacity DESC;
          CREATE TABLE units AS
            SELECT CASE WHEN c = 1 THEN duid ELSE duid || '_' || c END AS duid,
                   CASE WHEN c = 1 THEN station_name ELSE station_name || ' ' || c END AS station_name,
-                  region_id, fuel, capacity, hash(duid, c) % 1000 / 1000.0 AS phase
+                  region_id, fuel, descriptor, capacity, hash(duid, c) % 1000 / 1000.0 AS phase
            FROM base_units, range(1, {copies} + 1) AS r(c);
          -- Regional price per 5-minute interval: a daily shape, a seasonal drift
          -- and occasional spikes, all from hashes (deterministic).
@@ -86,12 +175,12 @@ fn main() -> Result<()> {
            FROM intervals, (VALUES ('NSW1'), ('QLD1'), ('SA1'), ('TAS1'), ('VIC1')) AS r(region_id);
          CREATE TABLE five AS
            SELECT i.date, i.hhmm::SMALLINT AS time, u.region_id, u.fuel, u.duid,
-                  greatest(0, u.capacity * CASE u.fuel
-                     WHEN 'Solar' THEN greatest(0, sin(pi() * (i.slot - 78) / 144.0))
-                     WHEN 'Wind' THEN 0.35 + 0.3 * sin(dayofyear(i.date) / 3.0 + 6 * u.phase) + 0.1 * sin(i.slot / 40.0 + u.phase * 9)
-                     WHEN 'Coal' THEN 0.78 + 0.08 * sin(2 * pi() * (i.slot / 288.0 - 0.35))
-                     WHEN 'Gas' THEN CASE WHEN i.slot BETWEEN 204 AND 252 THEN 0.7 ELSE 0.08 END
-                     WHEN 'Hydro' THEN 0.25 + 0.25 * sin(2 * pi() * (i.slot / 288.0 - 0.45))
+                  greatest(0, u.capacity * CASE
+                     WHEN u.descriptor = 'Solar' THEN greatest(0, sin(pi() * (i.slot - 78) / 144.0))
+                     WHEN u.descriptor = 'Wind' THEN 0.35 + 0.3 * sin(dayofyear(i.date) / 3.0 + 6 * u.phase) + 0.1 * sin(i.slot / 40.0 + u.phase * 9)
+                     WHEN u.descriptor LIKE '%Coal' THEN 0.78 + 0.08 * sin(2 * pi() * (i.slot / 288.0 - 0.35))
+                     WHEN u.descriptor LIKE '%Gas%' THEN CASE WHEN i.slot BETWEEN 204 AND 252 THEN 0.7 ELSE 0.08 END
+                     WHEN u.descriptor = 'Water' THEN 0.25 + 0.25 * sin(2 * pi() * (i.slot / 288.0 - 0.45))
                      ELSE 0.2 * sin(2 * pi() * (i.slot / 288.0 - 0.5)) END
                      * (0.92 + (hash(u.duid, i.date, i.slot) % 160) / 1000.0))::REAL AS mw,
                   p.rrp

@@ -441,6 +441,49 @@ fn an_import_step_publishes_the_site_and_reports_the_commit_without_showing_a_se
     assert!(published.contains_key("data/intraday.duckdb"));
     assert!(step.summary.contains("Dashboard files"), "{all}");
     assert!(step.summary.contains("octo/site@pages"), "{all}");
+    assert!(
+        step.summary.contains("`import` runs no model and no test"),
+        "{all}"
+    );
+
+    // The fake repository has no Pages site: no address, and the summary
+    // (second line), the log and a warning annotation say how to turn it on.
+    let not_enabled =
+        "GitHub Pages is not enabled: Settings → Pages → Deploy from branch pages, / (root)";
+    assert_eq!(step.outputs["pages-url"], "", "{all}");
+    let second = step.summary.lines().filter(|l| !l.is_empty()).nth(1);
+    assert_eq!(
+        second,
+        Some(format!("> ⚠️ {not_enabled}").as_str()),
+        "{all}"
+    );
+    assert!(
+        step.stdout
+            .lines()
+            .any(|l| l == format!("::warning title=GitHub Pages::{not_enabled}")),
+        "{all}"
+    );
+
+    // Pages on, from that branch: the address comes from the Pages API, as
+    // the output and at the top of the summary.
+    gh.set_pages(common::github::FakePages::branch(
+        "https://octo.github.io/site/",
+        "pages",
+    ));
+    let step = run_step_env(&ws, &with, None, &env);
+    let all = step.all();
+    assert!(step.ok(), "{all}");
+    assert_eq!(
+        step.outputs["pages-url"], "https://octo.github.io/site/",
+        "{all}"
+    );
+    let second = step.summary.lines().filter(|l| !l.is_empty()).nth(1);
+    assert_eq!(
+        second,
+        Some("**Dashboard:** https://octo.github.io/site/"),
+        "{all}"
+    );
+    assert!(!all.contains("Pages is not enabled"), "{all}");
 }
 
 #[test]
@@ -985,6 +1028,71 @@ fn doctor_says_what_fails_and_how_to_fix_it() {
         line_with(&text, "catalog reachable").starts_with("❌"),
         "{text}"
     );
+}
+
+#[test]
+fn doctor_checks_that_github_pages_serves_the_pages_branch() {
+    use common::github::{FakeGitHub, FakePages};
+    let gh = FakeGitHub::start("octo/site", GITHUB_TOKEN, true);
+    let p = common::TempProject::new("");
+    p.write("models/m.sql", "select 1 as a");
+    let run = || {
+        doctor(
+            &["--project", p.path().to_str().unwrap(), "--offline"],
+            &[
+                ("GITHUB_TOKEN", GITHUB_TOKEN),
+                ("GITHUB_REPOSITORY", "octo/site"),
+                ("GITHUB_API_URL", &gh.api_url),
+            ],
+        )
+    };
+    // Not enabled (404): a warning with the fix; the doctor still passes
+    // (Pages can only deploy a branch once the first publish made it).
+    let (ok, text) = run();
+    assert!(ok, "{text}");
+    assert!(
+        line_with(&text, "pages push permission").starts_with("✅"),
+        "{text}"
+    );
+    let pages = line_with(&text, "GitHub Pages");
+    assert!(pages.starts_with("⚠️"), "{text}");
+    assert!(pages.contains("not enabled on octo/site"), "{text}");
+    assert!(
+        pages.contains(
+            "→ fix: Settings → Pages → Build and deployment: Deploy from a branch, `gh-pages`"
+        ),
+        "{text}"
+    );
+    // Deployed from gh-pages: the address.
+    gh.set_pages(FakePages::branch(
+        "https://octo.github.io/site/",
+        "gh-pages",
+    ));
+    let (ok, text) = run();
+    assert!(ok, "{text}");
+    assert_eq!(
+        line_with(&text, "GitHub Pages"),
+        "✅ GitHub Pages: serves branch `gh-pages` at https://octo.github.io/site/"
+    );
+    // From another branch: the dashboard would not be served.
+    gh.set_pages(FakePages::branch("https://octo.github.io/site/", "main"));
+    let (_, text) = run();
+    let pages = line_with(&text, "GitHub Pages");
+    assert!(
+        pages.starts_with("⚠️") && pages.contains("serves branch `main`, folder `/`"),
+        "{text}"
+    );
+    // The token may not read the Pages settings: not checked, and said why.
+    gh.set_pages(FakePages::Forbidden);
+    let (ok, text) = run();
+    assert!(ok, "{text}");
+    let pages = line_with(&text, "GitHub Pages");
+    assert!(
+        pages.starts_with("⏭️") && pages.contains("HTTP 403") && pages.contains("pages: read"),
+        "{text}"
+    );
+    assert!(!text.contains(GITHUB_TOKEN), "{text}");
+    assert_eq!(gh.count("GET", "/pages"), 4);
 }
 
 #[test]

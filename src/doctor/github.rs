@@ -1,11 +1,26 @@
 //! The doctor's GitHub checks: the token can read the pages repository and
-//! push to it.
+//! push to it, and GitHub Pages serves the branch a publish writes.
 
 use super::{Check, DoctorOptions, error_body};
+use crate::publish::{PagesStatus, pages_served};
 use reqwest::{Client, StatusCode};
 
-/// The token can read the pages repository and push to it.
-pub(crate) async fn github_checks(opts: &DoctorOptions, client: &Client, checks: &mut Vec<Check>) {
+/// Where a publish writes in the pages repository.
+pub(crate) struct PagesTarget {
+    /// The branch (default `gh-pages`).
+    pub(crate) branch: String,
+    /// The folder of the branch (`""`: the root).
+    pub(crate) folder: String,
+}
+
+/// The token can read the pages repository and push to it; Pages serves
+/// the branch.
+pub(crate) async fn github_checks(
+    opts: &DoctorOptions,
+    target: &PagesTarget,
+    client: &Client,
+    checks: &mut Vec<Check>,
+) {
     let Some(token) = &opts.github_token else {
         checks.push(Check::skip(
             "GitHub token",
@@ -89,5 +104,69 @@ pub(crate) async fn github_checks(opts: &DoctorOptions, client: &Client, checks:
             "pages push permission",
             "not reported for this kind of token (e.g. the workflow's GITHUB_TOKEN): make sure the job has `permissions: contents: write`",
         )),
+    }
+    checks.push(pages_check(opts, target, client, token, repo).await);
+}
+
+/// GitHub Pages is on and serves the branch (and folder) a publish writes,
+/// as the Pages API says.
+async fn pages_check(
+    opts: &DoctorOptions,
+    target: &PagesTarget,
+    client: &Client,
+    token: &crate::secret::Secret,
+    repo: &str,
+) -> Check {
+    const WHAT: &str = "GitHub Pages";
+    let fix = format!(
+        "Settings → Pages → Build and deployment: Deploy from a branch, `{}`, / (root) \
+         (the branch exists after the first publish)",
+        target.branch
+    );
+    let url = format!("{}/repos/{repo}/pages", opts.github_api);
+    let resp = match client
+        .get(&url)
+        .bearer_auth(token.expose())
+        .header("Accept", "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", "2022-11-28")
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Check::skip(WHAT, format!("GET {url}: {e}")),
+    };
+    match resp.status() {
+        StatusCode::NOT_FOUND => {
+            return Check::warn(WHAT, format!("not enabled on {repo}"), fix);
+        }
+        s if !s.is_success() => {
+            return Check::skip(
+                WHAT,
+                format!(
+                    "the token may not read the Pages settings ({}); with the workflow's GITHUB_TOKEN \
+                     add `permissions: pages: read` to check it",
+                    error_body(resp).await
+                ),
+            );
+        }
+        _ => {}
+    }
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    match pages_served(&body, &target.branch, &target.folder) {
+        (Some(address), _) => Check::pass(
+            WHAT,
+            format!("serves branch `{}` at {address}", target.branch),
+        ),
+        (None, PagesStatus::OtherSource { serves, published }) => Check::warn(
+            WHAT,
+            format!("{repo} serves {serves}, but the dashboard is published to {published}"),
+            fix,
+        ),
+        (None, other) => Check::skip(
+            WHAT,
+            other
+                .note()
+                .unwrap_or_else(|| "the Pages API gave no address".into()),
+        ),
     }
 }

@@ -1,8 +1,9 @@
 //! `analytics doctor`: checks what a run will need and says what works, one
 //! line each, with the fix when something fails — the project loads and
 //! parses, every source answers, the Iceberg REST catalog is reachable,
-//! accepts the credentials and lists namespaces, the S3 endpoint answers, and
-//! the GitHub token can push to the pages repository.
+//! accepts the credentials and lists namespaces, the S3 endpoint answers, the
+//! GitHub token can push to the pages repository, and GitHub Pages serves
+//! the branch the dashboard is published to.
 //!
 //! Read-only: nothing is created or changed anywhere.
 
@@ -170,6 +171,9 @@ pub enum Status {
     Pass,
     /// Does not work; the check says how to fix it.
     Fail,
+    /// Works, but something a run relies on is missing (e.g. GitHub Pages is
+    /// off); says how to fix it, and does not fail the doctor.
+    Warn,
     /// Not checked (not configured, or not possible yet).
     Skip,
 }
@@ -210,6 +214,19 @@ impl Check {
         }
     }
 
+    pub(crate) fn warn(
+        what: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            status: Status::Warn,
+            what: what.into(),
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
     pub(crate) fn skip(what: impl Into<String>, detail: impl Into<String>) -> Check {
         Check {
             status: Status::Skip,
@@ -224,6 +241,7 @@ impl Check {
         let icon = match self.status {
             Status::Pass => "✅",
             Status::Fail => "❌",
+            Status::Warn => "⚠️",
             Status::Skip => "⏭️",
         };
         match &self.fix {
@@ -326,7 +344,25 @@ pub fn run(opts: &DoctorOptions) -> Vec<Check> {
     if let Some(endpoint) = opts.catalog.as_ref().and_then(|c| c.s3.endpoint.as_ref()) {
         checks.push(runtime.block_on(catalog::s3_check(&client, endpoint)));
     }
-    runtime.block_on(github::github_checks(opts, &client, &mut checks));
+    // Where a publish goes: the run's options, else analytics.yml's `publish:`.
+    let publish = project.as_ref().map(|p| &p.settings.publish);
+    let pages = github::PagesTarget {
+        branch: opts
+            .run
+            .site
+            .branch
+            .clone()
+            .or_else(|| publish.and_then(|p| p.branch.clone()))
+            .unwrap_or_else(|| "gh-pages".into()),
+        folder: opts
+            .run
+            .site
+            .folder
+            .clone()
+            .or_else(|| publish.and_then(|p| p.folder.clone()))
+            .unwrap_or_default(),
+    };
+    runtime.block_on(github::github_checks(opts, &pages, &client, &mut checks));
     checks
 }
 

@@ -29,14 +29,23 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Serves the example's sample files the way NEMWEB and GitHub serve the real ones.
+/// Serves the example's sample files the way NEMWEB and GitHub serve the real
+/// ones: NEMWEB listings, the unit coordinates file, and GitHub's contents
+/// API over the registration workbooks and the history archive (whose 2024
+/// folder holds the same daily reports NEMWEB offers, so a backfill takes
+/// each market day from both feeds and must keep it once).
 fn nemweb() -> TestServer {
     let sample = repo_root().join("example-project/sample");
-    TestServer::start(move |path, _| {
+    let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let b2 = base.clone();
+    let server = TestServer::start(move |path, _| {
+        let base = b2.get().cloned().unwrap_or_default();
         let folders = [
             ("/Reports/Current/Daily_Reports/", "daily"),
             ("/Reports/Current/Dispatch_SCADA/", "intraday_scada"),
             ("/Reports/Current/DispatchIS_Reports/", "intraday_price"),
+            ("/raw/daily/", "daily"),
+            ("/raw/registration/", "reference/registration"),
         ];
         for (prefix, folder) in folders {
             if let Some(rest) = path.strip_prefix(prefix) {
@@ -47,16 +56,38 @@ fn nemweb() -> TestServer {
                 };
             }
         }
-        match path {
-            "/ref/duid_data.csv" => {
-                Reply::ok(std::fs::read(sample.join("reference/duid_registration.csv")).unwrap())
-            }
+        // The contents API: a JSON list of the folder's files.
+        let contents = |folder: &str, raw: &str, suffix: &str| {
+            let mut names: Vec<String> = std::fs::read_dir(sample.join(folder))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(suffix))
+                .collect();
+            names.sort();
+            let list: Vec<_> = names
+                .iter()
+                .map(|n| {
+                    serde_json::json!({"type": "file", "name": n,
+                    "download_url": format!("{base}/raw/{raw}/{n}")})
+                })
+                .collect();
+            Reply::ok(serde_json::to_vec(&list).unwrap())
+        };
+        match path.split('?').next().unwrap_or_default() {
             "/ref/geo_data.csv" => {
-                Reply::ok(std::fs::read(sample.join("reference/duid_geo.csv")).unwrap())
+                Reply::ok(std::fs::read(sample.join("reference/geo_data.csv")).unwrap())
+            }
+            "/repos/djouallah/aemo_data/contents/data/duid/registration" => {
+                contents("reference/registration", "registration", ".xls")
+            }
+            "/repos/djouallah/aemo_data/contents/data/archive/2024" => {
+                contents("daily", "daily", ".zip")
             }
             _ => Reply::status(404),
         }
-    })
+    });
+    base.set(server.base.clone()).unwrap();
+    server
 }
 
 /// A copy of the example project reading from `server`, storing in namespace `schema`.
@@ -68,12 +99,12 @@ fn project(server: &TestServer, schema: &str) -> tempfile::TempDir {
         .unwrap()
         .replace("https://nemweb.com.au", &server.base)
         .replace(
-            "https://raw.githubusercontent.com/djouallah/aemo_data/refs/heads/main/duid_data.csv",
-            &format!("{}/ref/duid_data.csv", server.base),
+            "https://raw.githubusercontent.com/djouallah/aemo_fabric/refs/heads/main/geo_data.csv",
+            &format!("{}/ref/geo_data.csv", server.base),
         )
         .replace(
-            "https://raw.githubusercontent.com/djouallah/aemo_data/refs/heads/main/geo_data.csv",
-            &format!("{}/ref/geo_data.csv", server.base),
+            "    repo: djouallah/aemo_data\n",
+            &format!("    repo: djouallah/aemo_data\n    url: {}\n", server.base),
         )
         .replace("schema: nem", &format!("schema: {schema}"));
     std::fs::write(&yml, text).unwrap();
@@ -171,10 +202,24 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
     assert!(t.contains("models built"), "{t}");
     let after_intraday = pyiceberg_counts(&sw, "nem");
     assert!(after_intraday["fct_scada"].0 > 0, "{after_intraday:?}");
+    assert!(t.contains("tests do not run in intraday mode"), "{t}");
+
+    // intraday again: every file was taken, the incremental tables get no
+    // row, so nothing is exported (nor published) and the run says why.
+    let t = ok(run(dir.path(), &sw, &["run", "--mode", "intraday"]));
+    assert!(t.contains("site  not exported: nothing new:"), "{t}");
+    assert_eq!(pyiceberg_counts(&sw, "nem"), after_intraday);
 
     // backfill: daily reports and reference data too, and every test, on the stored tables.
     let t = ok(run(dir.path(), &sw, &["run", "--mode", "backfill"]));
     assert!(t.contains("0 failed, 0 errored"), "{t}");
+    // The GitHub archive's copies of the two days were taken too (and kept
+    // once: the counts below match the in-memory run, which has no archive).
+    assert!(
+        t.lines()
+            .any(|l| l.trim_start().starts_with("source history") && l.contains("taken     2")),
+        "{t}"
+    );
     // Its exports read the stored facts with DuckDB's Parquet reader.
     assert!(
         t.contains("nem.fct_scada: read by DuckDB's Parquet reader from"),
@@ -213,6 +258,15 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
     // maintain compacts the small files the runs left, keeping every row.
     let t = ok(run(dir.path(), &sw, &["run", "--mode", "maintain"]));
     assert!(t.contains("compacted"), "{t}");
+    // Its summary is per table, not models and tests.
+    assert!(t.contains("stored tables maintained"), "{t}");
+    assert!(
+        regex::Regex::new(r"table nem\.fct_scada +compacted [1-9]\d* files into")
+            .unwrap()
+            .is_match(&t),
+        "{t}"
+    );
+    assert!(!t.contains("models built"), "{t}");
     assert_eq!(pyiceberg_counts(&sw, "nem"), stored);
 }
 

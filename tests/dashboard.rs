@@ -37,14 +37,15 @@ fn fixture_site(dir: &Path) {
 fn add_unit_coordinates(site: &Path) {
     use sha2::{Digest, Sha256};
     let units = site.join("data/units.duckdb");
-    let geo = repo_root().join("example-project/sample/reference/duid_geo.csv");
+    let geo = repo_root().join("example-project/sample/reference/geo_data.csv");
     {
         let conn = duckdb::Connection::open(&units).unwrap();
         conn.execute_batch(&format!(
             "ALTER TABLE units ADD COLUMN latitude DOUBLE;
              ALTER TABLE units ADD COLUMN longitude DOUBLE;
-             UPDATE units SET latitude = g.Latitude, longitude = g.Longitude
-             FROM read_csv('{}', header = true) AS g WHERE trim(g.DUID) = units.duid;
+             UPDATE units SET latitude = g.latitude, longitude = g.longitude
+             FROM read_csv('{}', header = true, types = {{'latitude': 'DOUBLE', 'longitude': 'DOUBLE'}}) AS g
+             WHERE trim(g.DUID) = units.duid;
              CHECKPOINT;",
             geo.display()
         ))
@@ -298,14 +299,47 @@ fn dashboard_in_chromium() {
     let site = tempfile::tempdir().unwrap();
     fixture_site(site.path());
     add_unit_coordinates(site.path());
+    // The example's configuration with one fuel colour left out, so the page
+    // meets a fuel the configuration does not name (Hydro).
+    let project = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(root.join("example-project/."))
+        .arg(project.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let yml = project.path().join("analytics.yml");
+    let text: Vec<String> = read(&yml)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Hydro: \"#"))
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&yml, text.join("\n")).unwrap();
     let rendered = dashboard::render_site(
-        &root.join("example-project"),
+        project.path(),
         site.path(),
         Some(AssetsMode::Bundled),
         Some(&node_modules),
     )
     .unwrap();
     assert!(rendered.files.iter().any(|f| f.ends_with("duckdb-eh.wasm")));
+    // The fixture's units, for the browser checks of the narrowing lists.
+    let units_json = {
+        let conn = duckdb::Connection::open(site.path().join("data/units.duckdb")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT duid, region_id, fuel FROM units ORDER BY duid")
+            .unwrap();
+        let rows: Vec<serde_json::Value> = stmt
+            .query_map([], |r| {
+                Ok(serde_json::json!({"duid": r.get::<_, String>(0)?,
+                    "region": r.get::<_, String>(1)?, "fuel": r.get::<_, String>(2)?}))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        serde_json::to_string(&rows).unwrap()
+    };
     let out_dir = root.join("target/dashboard-test");
     let _ = std::fs::remove_dir_all(&out_dir);
     if std::env::var_os("DASHBOARD_KEEP_SITE").is_some() {
@@ -326,6 +360,7 @@ fn dashboard_in_chromium() {
         .arg(root.join("tests/browser/dashboard.mjs"))
         .env("SITE_DIR", site.path())
         .env("OUT_DIR", &out_dir)
+        .env("UNITS_JSON", &units_json)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -5,7 +5,7 @@
 with taken as (
     select distinct file_name
     from {{ file_log() }}
-    where source in ('daily', 'scada')
+    where source in ('daily', 'scada', 'history')
 ),
 
 newest_daily as (
@@ -19,6 +19,13 @@ from taken
 cross join newest_daily
 where not exists (
         select 1 from {{ ref('fct_scada') }} as f where f.source_file = taken.file_name
+    )
+    -- The same market day from NEMWEB and from the GitHub archive: one copy
+    -- of its rows is kept.
+    and not exists (
+        select 1 from {{ ref('fct_scada') }} as f
+        where taken.file_name like 'PUBLIC_DAILY_%'
+          and f.source_file like 'PUBLIC_DAILY_' || regexp_extract(taken.file_name, 'PUBLIC_DAILY_(\d{8})', 1) || '%'
     )
     and not (
         taken.file_name like 'PUBLIC_DISPATCHSCADA_%'

@@ -7,9 +7,10 @@
 //! (`sample/reference/registration/NEM-Registration-and-Exemption-List_*.xls`,
 //! the newest by name; sheet `PU and Scheduled Loads`, read with calamine):
 //! NEM rows with a real DUID, each DUID once (its largest registration), the
-//! fuel as `Fuel Source - Primary` in its most common spelling (the list writes
-//! `Battery storage` and `Battery Storage`), the output shape from `Fuel
-//! Source - Descriptor`.
+//! fuel as the example's `dim_duid` names it (the category
+//! `seeds/fuel_categories.csv` gives the primary/descriptor pair, so
+//! `Battery storage` and `Battery Storage` are both `Battery`), the output
+//! shape from `Fuel Source - Descriptor`.
 //!
 //! Datasets, shaped as the exporter writes the example project's: `intraday`
 //! (5-minute, the last `--intraday-days`: date, time SMALLINT HHMM,
@@ -144,13 +145,16 @@ fn main() -> Result<()> {
         "SET preserve_insertion_order = false;
          -- One row per real NEM DUID (the list has a '-' DUID and a DUID under
          -- two participants), fuels in their most common spelling.
+         -- Fuel as the example's dim_duid names it: the category its seed
+         -- gives the (primary, descriptor) pair, else 'Other'.
          CREATE TABLE base_units AS
-           WITH spelled AS (
-             SELECT *, mode(fuel) OVER (PARTITION BY lower(fuel)) AS fuel_name
-             FROM registration)
-           SELECT DISTINCT ON (duid) duid, station_name, region_id, fuel_name AS fuel,
-                  descriptor, capacity
-           FROM spelled
+           WITH categories AS (
+             SELECT * FROM read_csv('{seed}', header = true, all_varchar = true))
+           SELECT DISTINCT ON (duid) duid, station_name, region_id,
+                  coalesce(c.fuel, 'Other') AS fuel, descriptor, capacity
+           FROM registration AS r
+           LEFT JOIN categories AS c
+             ON lower(c.fuel_primary) = lower(r.fuel) AND lower(c.fuel_descriptor) = lower(r.descriptor)
            WHERE duid NOT IN ('', '-') AND capacity > 0
              AND region_id IN ('NSW1', 'QLD1', 'SA1', 'TAS1', 'VIC1')
            ORDER BY duid, capacity DESC;
@@ -188,6 +192,12 @@ fn main() -> Result<()> {
            CROSS JOIN units AS u
            JOIN prices AS p ON p.date = i.date AND p.slot = i.slot AND p.region_id = u.region_id;",
         copies = args.unit_copies,
+        seed = args
+            .project
+            .join("seeds/fuel_categories.csv")
+            .display()
+            .to_string()
+            .replace('\'', "''"),
         start = start,
         end = args.end,
     ))

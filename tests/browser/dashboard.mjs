@@ -261,7 +261,7 @@ try {
 
 check(offsite.length === 0, 'no request leaves loopback (bundled assets)', offsite.slice(0, 5).join(', '));
 check(consoleErrors.length === 0, 'the console has no errors', consoleErrors.slice(0, 5).join(' | '));
-check(consoleWarnings.some((w) => /colours configured for Fuel values that are not in the data: .*Fossil/.test(w)), 'a colour key matching no data value is reported in the console', consoleWarnings.filter((w) => /colour/.test(w)).slice(0, 1).join(''));
+check(consoleWarnings.some((w) => /colours configured for Fuel values that are not in the data: .*Unknown/.test(w)), 'a colour key matching no data value is reported in the console', consoleWarnings.filter((w) => /colour/.test(w)).slice(0, 1).join(''));
 fs.writeFileSync(path.join(OUT, 'checks.json'), JSON.stringify({ downloads }, null, 2));
 await server.close();
 console.log(`${failures === 0 ? 'all browser checks passed' : failures + ' browser checks failed'}; screenshots in ${OUT}`);

@@ -9,16 +9,10 @@ import { waitReady, renders } from './harness.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-// The fixture's units (dashboard-fixture reads the example's sample list).
+// The fixture's units (duid, region, fuel), as tests/dashboard.rs read them
+// from the site's units file.
 function sampleUnits() {
-  const text = fs.readFileSync(path.join(ROOT, 'example-project/sample/reference/duid_registration.csv'), 'utf8');
-  const [head, ...lines] = text.trim().split(/\r?\n/);
-  const cols = head.split(',');
-  const at = (n) => cols.indexOf(n);
-  return lines
-    .map((l) => l.split(','))
-    .map((c) => ({ duid: c[at('DUID')].trim(), region: c[at('Region')].trim(), fuel: c[at('Fuel Source - Primary')].trim() }))
-    .filter((u) => ['NSW1', 'QLD1', 'SA1', 'TAS1', 'VIC1'].includes(u.region));
+  return JSON.parse(process.env.UNITS_JSON || '[]');
 }
 const sorted = (xs) => [...new Set(xs)].sort((a, b) => a.localeCompare(b));
 const same = (a, b) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
@@ -93,12 +87,12 @@ export async function afterFirstVisit({ page, check, kpi, state, dataMax, OUT, c
     return { series: o.series.map((x) => ({ name: x.name, color: x.color })), conf, unmatched: window.__dashboard.unmatchedColors.fuel };
   });
   const confColours = new Set(Object.values(colours.conf).map((c) => c.toLowerCase()));
-  const coal = colours.series.find((x) => x.name === 'Coal');
+  const coal = colours.series.find((x) => x.name === 'Hydro');
   const wind = colours.series.find((x) => x.name === 'Wind');
   check(wind && wind.color === colours.conf.Wind, 'a configured fuel (Wind) gets its configured colour', JSON.stringify(wind));
-  check(coal && !confColours.has(String(coal.color).toLowerCase()), 'a fuel the config does not name (Coal) is shown under its own name, in a colour no configured fuel uses', JSON.stringify(coal));
+  check(coal && !confColours.has(String(coal.color).toLowerCase()), 'a fuel the config does not name (Hydro, left out by tests/dashboard.rs) is shown under its own name, in a colour no configured fuel uses', JSON.stringify(coal));
   check(new Set(colours.series.map((x) => String(x.color).toLowerCase())).size === colours.series.length, 'no two fuels share a colour', JSON.stringify(colours.series));
-  check(Array.isArray(colours.unmatched) && colours.unmatched.includes('Fossil') && !colours.unmatched.includes('Wind'), 'colour keys that match no data value are found', JSON.stringify(colours.unmatched));
+  check(Array.isArray(colours.unmatched) && colours.unmatched.includes('Unknown') && !colours.unmatched.includes('Wind'), 'colour keys that match no data value are found', JSON.stringify(colours.unmatched));
 
   // ---- tooltip lists every region / every fuel
   for (const [i, what] of [[1, 'region'], [0, 'fuel']]) {

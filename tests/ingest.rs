@@ -130,19 +130,26 @@ fn assert_exactly_once(p: &TempProject, files: i64) {
 #[test]
 fn takes_only_new_files_within_limits_and_nothing_twice() {
     let (files, page) = generated_scada(6);
+    // The names carry the interval: sorted, the last four are the newest.
+    let all_names: Vec<String> = files.keys().cloned().collect();
     let server = serve(files, page, |_, _| None);
     let p = project(&server.base, 4, None);
     let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(files_in_fact(&p), 4, "the intraday limit holds");
-    // newest first: the 4 latest intervals
-    let newest: String = p
-        .db("wh.duckdb")
-        .query_row("select max(source_file) from main.fct_scada", [], |r| {
-            r.get(0)
-        })
+    // newest first: exactly the 4 latest intervals
+    let db = p.db("wh.duckdb");
+    let mut stmt = db
+        .prepare("select distinct source_file from main.fct_scada order by 1")
         .unwrap();
-    assert!(newest.contains("PUBLIC_DISPATCHSCADA_"), "{newest}");
+    let taken: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(taken, all_names[2..].to_vec(), "the four newest files");
+    drop(stmt);
+    drop(db);
     let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(files_in_fact(&p), 6);
@@ -192,6 +199,184 @@ fn rate_limits_and_server_errors_are_retried() {
         3,
         "503, 429, then 200"
     );
+    assert_exactly_once(&p, 3);
+}
+
+/// Serves the SCADA files, answering each file's first request with `first`
+/// (503 with a `Retry-After`); returns the server and, per file, the instants
+/// of its requests.
+type Times = Arc<std::sync::Mutex<BTreeMap<String, Vec<std::time::Instant>>>>;
+
+fn serve_timed(n: usize, first: impl Fn() -> Reply + Send + Sync + 'static) -> (TestServer, Times) {
+    let (files, page) = generated_scada(n);
+    let times: Times = Arc::default();
+    let seen = times.clone();
+    let server = serve(files, page, move |path, nth| {
+        if !path.starts_with(&format!("{SCADA_DIR}PUBLIC")) {
+            return None;
+        }
+        seen.lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default()
+            .push(std::time::Instant::now());
+        (nth == 1).then(&first)
+    });
+    (server, times)
+}
+
+/// The shortest gap between a file's first request and its retry.
+fn shortest_retry_gap(times: &Times) -> std::time::Duration {
+    let times = times.lock().unwrap();
+    assert!(!times.is_empty());
+    times
+        .values()
+        .map(|t| {
+            assert_eq!(t.len(), 2, "one 503, then the retry");
+            t[1] - t[0]
+        })
+        .min()
+        .unwrap()
+}
+
+#[test]
+fn a_retry_after_in_seconds_is_waited_for() {
+    // The backoff is 20 ms: only the header can make the retry wait ~1 s.
+    let (server, times) = serve_timed(2, || Reply::status(503).header("Retry-After", "1"));
+    let p = project(&server.base, 10, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gap = shortest_retry_gap(&times);
+    assert!(gap >= std::time::Duration::from_millis(950), "{gap:?}");
+    assert_exactly_once(&p, 2);
+}
+
+#[test]
+fn a_retry_after_http_date_is_waited_for() {
+    // Two seconds ahead, to the second: at least one second from now.
+    let (server, times) = serve_timed(2, || {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+        Reply::status(503).header(
+            "Retry-After",
+            &at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+        )
+    });
+    let p = project(&server.base, 10, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gap = shortest_retry_gap(&times);
+    assert!(gap >= std::time::Duration::from_millis(950), "{gap:?}");
+    assert_exactly_once(&p, 2);
+}
+
+#[test]
+fn running_out_of_retries_names_the_attempts() {
+    let (files, page) = generated_scada(2);
+    let names: Vec<String> = files.keys().cloned().collect();
+    let failing = format!("{SCADA_DIR}{}", names[0]);
+    let f = failing.clone();
+    let server = serve(files, page, move |path, _| {
+        (path == f).then(|| Reply::status(503))
+    });
+    let p = project(&server.base, 10, None);
+    p.write(
+        "analytics.yml",
+        &std::fs::read_to_string(p.path().join("analytics.yml"))
+            .unwrap()
+            .replace("retry_base_ms: 20", "retry_base_ms: 20\n    retries: 3"),
+    );
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    let all = text(&out);
+    assert!(out.status.success(), "a failed file is a warning:\n{all}");
+    assert_eq!(server.hits(&failing), 3, "{all}");
+    assert!(
+        all.contains(&names[0])
+            && all.contains("HTTP 503")
+            && all.contains("gave up after 3 attempts"),
+        "{all}"
+    );
+    assert_eq!(files_in_fact(&p), 1);
+}
+
+/// A raw HTTP/1.1 server for the SCADA folder whose first answer for each
+/// file sends the headers and half the body, then drops the connection.
+fn serve_dropping_mid_body(
+    files: BTreeMap<String, Vec<u8>>,
+    listing: String,
+) -> (String, Arc<std::sync::Mutex<BTreeMap<String, usize>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let counts: Arc<std::sync::Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let seen = counts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let nth = {
+                let mut c = seen.lock().unwrap();
+                let n = c.entry(path.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            let body = if path == SCADA_DIR {
+                listing.clone().into_bytes()
+            } else {
+                match path.strip_prefix(SCADA_DIR).and_then(|n| files.get(n)) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        continue;
+                    }
+                }
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let cut = if path != SCADA_DIR && nth == 1 {
+                body.len() / 2
+            } else {
+                body.len()
+            };
+            let _ = stream.write_all(&body[..cut]);
+            let _ = stream.flush();
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    (base, counts)
+}
+
+#[test]
+fn a_download_dropped_mid_body_is_retried_whole() {
+    let (files, page) = generated_scada(3);
+    let names: Vec<String> = files.keys().cloned().collect();
+    let (base, counts) = serve_dropping_mid_body(files, page);
+    let p = project(&base, 10, None);
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let counts = counts.lock().unwrap();
+    for n in &names {
+        assert_eq!(
+            counts.get(&format!("{SCADA_DIR}{n}")),
+            Some(&2),
+            "{n}: cut after half its body, then taken whole\n{}",
+            text(&out)
+        );
+    }
+    drop(counts);
     assert_exactly_once(&p, 3);
 }
 

@@ -120,14 +120,19 @@ pub async fn get(
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)));
+                    .and_then(|v| retry_after(v, chrono::Utc::now()));
                 tracing::debug!("GET {url}: HTTP {}, retrying", resp.status());
                 retry_after.unwrap_or(policy.base * 2u32.pow(attempt - 1))
             }
             Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
                 return Err(anyhow::Error::new(NotFound(redact(url))));
             }
+            Ok(resp) if retryable(resp.status()) => bail!(
+                "HTTP {} from {} (gave up after {attempt} {})",
+                resp.status(),
+                redact(url),
+                if attempt == 1 { "attempt" } else { "attempts" }
+            ),
             Ok(resp) => bail!("HTTP {} from {}", resp.status(), redact(url)),
             Err(e)
                 if attempt < policy.attempts
@@ -137,8 +142,9 @@ pub async fn get(
                 policy.base * 2u32.pow(attempt - 1)
             }
             Err(e) => bail!(
-                "GET {} failed: {}",
+                "GET {} failed after {attempt} {}: {}",
                 redact(url),
+                if attempt == 1 { "attempt" } else { "attempts" },
                 e.to_string().replace(url, &redact(url))
             ),
         };
@@ -188,6 +194,26 @@ pub async fn download(
     }
 }
 
+/// The longest `Retry-After` honoured: a server asking for more gets 60 s.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+
+/// The wait a `Retry-After` value asks for, at `now`: delay-seconds
+/// (`120`) or an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`; a date in the
+/// past means now), capped at [`RETRY_AFTER_CAP`]. `None` when unreadable.
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(RETRY_AFTER_CAP))
+}
+
 fn is_body_error(e: &anyhow::Error) -> bool {
     let text = e.to_string();
     text.contains("body ended") || text.contains("error decoding response body")
@@ -198,5 +224,45 @@ pub fn redact(url: &str) -> String {
     match url.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn retry_after_seconds_are_honoured_up_to_the_cap() {
+        let now = at("2026-01-01T00:00:00Z");
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(" 60 ", now), Some(Duration::from_secs(60)));
+        assert_eq!(retry_after("3600", now), Some(RETRY_AFTER_CAP));
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_http_dates_are_the_wait_until_then() {
+        let now = at("2015-10-21T07:27:30Z");
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // In the past: retry now.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        // An hour away: the cap.
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 08:27:30 GMT", now),
+            Some(RETRY_AFTER_CAP)
+        );
     }
 }

@@ -31,6 +31,11 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Scheduled Loads`, header on the first row, numbers as numbers, `-` and
 /// text as text.
 fn registration_workbook(path: &Path) {
+    registration_workbook_with(path, |_| {});
+}
+
+/// The same, with the header row edited by `edit` first.
+fn registration_workbook_with(path: &Path, edit: impl Fn(&mut Vec<String>)) {
     let rows = std::fs::read_to_string(
         repo_root().join("tests/fixtures/real_formats/registration_rows.csv"),
     )
@@ -70,6 +75,8 @@ fn registration_workbook(path: &Path) {
     lines.push(dup);
 
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut header = header;
+    edit(&mut header);
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
     sheet.set_name("PU and Scheduled Loads").unwrap();
@@ -478,4 +485,49 @@ fn the_example_builds_from_real_formats_with_hand_checked_results() {
         ),
         -12.5
     );
+}
+
+#[test]
+fn a_renamed_registration_column_is_an_error_naming_the_column_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("nem");
+    copy_dir(&repo_root().join("example-project"), &project);
+    let sample = project.join("sample");
+    // AEMO renames a column: `DUID` becomes `Unit ID`.
+    registration_workbook_with(
+        &sample.join("reference/registration/NEM-Registration-and-Exemption-List_20260801.xls"),
+        |h| {
+            for c in h.iter_mut().filter(|c| *c == "DUID") {
+                *c = "Unit ID".into();
+            }
+        },
+    );
+    std::fs::create_dir_all(sample.join("reference")).unwrap();
+    std::fs::copy(
+        repo_root().join("tests/fixtures/real_formats/geo_data.csv"),
+        sample.join("reference/geo_data.csv"),
+    )
+    .unwrap();
+    daily_reports(&sample.join("daily"));
+    intraday(
+        &sample.join("intraday_scada"),
+        &sample.join("intraday_price"),
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "ci", "--project"])
+        .arg(&project)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("column `DUID` is in none of this run's files"),
+        "names the column: {all}"
+    );
+    assert!(
+        all.contains("NEM-Registration-and-Exemption-List_20260801.xls"),
+        "names the file: {all}"
+    );
+    assert!(!all.contains("panicked"), "{all}");
 }

@@ -71,6 +71,9 @@ pub struct StoredPart {
     /// The CSV header, when ingest knows it (MMS tables): lets models read
     /// the file without DuckDB sniffing it first.
     pub columns: Option<Vec<String>>,
+    /// The header row of a spreadsheet's sheet, for checking the columns a
+    /// model asks for (not used to read the file: its cells may be blank).
+    pub header: Option<Vec<String>>,
 }
 
 /// Per-source figures for the summary.
@@ -165,6 +168,53 @@ impl FileCatalog for IngestRun {
 
     fn file_log_relation(&self) -> String {
         FILE_LOG_RELATION.to_string()
+    }
+
+    fn check_columns(
+        &self,
+        source: &str,
+        table: Option<&str>,
+        columns: &[&str],
+    ) -> Result<(), String> {
+        let files: Vec<(&str, &Vec<String>)> = self
+            .taken
+            .iter()
+            .filter(|f| f.source == source)
+            .flat_map(|f| {
+                f.parts
+                    .iter()
+                    .filter(move |p| match table {
+                        Some(t) => p
+                            .table
+                            .as_deref()
+                            .is_some_and(|pt| pt.eq_ignore_ascii_case(t)),
+                        None => true,
+                    })
+                    .map(move |p| (f.file_name.as_str(), p))
+            })
+            .filter_map(|(name, p)| Some((name, p.columns.as_ref().or(p.header.as_ref())?)))
+            .collect();
+        // Only when every file's header is known: a column may be missing
+        // from some files (older table versions), not from all of them.
+        if files.is_empty() || files.len() < self.parts(source, table).count() {
+            return Ok(());
+        }
+        for column in columns {
+            let found = files
+                .iter()
+                .any(|(_, header)| header.iter().any(|h| h.eq_ignore_ascii_case(column)));
+            if !found {
+                let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+                let header = files[0].1.join(", ");
+                return Err(format!(
+                    "read_source('{source}'{}): column `{column}` is in none of this run's files \
+                     ({}); the first one's columns are: {header}",
+                    table.map(|t| format!(", '{t}'")).unwrap_or_default(),
+                    names.join(", ")
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn read_sql(

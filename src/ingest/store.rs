@@ -90,6 +90,7 @@ fn store_spreadsheet(
     let out_path = dir.join(format!("{file_name}.gz"));
     let mut out = AtomicGz::create(&out_path)?;
     let mut rows = 0u64;
+    let mut header = None;
     for row in range.rows().skip(skip) {
         let cells: Vec<String> = row
             .iter()
@@ -109,6 +110,13 @@ fn store_spreadsheet(
                 csv_field(&text)
             })
             .collect();
+        if header.is_none() {
+            header = Some(
+                row.iter()
+                    .map(|c| c.to_string().trim().to_string())
+                    .collect(),
+            );
+        }
         out.encoder.write_all(cells.join(",").as_bytes())?;
         out.encoder.write_all(b"\n")?;
         rows += 1;
@@ -119,6 +127,7 @@ fn store_spreadsheet(
         path: out_path,
         rows: Some(rows.saturating_sub(1)),
         columns: None,
+        header,
     }])
 }
 
@@ -198,6 +207,7 @@ fn store_stream(
                 table: None,
                 path,
                 rows: None,
+                header: None,
                 columns: None,
             }])
         }
@@ -357,6 +367,7 @@ fn split_mms(
             path,
             rows: Some(o.rows),
             columns: Some(columns),
+            header: None,
         });
     }
     Ok(parts)

@@ -62,6 +62,17 @@ pub trait FileCatalog: Send + Sync {
     fn columns(&self, source: &str, table: Option<&str>) -> Option<Vec<String>>;
     /// The relation holding the file log.
     fn file_log_relation(&self) -> String;
+    /// Whether every column in `columns` is in the header of at least one
+    /// of this run's files of `source` (when ingest knows their headers);
+    /// the error names the missing column and the files.
+    fn check_columns(
+        &self,
+        _source: &str,
+        _table: Option<&str>,
+        _columns: &[&str],
+    ) -> Result<(), String> {
+        Ok(())
+    }
     /// The SQL that reads this run's files of `source` (one MMS `table` of
     /// it), typed by `columns`, with a `source_file` column; `None` when the
     /// run took no such files.
@@ -473,6 +484,13 @@ impl Templater {
                     };
                 let table = table.or(kwargs.get::<Option<String>>("table")?);
                 kwargs.assert_all_used()?;
+                if phase == Phase::Execute
+                    && let (Some(f), Some(cols)) = (files.as_deref(), columns.as_deref())
+                {
+                    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+                    f.check_columns(&source, table.as_deref(), &names)
+                        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))?;
+                }
                 Ok(read_source_sql(
                     files.as_deref(),
                     &source,

@@ -85,9 +85,13 @@ pub struct Common {
     /// The project folder (holds dbt_project.yml).
     #[arg(long, default_value = ".")]
     pub project: PathBuf,
-    /// A target from analytics.yml.
+    /// A target from analytics.yml, or an output of the dbt profile.
     #[arg(long)]
     pub target: Option<String>,
+    /// The folder holding dbt's profiles.yml (default: DBT_PROFILES_DIR, the
+    /// project folder, then ~/.dbt).
+    #[arg(long)]
+    pub profiles_dir: Option<PathBuf>,
     /// Models to run: `name`, `+name`, `name+`, `tag:x` (space or repeat to give several).
     #[arg(long, num_args = 1..)]
     pub select: Vec<String>,
@@ -108,6 +112,7 @@ impl Common {
             target: self.target.clone(),
             select: self.select.clone(),
             vars: crate::project::parse_vars(self.vars.as_deref(), "--vars")?,
+            profiles_dir: self.profiles_dir.clone(),
             full_refresh,
             limits: crate::project::settings::Limits {
                 ci: self.limit,

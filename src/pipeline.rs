@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub select: Vec<String>,
     /// `--vars` overrides.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// `--profiles-dir`: the folder holding dbt's `profiles.yml`.
+    pub profiles_dir: Option<PathBuf>,
     /// Rebuild incremental models from scratch.
     pub full_refresh: bool,
     /// Caps on new files per source that override `analytics.yml`'s `limits`
@@ -58,6 +60,7 @@ impl RunOptions {
             mode: self.mode,
             target: self.target.as_deref(),
             vars: &self.vars,
+            profiles_dir: self.profiles_dir.as_deref(),
             env: &self.env,
         }
     }

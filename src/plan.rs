@@ -26,6 +26,9 @@ pub struct PlanOptions<'a> {
     pub target: Option<&'a str>,
     /// `--vars` overrides.
     pub vars: &'a serde_json::Map<String, serde_json::Value>,
+    /// `--profiles-dir`: where `profiles.yml` is (else `DBT_PROFILES_DIR`,
+    /// the project folder, `~/.dbt`).
+    pub profiles_dir: Option<&'a Path>,
     /// The run's environment: `${VAR}` in targets and `env_var()` in SQL.
     pub env: &'a Env,
 }
@@ -53,8 +56,12 @@ pub struct PlannedModel {
 pub struct Plan {
     /// The loaded project.
     pub project: Project,
-    /// The name of the target from `analytics.yml` (or `memory`).
+    /// The name of the target from `analytics.yml` (or `memory`), or of the
+    /// profile's output.
     pub target_name: String,
+    /// Where the target came from, for the log: `analytics.yml`,
+    /// `profiles.yml (profile `x`)`, or `built in`.
+    pub target_origin: String,
     /// The target's settings.
     pub target: TargetConfig,
     /// Renders the project's SQL with its macros.
@@ -74,24 +81,8 @@ impl Plan {
     pub fn build(opts: &PlanOptions) -> Result<Plan> {
         let project = Project::load(opts.project_dir)?;
         let mut warnings = project.warnings.clone();
-        let target_name = match opts.target {
-            Some(t) => t.to_string(),
-            None if project.settings.targets.contains_key(opts.mode.name()) => {
-                opts.mode.name().to_string()
-            }
-            None if opts.mode == Mode::Ci => "memory".to_string(),
-            None if project.settings.targets.contains_key("warehouse")
-                || opts.env.contains("ICEBERG_REST_ENDPOINT") =>
-            {
-                "warehouse".to_string()
-            }
-            None => bail!(
-                "mode `{}` needs a target: pass --target, or define `targets: warehouse:` (used by every mode but ci) or `targets: {}:` in analytics.yml",
-                opts.mode.name(),
-                opts.mode.name()
-            ),
-        };
-        let target = project.settings.target(&target_name, opts.env)?;
+        let (target_name, target, target_origin) = resolve_target(&project, opts, &mut warnings)?;
+        tracing::info!("target `{target_name}` from {target_origin}");
         let templater = Templater::new(
             &project,
             &target_name,
@@ -191,6 +182,7 @@ impl Plan {
         Ok(Plan {
             project,
             target_name,
+            target_origin,
             target,
             templater,
             models,
@@ -291,4 +283,77 @@ impl Plan {
             .join(&self.project.name)
             .join(path)
     }
+}
+
+/// Which target a run uses, resolved, and where it came from. `analytics.yml`
+/// targets win over `profiles.yml` outputs of the same name. Without
+/// `--target`: the `analytics.yml` target named like the mode; in the modes
+/// other than `ci`, `warehouse` (from analytics.yml or `ICEBERG_REST_ENDPOINT`);
+/// then the profile's `target:`; then `memory` in `ci` mode.
+fn resolve_target(
+    project: &Project,
+    opts: &PlanOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(String, TargetConfig, String)> {
+    let profile = match &project.profile {
+        Some(name) => {
+            crate::project::profiles::load(&project.root, name, opts.profiles_dir, opts.env)?
+        }
+        None => None,
+    };
+    let in_analytics = |name: &str| project.settings.targets.contains_key(name);
+    let in_profile = |name: &str| {
+        profile
+            .as_ref()
+            .is_some_and(|p| p.outputs.contains_key(name))
+    };
+    let mode = opts.mode.name();
+    let profile_default = profile.as_ref().and_then(|p| p.default_target.clone());
+    let name = match opts.target {
+        Some(t) => t.to_string(),
+        None if in_analytics(mode) => mode.to_string(),
+        None if opts.mode != Mode::Ci
+            && (in_analytics("warehouse") || opts.env.contains("ICEBERG_REST_ENDPOINT")) =>
+        {
+            "warehouse".to_string()
+        }
+        None if profile_default.is_some() => profile_default.unwrap_or_default(),
+        None if opts.mode == Mode::Ci => "memory".to_string(),
+        None => bail!(
+            "mode `{mode}` needs a target: pass --target, or define `targets: warehouse:` (used by every mode but ci) or `targets: {mode}:` in analytics.yml",
+        ),
+    };
+    if !in_analytics(&name)
+        && let Some(profile) = profile.as_ref().filter(|_| in_profile(&name))
+    {
+        let (yaml, output_warnings) = profile.target(&name)?;
+        warnings.extend(output_warnings.iter().cloned());
+        let target = yaml
+            .resolve(opts.env)
+            .with_context(|| format!("{}: output `{name}`", profile.origin()))?;
+        return Ok((name, target, profile.origin()));
+    }
+    let target =
+        project
+            .settings
+            .target(&name, opts.env)
+            .with_context(|| match profile.as_ref() {
+                Some(p) if !in_analytics(&name) => format!(
+                    "target `{name}` ({} has outputs: {})",
+                    p.origin(),
+                    p.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                _ => format!("target `{name}`"),
+            })?;
+    let origin = match profile.as_ref() {
+        _ if !in_analytics(&name) && name == "warehouse" => {
+            "the ICEBERG_REST_ENDPOINT variables".to_string()
+        }
+        _ if !in_analytics(&name) => "built in".to_string(),
+        Some(p) if in_profile(&name) => {
+            format!("analytics.yml (over the same name in {})", p.origin())
+        }
+        _ => "analytics.yml".to_string(),
+    };
+    Ok((name, target, origin))
 }

@@ -395,3 +395,103 @@ fn missing_ref_names_the_model_and_suggests_the_closest() {
         );
     }
 }
+
+/// A small dbt-duckdb project that has no analytics.yml: its target comes
+/// from `profiles.yml` alone, whose schema is `mart` through
+/// `env_var('DBT_SCHEMA', 'mart')`.
+fn write_profile_project(project: &Path, profiles: &Path) {
+    let files = [
+        (
+            "dbt_project.yml",
+            "name: shop\nprofile: shop\nversion: '1.0'\nconfig-version: 2\n\
+             models:\n  shop:\n    +materialized: table\n    reporting:\n      +schema: reporting\n      +materialized: view\n",
+        ),
+        (
+            "models/stg_orders.sql",
+            "select range as order_id, range % 3 as customer_id, range * 1.5 as amount\nfrom range(10)\n",
+        ),
+        (
+            "models/fct_customer_totals.sql",
+            "select customer_id, count(*) as orders, sum(amount) as total\n\
+             from {{ ref('stg_orders') }}\ngroup by customer_id\n",
+        ),
+        (
+            "models/reporting/v_top_customer.sql",
+            "select * from {{ ref('fct_customer_totals') }} order by total desc limit 1\n",
+        ),
+    ];
+    for (rel, text) in files {
+        let path = project.join(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("creating folders");
+        fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+    fs::create_dir_all(profiles).expect("creating the profiles folder");
+    fs::write(
+        profiles.join("profiles.yml"),
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: shop.duckdb\n\
+         \x20     schema: \"{{ env_var('DBT_SCHEMA', 'mart') }}\"\n      threads: 1\n",
+    )
+    .expect("writing profiles.yml");
+}
+
+#[test]
+fn a_profile_schema_from_profiles_yml_builds_like_dbt_duckdb() {
+    let dbt = dbt_bin();
+
+    let dbt_dir = tempfile::tempdir().expect("tempdir");
+    let dbt_project = dbt_dir.path().join("project");
+    let dbt_profiles = dbt_dir.path().join("profiles");
+    write_profile_project(&dbt_project, &dbt_profiles);
+    let mut cmd = Command::new(&dbt);
+    cmd.arg("run")
+        .arg("--project-dir")
+        .arg(&dbt_project)
+        .arg("--profiles-dir")
+        .arg(&dbt_profiles);
+    prepare(&mut cmd)
+        .env_remove("DBT_SCHEMA")
+        .current_dir(&dbt_project);
+    let out = cmd.output().expect("starting dbt");
+    assert!(out.status.success(), "{}", describe("dbt run", &out));
+    let mut dbt_snap = snapshot(&dbt_project.join("shop.duckdb"), "dbt run");
+    drop_dbt_internals(&mut dbt_snap);
+    assert!(
+        dbt_snap.contains_key(&("mart".to_string(), "fct_customer_totals".to_string()))
+            && dbt_snap.contains_key(&("mart_reporting".to_string(), "v_top_customer".to_string())),
+        "fixture: dbt should build into mart and mart_reporting: {:?}",
+        dbt_snap.keys()
+    );
+
+    // Ours: no --target and no analytics.yml; the profile's `target: dev`,
+    // found through --profiles-dir.
+    let our_dir = tempfile::tempdir().expect("tempdir");
+    let our_project = our_dir.path().join("project");
+    let our_profiles = our_dir.path().join("profiles");
+    write_profile_project(&our_project, &our_profiles);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_analytics"));
+    cmd.args(["run", "--mode", "ci", "--project"])
+        .arg(&our_project)
+        .arg("--profiles-dir")
+        .arg(&our_profiles);
+    prepare(&mut cmd)
+        .env_remove("DBT_SCHEMA")
+        .env_remove("DBT_PROFILES_DIR")
+        .current_dir(our_dir.path());
+    let out = cmd.output().expect("starting analytics");
+    let report = describe("analytics run", &out);
+    assert!(out.status.success(), "{report}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("target `dev` from") && stderr.contains("(profile `shop`)"),
+        "the log should say the target came from the profile\n{report}"
+    );
+    let mut our_snap = snapshot(&our_project.join("shop.duckdb"), "analytics run");
+    drop_our_internals(&mut our_snap);
+
+    let diffs = differences(&dbt_snap, &our_snap);
+    assert!(
+        diffs.is_empty(),
+        "analytics built the profile project differently from dbt-duckdb:\n  {}",
+        diffs.join("\n  ")
+    );
+}

@@ -161,3 +161,113 @@ fn an_unknown_var_is_a_clear_error() {
         "{all}"
     );
 }
+
+/// A project whose `ci` target is a DuckDB file, so a test can tell whether
+/// any model ran (the file would exist).
+fn file_target_project() -> TempProject {
+    let p = ok_project();
+    p.write(
+        "analytics.yml",
+        "targets:\n  ci:\n    type: duckdb\n    path: out.duckdb\n",
+    );
+    p
+}
+
+fn assert_nothing_ran(p: &TempProject, all: &str) {
+    assert!(
+        !p.path().join("out.duckdb").exists(),
+        "no model may run before the project is refused:\n{all}"
+    );
+    assert!(!all.contains("model base"), "{all}");
+}
+
+#[test]
+fn a_python_model_is_refused_at_load_naming_the_file_and_what_to_do_instead() {
+    let p = file_target_project();
+    p.write(
+        "models/staging/downloader.py",
+        "def model(dbt, session):\n    return session.sql('select 1 as id')\n",
+    );
+    p.write(
+        "models/child.sql",
+        "select id from {{ ref('base') }} union all select id from {{ ref('downloader') }}\n",
+    );
+    let all = assert_clean_failure(&p.run(&["run"]));
+    for needle in [
+        "models/staging/downloader.py",
+        "Python models do not run here",
+        "`sources:` in analytics.yml",
+        "SQL models",
+    ] {
+        assert!(all.contains(needle), "should say {needle:?}:\n{all}");
+    }
+    // Not the old, misleading message about the missing model.
+    assert!(!all.contains("which is not a model"), "{all}");
+    assert_nothing_ran(&p, &all);
+}
+
+#[test]
+fn snapshots_and_packages_are_refused_and_doctor_lists_every_unsupported_feature() {
+    let p = file_target_project();
+    p.write(
+        "snapshots/orders_snapshot.sql",
+        "{% snapshot orders_snapshot %}\n{{ config(unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('base') }}\n{% endsnapshot %}\n",
+    );
+    p.write(
+        "packages.yml",
+        "packages:\n  - package: dbt-labs/dbt_utils\n    version: [\">=1.0.0\", \"<2.0.0\"]\n",
+    );
+    p.write(
+        "models/legacy/loader.py",
+        "def model(dbt, session):\n    pass\n",
+    );
+    p.write(
+        "models/extras.yml",
+        "version: 2\nexposures:\n  - name: board\n    type: dashboard\n    owner: {name: me}\nsemantic_models:\n  - name: sm\n    model: ref('base')\nunit_tests:\n  - name: ut\n    model: child\n    given: []\n    expect: {rows: []}\n",
+    );
+    let all = assert_clean_failure(&p.run(&["run"]));
+    for needle in [
+        "snapshots/orders_snapshot.sql",
+        "incremental",
+        "packages.yml",
+        "dbt-labs/dbt_utils",
+        "macros/",
+        "models/legacy/loader.py",
+    ] {
+        assert!(all.contains(needle), "run should say {needle:?}:\n{all}");
+    }
+    assert_nothing_ran(&p, &all);
+
+    // The doctor names them all at once, the harmless ones marked as ignored.
+    let out = p.run(&["doctor", "--offline"]);
+    let doctor = text(&out);
+    assert!(!out.status.success(), "{doctor}");
+    for needle in [
+        "snapshots/orders_snapshot.sql",
+        "packages.yml",
+        "models/legacy/loader.py",
+        "(ignored) models/extras.yml: exposures",
+        "(ignored) models/extras.yml: semantic models",
+        "(ignored) models/extras.yml: unit tests",
+    ] {
+        assert!(
+            doctor.contains(needle),
+            "doctor should list {needle:?}:\n{doctor}"
+        );
+    }
+}
+
+#[test]
+fn exposures_and_unit_tests_only_warn_and_the_run_builds() {
+    let p = file_target_project();
+    p.write(
+        "models/extras.yml",
+        "version: 2\nexposures:\n  - name: board\n    type: dashboard\n    owner: {name: me}\nunit_tests:\n  - name: ut\n    model: child\n    given: []\n    expect: {rows: []}\n",
+    );
+    let out = p.run(&["run"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("models/extras.yml: exposures"), "{all}");
+    assert!(all.contains("models/extras.yml: unit tests"), "{all}");
+    assert!(p.path().join("out.duckdb").exists(), "{all}");
+}

@@ -325,6 +325,7 @@ impl ActionSettings {
                 target: get("target"),
                 select,
                 vars,
+                profiles_dir: None,
                 full_refresh,
                 limits: limits.clone(),
                 site: crate::site::SiteOptions {

@@ -402,6 +402,7 @@ pub fn render_site(
         mode: crate::mode::Mode::Ci,
         target: None,
         vars: &vars,
+        profiles_dir: None,
         env: &env,
     })?;
     render_for_plan(&plan, site_dir, assets, node_modules)

@@ -149,6 +149,7 @@ impl DoctorOptions {
             target: args.target.clone(),
             select: Vec::new(),
             vars: serde_json::Map::new(),
+            profiles_dir: None,
             full_refresh: false,
             limits: Default::default(),
             site: Default::default(),
@@ -372,7 +373,7 @@ fn project_checks(
     checks: &mut Vec<Check>,
 ) -> Option<crate::project::Project> {
     let dir = opts.run.project_dir.display().to_string();
-    let project = match crate::project::Project::load(&opts.run.project_dir) {
+    let project = match crate::project::Project::read(&opts.run.project_dir) {
         Ok(p) => p,
         Err(e) => {
             checks.push(Check::fail(
@@ -394,7 +395,16 @@ fn project_checks(
             project.settings.sources.len()
         ),
     ));
+    checks.push(dbt_features_check(&project));
+    let blocked = project
+        .unsupported
+        .iter()
+        .any(|u| u.severity == crate::project::Severity::Error);
     match Plan::build(&opts.run.plan_options()) {
+        Err(_) if blocked => checks.push(Check::skip(
+            "models parse",
+            "not parsed: the dbt features above stop a run first",
+        )),
         Ok(plan) => checks.push(Check::pass(
             "models parse",
             format!(
@@ -434,6 +444,49 @@ fn project_checks(
         }
     }
     Some(project)
+}
+
+/// The dbt features the project uses that do not run here, all at once:
+/// fails on those that would change what is built, warns on the others.
+fn dbt_features_check(project: &crate::project::Project) -> Check {
+    use crate::project::Severity;
+    let what = "dbt features";
+    if project.unsupported.is_empty() {
+        return Check::pass(what, "none that analytics does not run");
+    }
+    let lines: Vec<String> = project
+        .unsupported
+        .iter()
+        .map(|u| {
+            let mark = match u.severity {
+                Severity::Error => "error",
+                Severity::Warning => "ignored",
+            };
+            format!("\n    - ({mark}) {u}")
+        })
+        .collect();
+    let detail = format!(
+        "{} not run here:{}",
+        project.unsupported.len(),
+        lines.concat()
+    );
+    if project
+        .unsupported
+        .iter()
+        .any(|u| u.severity == Severity::Error)
+    {
+        Check::fail(
+            what,
+            detail,
+            "follow the advice on each line marked (error); a run stops before any model until then",
+        )
+    } else {
+        Check::warn(
+            what,
+            detail,
+            "nothing to do for a run; remove the files to silence this",
+        )
+    }
 }
 
 /// Text of an error response, short and without anything secret-looking.

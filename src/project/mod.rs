@@ -5,14 +5,17 @@
 
 pub mod config;
 pub mod dashboard;
+pub mod profiles;
 pub mod seeds;
 pub mod settings;
 pub mod targets;
+pub mod unsupported;
 
 pub use config::Config;
 pub use dashboard::{AssetsMode, DashboardConfig};
 pub use settings::{Settings, SourceConfig};
 pub use targets::{IcebergConfig, MaintainOptions, S3Config, TargetConfig, TargetYaml};
+pub use unsupported::{Severity, Unsupported};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -42,6 +45,8 @@ pub struct Project {
     pub root: PathBuf,
     /// `name:` from `dbt_project.yml`.
     pub name: String,
+    /// `profile:` from `dbt_project.yml`: the profile of `profiles.yml` it uses.
+    pub profile: Option<String>,
     /// `vars:` from `dbt_project.yml` (overridable from the command line).
     pub vars: serde_json::Map<String, Value>,
     /// Models, sorted by name.
@@ -62,6 +67,8 @@ pub struct Project {
     pub settings: Settings,
     /// Non-fatal problems found while loading (unknown keys and the like).
     pub warnings: Vec<String>,
+    /// dbt features this project uses that do not run here.
+    pub unsupported: Vec<Unsupported>,
 }
 
 /// A model: one `.sql` file under a model path.
@@ -132,12 +139,16 @@ pub struct DbtSourceTable {
 #[serde(rename_all = "kebab-case")]
 struct DbtProjectFile {
     name: String,
+    #[serde(default)]
+    profile: Option<String>,
     #[serde(default, alias = "source-paths")]
     model_paths: Option<Vec<String>>,
     #[serde(default)]
     test_paths: Option<Vec<String>>,
     #[serde(default)]
     macro_paths: Option<Vec<String>>,
+    #[serde(default)]
+    snapshot_paths: Option<Vec<String>>,
     #[serde(default, alias = "data-paths")]
     seed_paths: Option<Vec<String>>,
     #[serde(default)]
@@ -157,8 +168,23 @@ struct DbtProjectFile {
 }
 
 impl Project {
-    /// Loads the project at `root`.
+    /// Loads the project at `root`; dbt features that do not run here and
+    /// would change what is built (Python models, snapshots, packages) are
+    /// an error naming every file, the others become warnings.
     pub fn load(root: &Path) -> Result<Project> {
+        let mut project = Project::read(root)?;
+        if let Some(message) = unsupported::load_error(&project.unsupported) {
+            bail!(message);
+        }
+        let warnings: Vec<String> = project.unsupported.iter().map(|u| u.to_string()).collect();
+        project.warnings.extend(warnings);
+        Ok(project)
+    }
+
+    /// Reads the project at `root`, recording unsupported dbt features in
+    /// [`Project::unsupported`] instead of failing on them (for the doctor,
+    /// which lists them all).
+    pub fn read(root: &Path) -> Result<Project> {
         let root = root.to_path_buf();
         let project_file = root.join("dbt_project.yml");
         let text = std::fs::read_to_string(&project_file).with_context(|| {
@@ -184,6 +210,7 @@ impl Project {
         let mut project = Project {
             root: root.clone(),
             name: file.name.clone(),
+            profile: file.profile.clone(),
             vars: file.vars.unwrap_or_default(),
             models: Vec::new(),
             macro_files: Vec::new(),
@@ -194,6 +221,7 @@ impl Project {
             on_run_end: hook_list(file.on_run_end.as_ref()),
             settings,
             warnings,
+            unsupported: Vec::new(),
         };
         let _ = file.data_tests; // project-level test configs: accepted, not yet applied
 
@@ -207,6 +235,10 @@ impl Project {
                         let name = file_stem(&path);
                         let sql = std::fs::read_to_string(&path)
                             .with_context(|| format!("reading model {}", rel.display()))?;
+                        if is_snapshot_block(&sql) {
+                            project.unsupported.push(Unsupported::snapshot(rel));
+                            continue;
+                        }
                         let folders = folders_between(&dir, &path);
                         let config = folder_config(&folder_configs, &folders, &name);
                         if let Some(existing) = project.models.iter().find(|m| m.name == name) {
@@ -225,6 +257,7 @@ impl Project {
                         });
                     }
                     Some("yml") | Some("yaml") => property_files.push(path),
+                    Some("py") => project.unsupported.push(Unsupported::python_model(rel)),
                     _ => {}
                 }
             }
@@ -262,6 +295,37 @@ impl Project {
                 .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))),
         ) {
             project.apply_properties(&path)?;
+        }
+
+        let snapshot_paths = file
+            .snapshot_paths
+            .clone()
+            .unwrap_or_else(|| vec!["snapshots".into()]);
+        for snapshot_path in &snapshot_paths {
+            for path in files_under(&root.join(snapshot_path))? {
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("sql" | "yml" | "yaml")
+                ) {
+                    project
+                        .unsupported
+                        .push(Unsupported::snapshot(relative(&root, &path)));
+                }
+            }
+        }
+        for name in ["packages.yml", "dependencies.yml"] {
+            let path = root.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            let rel = relative(&root, &path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", rel.display()))?;
+            let doc: Value = read_yaml(&text, &rel)?;
+            let names = package_names(&doc);
+            if !names.is_empty() {
+                project.unsupported.push(Unsupported::packages(rel, &names));
+            }
         }
 
         for macro_path in &macro_paths {
@@ -323,6 +387,22 @@ impl Project {
         let doc: Value = read_yaml(&text, &rel)?;
         if doc.is_null() {
             return Ok(());
+        }
+        for key in unsupported::IGNORED_YAML_KEYS {
+            if doc
+                .get(*key)
+                .is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty()))
+                && let Some(u) = Unsupported::ignored_yaml(rel.clone(), key)
+            {
+                self.unsupported.push(u);
+            }
+        }
+        if doc
+            .get("snapshots")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        {
+            self.unsupported.push(Unsupported::snapshot(rel.clone()));
         }
         let first_test = self.generic_tests.len();
         self.apply_model_properties(&doc, &rel)?;
@@ -436,6 +516,30 @@ impl Project {
         }
         Ok(())
     }
+}
+
+/// Whether a `.sql` file under a model path holds a `{% snapshot %}` block.
+fn is_snapshot_block(sql: &str) -> bool {
+    regex::Regex::new(r"\{%-?\s*snapshot\s")
+        .map(|re| re.is_match(sql))
+        .unwrap_or(false)
+}
+
+/// The packages a `packages.yml` / `dependencies.yml` lists (`package:`,
+/// `git:`, `local:`, `name:`; dependencies.yml's `projects:` too).
+fn package_names(doc: &Value) -> Vec<String> {
+    ["packages", "projects"]
+        .iter()
+        .filter_map(|k| doc.get(*k).and_then(Value::as_array))
+        .flatten()
+        .map(|p| {
+            ["package", "git", "local", "name", "tarball"]
+                .iter()
+                .find_map(|k| p.get(*k).and_then(Value::as_str))
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect()
 }
 
 /// Parses YAML into JSON values, naming the file (and the line, as data)

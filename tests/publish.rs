@@ -58,6 +58,7 @@ fn config(gh: &FakeGitHub, history: History) -> PublishConfig {
     let mut cfg = PublishConfig::new("octo/site");
     cfg.api_url = gh.api_url.clone();
     cfg.history = history;
+    cfg.retry_base = std::time::Duration::from_millis(10);
     cfg
 }
 
@@ -232,6 +233,84 @@ fn a_concurrent_push_is_retried_on_the_new_head_and_nothing_is_lost() {
     // v1, theirs, ours: a fast-forward chain, nothing rewritten.
     assert_eq!(commit_count(&gh.repo, "gh-pages"), 3);
     assert_eq!(gh.count("PATCH", "/git/refs/heads/gh-pages"), 2);
+}
+
+#[test]
+fn a_branch_created_by_someone_else_meanwhile_is_built_upon() {
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    // No gh-pages yet; another job creates it between our commit and our
+    // ref creation.
+    *gh.before_ref_update.lock().unwrap() = Some(Box::new(|repo: &Path| {
+        commit_files(repo, "gh-pages", &[("theirs.txt", b"x")], "concurrent");
+    }));
+    let s = site(&[("data/daily.duckdb", b"ours")]);
+    let out = publish(s.path(), &config(&gh, History::Keep), &Secret::new(TOKEN)).unwrap();
+    assert_eq!(out.retries, 1, "{out:?}");
+    assert_eq!(gh.count("POST", "/git/refs"), 1, "one creation, refused");
+    assert_eq!(gh.count("PATCH", "/git/refs/heads/gh-pages"), 1);
+    let files = clone_files(&gh.repo, "gh-pages");
+    assert_eq!(files["theirs.txt"], b"x");
+    assert_eq!(files["data/daily.duckdb"], b"ours");
+    assert_eq!(commit_count(&gh.repo, "gh-pages"), 2, "theirs, then ours");
+}
+
+#[test]
+fn a_branch_that_keeps_moving_gives_up_after_max_attempts() {
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    commit_files(&gh.repo, "gh-pages", &[("a.txt", b"a")], "init");
+    let head = git(&gh.repo, &["rev-parse", "gh-pages"], None, &[]);
+    gh.fail("PATCH", "/git/refs/heads/gh-pages", 422, 100);
+    let mut cfg = config(&gh, History::Keep);
+    cfg.max_attempts = 3;
+    let s = site(&[("data/daily.duckdb", b"d")]);
+    let err = publish(s.path(), &cfg, &Secret::new(TOKEN)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("gave up after 3 attempts"), "{msg}");
+    assert!(msg.contains("kept moving"), "{msg}");
+    assert!(!msg.contains(TOKEN));
+    assert_eq!(gh.count("PATCH", "/git/refs/heads/gh-pages"), 3);
+    assert_eq!(git(&gh.repo, &["rev-parse", "gh-pages"], None, &[]), head);
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried_with_backoff() {
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    commit_files(&gh.repo, "gh-pages", &[("a.txt", b"a")], "init");
+    gh.fail("GET", "/git/ref/heads/gh-pages", 502, 1);
+    gh.fail("POST", "/git/blobs", 503, 2);
+    gh.fail("POST", "/git/trees", 429, 1);
+    gh.fail("PATCH", "/git/refs/heads/gh-pages", 500, 1);
+    let s = site(&[("data/daily.duckdb", b"d")]);
+    let started = std::time::Instant::now();
+    let out = publish(s.path(), &config(&gh, History::Keep), &Secret::new(TOKEN)).unwrap();
+    // 10 ms, then 20 ms for the blob's second retry: waits, not hammering.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+    assert_eq!(out.retries, 0, "no rebuild: the same calls repeated");
+    assert_eq!(gh.count("GET", "/git/ref/heads/gh-pages"), 2);
+    assert_eq!(gh.count("POST", "/git/trees"), 2);
+    assert_eq!(gh.count("PATCH", "/git/refs/heads/gh-pages"), 2);
+    let files = clone_files(&gh.repo, "gh-pages");
+    assert_eq!(files["a.txt"], b"a");
+    assert_eq!(files["data/daily.duckdb"], b"d");
+    assert_eq!(commit_count(&gh.repo, "gh-pages"), 2);
+}
+
+#[test]
+fn a_server_error_that_persists_gives_up_after_max_attempts() {
+    let gh = FakeGitHub::start("octo/site", TOKEN, true);
+    gh.fail("POST", "/git/blobs", 503, 100);
+    let mut cfg = config(&gh, History::Keep);
+    cfg.max_attempts = 4;
+    let s = site(&[("data/daily.duckdb", b"d")]);
+    let err = publish(s.path(), &cfg, &Secret::new(TOKEN)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("HTTP 503") && msg.contains("gave up after 4 attempts"),
+        "{msg}"
+    );
+    assert!(!msg.contains(TOKEN));
+    assert_eq!(gh.count("POST", "/git/blobs"), 4);
+    assert_eq!(gh.count("POST", "/git/refs"), 0, "no branch created");
 }
 
 #[test]

@@ -32,6 +32,35 @@ fn status_of(e: &octocrab::Error) -> Option<u16> {
     }
 }
 
+/// A failed API call after its retries: the last error and how many
+/// attempts were made (more than one when GitHub kept answering 5xx/429).
+#[derive(Debug)]
+struct ApiError {
+    source: octocrab::Error,
+    attempts: u32,
+}
+
+impl ApiError {
+    fn status(&self) -> Option<u16> {
+        status_of(&self.source)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", describe(&self.source))?;
+        if self.attempts > 1 {
+            write!(f, " (gave up after {} attempts)", self.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether GitHub asked to try again later: a server error or 429.
+fn transient(e: &octocrab::Error) -> bool {
+    status_of(e).is_some_and(|s| s == 429 || (500..600).contains(&s))
+}
+
 fn describe(e: &octocrab::Error) -> String {
     match e {
         octocrab::Error::GitHub { source, .. } => {
@@ -127,22 +156,60 @@ impl Publisher<'_> {
             .map_err(|e| anyhow!("publish: building the GitHub client: {}", describe(&e)))
     }
 
+    /// Runs one API call, repeating it on 5xx/429 with a doubling backoff
+    /// (`retry_base`, then twice that, …) up to `max_attempts` in all. Every
+    /// call of the publish is safe to repeat: blobs, trees and commits are
+    /// content-addressed, and a ref change that did land answers 422 next
+    /// time, which is handled as a moved branch.
+    async fn call<T, F, Fut>(&self, what: &str, f: F) -> std::result::Result<T, ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, octocrab::Error>>,
+    {
+        let attempts = self.cfg.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if transient(&e) && attempt < attempts => {
+                    let wait = self.cfg.retry_base * 2u32.saturating_pow(attempt - 1);
+                    tracing::warn!(
+                        "{}: {} (attempt {attempt} of {attempts}); retrying in {} ms",
+                        self.at(what),
+                        describe(&e),
+                        wait.as_millis()
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(ApiError {
+                        source,
+                        attempts: attempt,
+                    });
+                }
+            }
+        }
+    }
+
     /// Checks that the token can see the repository and push to it.
     async fn repository(&self, gh: &octocrab::Octocrab) -> Result<()> {
-        let repo: Repository =
-            gh.get(self.repo_path(), None::<&()>)
-                .await
-                .map_err(|e| match status_of(&e) {
-                    Some(401) => anyhow!(
-                        "{}: the token was refused (HTTP 401); check github-token",
-                        self.at("reading the repository")
-                    ),
-                    Some(404) => anyhow!(
-                        "{}: repository not found, or the token cannot see it (HTTP 404)",
-                        self.at("reading the repository")
-                    ),
-                    _ => anyhow!("{}: {}", self.at("reading the repository"), describe(&e)),
-                })?;
+        let repo: Repository = self
+            .call("reading the repository", || {
+                gh.get(self.repo_path(), None::<&()>)
+            })
+            .await
+            .map_err(|e| match e.status() {
+                Some(401) => anyhow!(
+                    "{}: the token was refused (HTTP 401); check github-token",
+                    self.at("reading the repository")
+                ),
+                Some(404) => anyhow!(
+                    "{}: repository not found, or the token cannot see it (HTTP 404)",
+                    self.at("reading the repository")
+                ),
+                _ => anyhow!("{}: {e}", self.at("reading the repository")),
+            })?;
         if let Some(p) = &repo.permissions
             && !p.push
         {
@@ -189,20 +256,24 @@ impl Publisher<'_> {
         let Some(commit) = head else {
             return Ok((None, BTreeMap::new()));
         };
-        let c: Commit = gh
-            .get(
-                format!("{}/git/commits/{commit}", self.repo_path()),
-                None::<&()>,
-            )
+        let c: Commit = self
+            .call("reading the head commit", || {
+                gh.get(
+                    format!("{}/git/commits/{commit}", self.repo_path()),
+                    None::<&()>,
+                )
+            })
             .await
-            .map_err(|e| anyhow!("{}: {}", self.at("reading the head commit"), describe(&e)))?;
-        let tree: Tree = gh
-            .get(
-                format!("{}/git/trees/{}?recursive=1", self.repo_path(), c.tree.sha),
-                None::<&()>,
-            )
+            .map_err(|e| anyhow!("{}: {e}", self.at("reading the head commit")))?;
+        let tree: Tree = self
+            .call("reading the branch's tree", || {
+                gh.get(
+                    format!("{}/git/trees/{}?recursive=1", self.repo_path(), c.tree.sha),
+                    None::<&()>,
+                )
+            })
             .await
-            .map_err(|e| anyhow!("{}: {}", self.at("reading the branch's tree"), describe(&e)))?;
+            .map_err(|e| anyhow!("{}: {e}", self.at("reading the branch's tree")))?;
         let mut map = BTreeMap::new();
         if !tree.truncated {
             for item in tree.tree.into_iter().filter(|i| i.kind == "blob") {
@@ -273,22 +344,17 @@ impl Publisher<'_> {
                     }
                 };
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&content);
-                let blob: Sha = gh
-                    .post(
-                        format!("{}/git/blobs", self.repo_path()),
-                        Some(&NewBlob {
-                            content: &encoded,
-                            encoding: "base64",
-                        }),
-                    )
+                let what = format!("uploading {path}");
+                let body = NewBlob {
+                    content: &encoded,
+                    encoding: "base64",
+                };
+                let blob: Sha = self
+                    .call(&what, || {
+                        gh.post(format!("{}/git/blobs", self.repo_path()), Some(&body))
+                    })
                     .await
-                    .map_err(|e| {
-                        anyhow!(
-                            "{}: {}",
-                            self.at(&format!("uploading {path}")),
-                            describe(&e)
-                        )
-                    })?;
+                    .map_err(|e| anyhow!("{}: {e}", self.at(&what)))?;
                 if &blob.sha != sha {
                     bail!(
                         "{}: the API stored {path} as {} but its content hashes to {sha}",
@@ -321,27 +387,27 @@ impl Publisher<'_> {
         match head {
             None => {
                 // `single` starts the branch parentless; so does `keep` (no head).
-                let created: Result<serde_json::Value, _> = gh
-                    .post(
-                        format!("{}/git/refs", self.repo_path()),
-                        Some(&NewRef {
-                            name: format!("refs/heads/{}", self.cfg.branch),
-                            sha: commit,
-                        }),
-                    )
+                let body = NewRef {
+                    name: format!("refs/heads/{}", self.cfg.branch),
+                    sha: commit,
+                };
+                let created: std::result::Result<serde_json::Value, _> = self
+                    .call("creating the branch", || {
+                        gh.post(format!("{}/git/refs", self.repo_path()), Some(&body))
+                    })
                     .await;
                 match created {
                     Ok(_) => Ok(false),
                     // Someone created the branch meanwhile: rebuild on it.
-                    Err(e) if matches!(status_of(&e), Some(409 | 422)) => Ok(true),
-                    Err(e) => bail!("{}: {}", self.at("creating the branch"), describe(&e)),
+                    Err(e) if matches!(e.status(), Some(409 | 422)) => Ok(true),
+                    Err(e) => bail!("{}: {e}", self.at("creating the branch")),
                 }
             }
             Some(_) => match self.update_ref(gh, commit, false).await {
                 Ok(()) => Ok(false),
                 // Not a fast-forward: the branch moved under us.
-                Err(e) if matches!(status_of(&e), Some(409 | 422)) => Ok(true),
-                Err(e) => bail!("{}: {}", self.at("updating the branch"), describe(&e)),
+                Err(e) if matches!(e.status(), Some(409 | 422)) => Ok(true),
+                Err(e) => bail!("{}: {e}", self.at("updating the branch")),
             },
         }
     }
@@ -390,16 +456,16 @@ impl Publisher<'_> {
             if head.is_some() && entries.is_empty() {
                 return Ok(unchanged);
             }
-            let tree: Sha = gh
-                .post(
-                    format!("{}/git/trees", self.repo_path()),
-                    Some(&NewTree {
-                        base_tree: base_tree.clone(),
-                        tree: entries,
-                    }),
-                )
+            let body = NewTree {
+                base_tree: base_tree.clone(),
+                tree: entries,
+            };
+            let tree: Sha = self
+                .call("creating the tree", || {
+                    gh.post(format!("{}/git/trees", self.repo_path()), Some(&body))
+                })
                 .await
-                .map_err(|e| anyhow!("{}: {}", self.at("creating the tree"), describe(&e)))?;
+                .map_err(|e| anyhow!("{}: {e}", self.at("creating the tree")))?;
             if base_tree.as_deref() == Some(tree.sha.as_str()) {
                 return Ok(unchanged);
             }
@@ -426,13 +492,9 @@ impl Publisher<'_> {
                     .commit(&gh, &tree.sha, Vec::new())
                     .await
                     .map_err(|e| anyhow!("{}: {e}", self.at("creating the commit")))?;
-                self.update_ref(&gh, &single, true).await.map_err(|e| {
-                    anyhow!(
-                        "{}: {}",
-                        self.at("replacing the branch history"),
-                        describe(&e)
-                    )
-                })?;
+                self.update_ref(&gh, &single, true)
+                    .await
+                    .map_err(|e| anyhow!("{}: {e}", self.at("replacing the branch history")))?;
                 commit = single;
             }
             return Ok(PublishOutcome {
@@ -461,17 +523,17 @@ impl Publisher<'_> {
         tree: &str,
         parents: Vec<String>,
     ) -> Result<String> {
-        let commit: Sha = gh
-            .post(
-                format!("{}/git/commits", self.repo_path()),
-                Some(&NewCommit {
-                    message: &self.cfg.message,
-                    tree,
-                    parents,
-                }),
-            )
+        let body = NewCommit {
+            message: &self.cfg.message,
+            tree,
+            parents,
+        };
+        let commit: Sha = self
+            .call("creating the commit", || {
+                gh.post(format!("{}/git/commits", self.repo_path()), Some(&body))
+            })
             .await
-            .map_err(|e| anyhow!(describe(&e)))?;
+            .map_err(|e| anyhow!("{e}"))?;
         Ok(commit.sha)
     }
 
@@ -481,43 +543,47 @@ impl Publisher<'_> {
         gh: &octocrab::Octocrab,
         sha: &str,
         force: bool,
-    ) -> std::result::Result<(), octocrab::Error> {
-        let _: serde_json::Value = gh
-            .patch(
-                format!("{}/git/refs/heads/{}", self.repo_path(), self.cfg.branch),
-                Some(&UpdateRef { sha, force }),
-            )
+    ) -> std::result::Result<(), ApiError> {
+        let body = UpdateRef { sha, force };
+        let _: serde_json::Value = self
+            .call("updating the branch", || {
+                gh.patch(
+                    format!("{}/git/refs/heads/{}", self.repo_path(), self.cfg.branch),
+                    Some(&body),
+                )
+            })
             .await?;
         Ok(())
     }
 
     /// The branch's head commit, `None` when the branch does not exist.
     async fn head(&self, gh: &octocrab::Octocrab) -> Result<Option<String>> {
-        let r: Result<RefObject, _> = gh
-            .get(
-                format!("{}/git/ref/heads/{}", self.repo_path(), self.cfg.branch),
-                None::<&()>,
-            )
+        let r: std::result::Result<RefObject, _> = self
+            .call("reading the branch", || {
+                gh.get(
+                    format!("{}/git/ref/heads/{}", self.repo_path(), self.cfg.branch),
+                    None::<&()>,
+                )
+            })
             .await;
         match r {
             Ok(r) => Ok(Some(r.object.sha)),
-            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(None),
-            Err(e) => Err(anyhow!(describe(&e))),
+            Err(e) if matches!(e.status(), Some(404 | 409)) => Ok(None),
+            Err(e) => Err(anyhow!("{e}")),
         }
     }
 
     /// The published manifest, or `None` (with a warning) when unreadable.
     async fn read_manifest(&self, gh: &octocrab::Octocrab, sha: &str) -> Option<Manifest> {
-        let blob: Blob = match gh
-            .get(format!("{}/git/blobs/{sha}", self.repo_path()), None::<&()>)
+        let blob: Blob = match self
+            .call("reading the published manifest.json", || {
+                gh.get(format!("{}/git/blobs/{sha}", self.repo_path()), None::<&()>)
+            })
             .await
         {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!(
-                    "publish: reading the published manifest.json: {}",
-                    describe(&e)
-                );
+                tracing::warn!("publish: reading the published manifest.json: {e}");
                 return None;
             }
         };

@@ -43,8 +43,12 @@ pub struct PublishConfig {
     pub api_url: String,
     /// The commit message.
     pub message: String,
-    /// How many times to rebuild on a moved head before giving up.
+    /// How many times to rebuild on a moved head, and to try one API call
+    /// GitHub answers with a 5xx or 429, before giving up.
     pub max_attempts: u32,
+    /// The first wait before repeating an API call GitHub answered with a
+    /// 5xx or 429; each further retry waits twice as long.
+    pub retry_base: std::time::Duration,
 }
 
 impl PublishConfig {
@@ -59,6 +63,7 @@ impl PublishConfig {
             api_url: "https://api.github.com".into(),
             message: "analytics: publish the dashboard".into(),
             max_attempts: 5,
+            retry_base: std::time::Duration::from_secs(1),
         }
     }
 }

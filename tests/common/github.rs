@@ -218,11 +218,13 @@ pub struct FakeGitHub {
     pub repo: PathBuf,
     /// (method, path) of every request.
     pub requests: Arc<Mutex<Vec<(String, String)>>>,
-    /// Runs once, just before the first ref update is applied (to simulate a
-    /// concurrent push).
+    /// Runs once, just before the first ref creation or update is applied
+    /// (to simulate a concurrent push).
     pub before_ref_update: Arc<Mutex<Option<Hook>>>,
     /// What the Pages API answers (see [`FakeGitHub::set_pages`]).
     pub pages: Arc<Mutex<FakePages>>,
+    /// Injected failures (see [`FakeGitHub::fail`]).
+    failures: Arc<Mutex<Vec<Failure>>>,
     _dir: tempfile::TempDir,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -255,7 +257,8 @@ impl FakeGitHub {
             push,
             hook: hook.clone(),
         };
-        let (s, log) = (server.clone(), requests.clone());
+        let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
+        let (s, log, fail) = (server.clone(), requests.clone(), failures.clone());
         let thread = std::thread::spawn(move || {
             for mut request in s.incoming_requests() {
                 let method = request.method().to_string().to_uppercase();
@@ -268,7 +271,16 @@ impl FakeGitHub {
                     .map(|h| h.value.to_string());
                 let mut body = Vec::new();
                 let _ = request.as_reader().read_to_end(&mut body);
-                let (status, json) = ctx.handle(&method, &url, auth.as_deref(), &body);
+                let injected = fail.lock().unwrap().iter_mut().find_map(|f| {
+                    (f.times > 0 && f.method == method && url.contains(&f.part)).then(|| {
+                        f.times -= 1;
+                        f.status
+                    })
+                });
+                let (status, json) = match injected {
+                    Some(status) => (status, message("injected failure")),
+                    None => ctx.handle(&method, &url, auth.as_deref(), &body),
+                };
                 let response = tiny_http::Response::from_data(json.to_string().into_bytes())
                     .with_status_code(status)
                     .with_header(
@@ -287,6 +299,7 @@ impl FakeGitHub {
             requests,
             before_ref_update: hook,
             pages,
+            failures,
             _dir: dir,
             server,
             thread: Some(thread),
@@ -296,6 +309,17 @@ impl FakeGitHub {
     /// Sets what the Pages API answers from now on.
     pub fn set_pages(&self, pages: FakePages) {
         *self.pages.lock().unwrap() = pages;
+    }
+
+    /// Answers the next `times` requests of `method` to a path containing
+    /// `part` with `status` (the request is not handled).
+    pub fn fail(&self, method: &str, part: &str, status: u16, times: usize) {
+        self.failures.lock().unwrap().push(Failure {
+            method: method.into(),
+            part: part.into(),
+            status,
+            times,
+        });
     }
 
     /// How many requests of `method` went to a path containing `part`.
@@ -316,6 +340,15 @@ impl Drop for FakeGitHub {
             let _ = t.join();
         }
     }
+}
+
+/// The next `times` requests of `method` to a path containing `part` answer
+/// `status` instead of being handled.
+struct Failure {
+    method: String,
+    part: String,
+    status: u16,
+    times: usize,
 }
 
 struct Ctx {
@@ -521,6 +554,9 @@ impl Ctx {
                 (201, serde_json::json!({ "sha": sha }))
             }
             ("POST", "/git/refs") => {
+                if let Some(hook) = self.hook.lock().unwrap().take() {
+                    hook(repo);
+                }
                 let name = body["ref"].as_str().unwrap_or_default();
                 let sha = body["sha"].as_str().unwrap_or_default();
                 if try_git(repo, &["rev-parse", "--verify", "-q", name], &[]).0 {

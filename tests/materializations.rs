@@ -141,12 +141,27 @@ fn a_table_can_become_a_view_and_back() {
         "models/x.sql",
         "{{ config(materialized=var('m')) }}\nselect 42 as answer\n",
     );
-    for m in ["table", "view", "table"] {
+    for (m, kind) in [
+        ("table", "BASE TABLE"),
+        ("view", "VIEW"),
+        ("table", "BASE TABLE"),
+    ] {
         let out = p.run(&["run", "--target", "dev", "--vars", &format!("{{m: {m}}}")]);
         assert!(out.status.success(), "{m}: {}", text(&out));
+        let db = p.db("warehouse.duckdb");
+        let found: Vec<String> = db
+            .prepare(
+                "select table_type from information_schema.tables \
+                 where table_schema = 'main' and table_name = 'x'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(found, vec![kind.to_string()], "after the {m} run");
+        assert_eq!(int(&db, "select answer from main.x"), 42);
     }
-    let db = p.db("warehouse.duckdb");
-    assert_eq!(int(&db, "select answer from main.x"), 42);
 }
 
 #[test]

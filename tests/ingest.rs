@@ -921,3 +921,56 @@ fn a_folder_of_dated_workbooks_offers_only_the_newest_and_rate_limits_are_named(
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(file_log_names(&p).len(), 1);
 }
+
+#[test]
+fn a_refused_github_token_is_never_shown_on_the_failure_path() {
+    let token = "ghp_refusedTOKEN0987654321abcdef";
+    let server = TestServer::start(move |path, _| {
+        if path.starts_with("/repos/aemo/private/") {
+            // What GitHub answers a token it does not accept (with the URL
+            // of the request echoed back in the body, as its errors do).
+            return Reply::status(401);
+        }
+        Reply::status(404)
+    });
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n  - name: private\n    kind: github\n\
+             \x20   url: {}\n    repo: aemo/private\n    path: data\n    token_env: PRIVATE_TOKEN\n\
+             \x20   format: raw\n    retries: 2\n    retry_base_ms: 10\n    modes: [backfill]\n",
+            server.base
+        ),
+    );
+    let summary = p.path().join("summary.md");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--mode", "backfill", "--target", "wh", "--project"])
+        .arg(p.path())
+        .env("PRIVATE_TOKEN", token)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    // The source is skipped with the reason, the run goes on.
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("401"), "{all}");
+    assert!(
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, auth)| auth.as_deref() == Some(&format!("Bearer {token}"))),
+        "the token was sent"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("private"), "{summary}");
+    for (what, text) in [("output", &all), ("summary", &summary)] {
+        assert!(!text.contains(token), "the token is in the {what}: {text}");
+        assert!(
+            !text.contains("refusedTOKEN"),
+            "part of the token in the {what}"
+        );
+    }
+}

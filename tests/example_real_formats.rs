@@ -30,11 +30,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The registration rows written as AEMO's workbook: sheet `PU and
 /// Scheduled Loads`, header on the first row, numbers as numbers, `-` and
 /// text as text.
-fn registration_workbook(path: &Path) {
-    registration_workbook_with(path, |_| {});
-}
-
-/// The same, with the header row edited by `edit` first.
+/// (The header row is edited by `edit` first.)
 fn registration_workbook_with(path: &Path, edit: impl Fn(&mut Vec<String>)) {
     let rows = std::fs::read_to_string(
         repo_root().join("tests/fixtures/real_formats/registration_rows.csv"),
@@ -325,24 +321,18 @@ fn intraday(scada: &Path, price: &Path) {
     );
 }
 
-fn one_f64(conn: &duckdb::Connection, sql: &str) -> f64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn one_text(conn: &duckdb::Connection, sql: &str) -> Option<String> {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-#[test]
-fn the_example_builds_from_real_formats_with_hand_checked_results() {
+/// A copy of the example project whose sample is the real-format fixtures:
+/// the registration workbook (header edited by `edit`), the coordinates,
+/// the daily reports and the intraday files.
+fn real_format_project(edit: impl Fn(&mut Vec<String>)) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("nem");
     copy_dir(&repo_root().join("example-project"), &project);
     let sample = project.join("sample");
-    registration_workbook(
+    registration_workbook_with(
         &sample.join("reference/registration/NEM-Registration-and-Exemption-List_20260801.xls"),
+        edit,
     );
-    std::fs::create_dir_all(sample.join("reference")).unwrap();
     std::fs::copy(
         repo_root().join("tests/fixtures/real_formats/geo_data.csv"),
         sample.join("reference/geo_data.csv"),
@@ -353,6 +343,20 @@ fn the_example_builds_from_real_formats_with_hand_checked_results() {
         &sample.join("intraday_scada"),
         &sample.join("intraday_price"),
     );
+    (dir, project)
+}
+
+fn one_f64(conn: &duckdb::Connection, sql: &str) -> f64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn one_text(conn: &duckdb::Connection, sql: &str) -> Option<String> {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn the_example_builds_from_real_formats_with_hand_checked_results() {
+    let (_dir, project) = real_format_project(|_| {});
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
         .args(["run", "--mode", "ci", "--target", "local", "--project"])
@@ -489,30 +493,12 @@ fn the_example_builds_from_real_formats_with_hand_checked_results() {
 
 #[test]
 fn a_renamed_registration_column_is_an_error_naming_the_column_and_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("nem");
-    copy_dir(&repo_root().join("example-project"), &project);
-    let sample = project.join("sample");
     // AEMO renames a column: `DUID` becomes `Unit ID`.
-    registration_workbook_with(
-        &sample.join("reference/registration/NEM-Registration-and-Exemption-List_20260801.xls"),
-        |h| {
-            for c in h.iter_mut().filter(|c| *c == "DUID") {
-                *c = "Unit ID".into();
-            }
-        },
-    );
-    std::fs::create_dir_all(sample.join("reference")).unwrap();
-    std::fs::copy(
-        repo_root().join("tests/fixtures/real_formats/geo_data.csv"),
-        sample.join("reference/geo_data.csv"),
-    )
-    .unwrap();
-    daily_reports(&sample.join("daily"));
-    intraday(
-        &sample.join("intraday_scada"),
-        &sample.join("intraday_price"),
-    );
+    let (_dir, project) = real_format_project(|h| {
+        for c in h.iter_mut().filter(|c| *c == "DUID") {
+            *c = "Unit ID".into();
+        }
+    });
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
         .args(["run", "--mode", "ci", "--project"])
         .arg(&project)

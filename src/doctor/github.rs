@@ -3,6 +3,7 @@
 
 use super::{Check, DoctorOptions, error_body};
 use crate::publish::{PagesStatus, pages_served};
+use crate::secret::Secret;
 use reqwest::{Client, StatusCode};
 
 /// Where a publish writes in the pages repository.
@@ -37,14 +38,7 @@ pub(crate) async fn github_checks(
         return;
     };
     let url = format!("{}/repos/{repo}", opts.github_api);
-    let resp = match client
-        .get(&url)
-        .bearer_auth(token.expose())
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .send()
-        .await
-    {
+    let resp = match api_get(client, &url, token).send().await {
         Ok(r) => r,
         Err(e) => {
             checks.push(Check::fail(
@@ -124,14 +118,7 @@ async fn pages_check(
         target.branch
     );
     let url = format!("{}/repos/{repo}/pages", opts.github_api);
-    let resp = match client
-        .get(&url)
-        .bearer_auth(token.expose())
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .send()
-        .await
-    {
+    let resp = match api_get(client, &url, token).send().await {
         Ok(r) => r,
         Err(e) => return Check::skip(WHAT, format!("GET {url}: {e}")),
     };
@@ -169,4 +156,13 @@ async fn pages_check(
                 .unwrap_or_else(|| "the Pages API gave no address".into()),
         ),
     }
+}
+
+/// A GET to the GitHub REST API with the token and the API version headers.
+fn api_get(client: &Client, url: &str, token: &Secret) -> reqwest::RequestBuilder {
+    client
+        .get(url)
+        .bearer_auth(token.expose())
+        .header("Accept", "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", "2022-11-28")
 }

@@ -4,7 +4,8 @@
 
 mod common;
 use analytics::warehouse::maintain::MaintainOptions;
-use analytics::warehouse::{IcebergConfig, LocalRead, S3Config, Warehouse, WriteMode};
+use analytics::warehouse::{IcebergConfig, LocalRead, S3Config, Warehouse, WriteMode, WriteReport};
+use common::proxy::{Hold, Proxy, is_commit};
 use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
 
 fn config(sw: &SeaweedFs) -> IcebergConfig {
@@ -277,9 +278,17 @@ fn concurrent_upserts_of_the_same_keys_leave_no_duplicates() {
             "ignore",
         )
         .unwrap();
+    // The writers reach the catalog through a proxy that holds their first
+    // commits until all four are in, then forwards them together: all four
+    // were built on the same snapshot, so the catalog must refuse three.
+    let proxy = Proxy::start(&sw.catalog);
+    proxy.hold(Hold::Barrier(4), |m, p, b| {
+        is_commit(m, p, b, Some("shared"))
+    });
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let cfg = cfg.clone();
+            let mut cfg = cfg.clone();
+            cfg.uri = proxy.url.clone();
             std::thread::spawn(move || {
                 let wh = Warehouse::connect(&cfg).unwrap();
                 let conn = duckdb::Connection::open_in_memory().unwrap();
@@ -302,11 +311,51 @@ fn concurrent_upserts_of_the_same_keys_leave_no_duplicates() {
         })
         .collect();
     let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(
-        reports.iter().any(|r| r.attempts > 1),
-        "four writers at once should have met a conflict: {reports:?}"
-    );
+    check_forced_race(&proxy, 4, &reports);
     scan_register_and_check(&setup, &conn);
+}
+
+/// After `writers` writers' first commits were held together: they were all
+/// held at once, exactly one of them landed and the others got 409, each
+/// writer landed exactly one commit in the end (the losers after retrying),
+/// and the attempts the writers report are the commits the catalog saw.
+fn check_forced_race(proxy: &Proxy, writers: usize, reports: &[WriteReport]) {
+    let commits = proxy.matched();
+    let statuses: Vec<Option<u16>> = commits.iter().map(|c| c.status).collect();
+    assert_eq!(proxy.max_held(), writers, "held together: {statuses:?}");
+    let first: Vec<Option<u16>> = statuses[..writers].to_vec();
+    let landed = |s: &[Option<u16>]| {
+        s.iter()
+            .filter(|s| s.is_some_and(|s| (200..300).contains(&s)))
+            .count()
+    };
+    assert_eq!(
+        landed(&first),
+        1,
+        "one of the held commits lands: {statuses:?}"
+    );
+    assert_eq!(
+        first.iter().filter(|s| **s == Some(409)).count(),
+        writers - 1,
+        "the others are refused: {statuses:?}"
+    );
+    assert_eq!(
+        landed(&statuses),
+        writers,
+        "each writer lands once: {statuses:?}"
+    );
+    assert_eq!(
+        statuses.len() - writers,
+        statuses.iter().filter(|s| **s == Some(409)).count(),
+        "every other commit was a refused one: {statuses:?}"
+    );
+    let attempts: u32 = reports.iter().map(|r| r.attempts).sum();
+    assert_eq!(attempts as usize, commits.len(), "{reports:?}");
+    assert_eq!(
+        reports.iter().filter(|r| r.attempts == 1).count(),
+        1,
+        "only the winner of the held round committed at once: {reports:?}"
+    );
 }
 
 fn scan_register_and_check(wh: &Warehouse, conn: &duckdb::Connection) {
@@ -417,9 +466,14 @@ fn concurrent_appends_of_distinct_rows_all_land() {
             "ignore",
         )
         .unwrap();
+    // All six writers' first commits are held until every one is in, then
+    // forwarded together (see the upsert case above).
+    let proxy = Proxy::start(&sw.catalog);
+    proxy.hold(Hold::Barrier(6), |m, p, b| is_commit(m, p, b, Some("many")));
     let writers: Vec<_> = (1..=6)
         .map(|w| {
-            let cfg = cfg.clone();
+            let mut cfg = cfg.clone();
+            cfg.uri = proxy.url.clone();
             std::thread::spawn(move || {
                 let wh = Warehouse::connect(&cfg).unwrap();
                 let conn = duckdb::Connection::open_in_memory().unwrap();
@@ -446,6 +500,7 @@ fn concurrent_appends_of_distinct_rows_all_land() {
         })
         .collect();
     let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    check_forced_race(&proxy, 6, &reports);
     analytics::warehouse::scan::register(&conn, &setup).unwrap();
     let rows: i64 = conn
         .query_row(

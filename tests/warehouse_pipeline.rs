@@ -6,6 +6,7 @@
 
 mod common;
 use common::http::{Reply, TestServer};
+use common::proxy::{Hold, Proxy, is_commit};
 use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg, pyiceberg_output};
 use common::{repo_root, text};
 use std::collections::BTreeMap;
@@ -278,12 +279,19 @@ fn two_backfills_at_once_leave_no_duplicates() {
     let second = project(&server, "nem_race");
     ok(run(first.path(), &sw, &["run", "--mode", "intraday"]));
     // Two checkouts (as two workflow runs have) see the same stored file log,
-    // so both take the two daily reports and both write them.
+    // so both take the two daily reports and both write them. They reach the
+    // catalog through a proxy that holds each one's first commit of
+    // fct_scada until both are in, then forwards both: the writes overlap
+    // whatever the scheduler does, and one of them must lose.
+    let proxy = Proxy::start(&sw.catalog);
+    proxy.hold(Hold::Barrier(2), |m, p, b| {
+        is_commit(m, p, b, Some("fct_scada"))
+    });
     let handles: Vec<_> = [first.path(), second.path()]
         .into_iter()
         .map(|dir| {
             let path = dir.to_path_buf();
-            let catalog = sw.catalog.clone();
+            let catalog = proxy.url.clone();
             let s3 = sw.s3.clone();
             std::thread::spawn(move || {
                 std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
@@ -301,10 +309,39 @@ fn two_backfills_at_once_leave_no_duplicates() {
             })
         })
         .collect();
-    for h in handles {
-        let out = h.join().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-    }
+    let outputs: Vec<String> = handles
+        .into_iter()
+        .map(|h| {
+            let out = h.join().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            text(&out)
+        })
+        .collect();
+    // Both commits were held at once; one landed, the other got 409 and
+    // its writer retried on the new snapshot (three commits in all).
+    let statuses: Vec<Option<u16>> = proxy.matched().iter().map(|c| c.status).collect();
+    assert_eq!(proxy.max_held(), 2, "{statuses:?}");
+    let mut first_two = statuses[..2].to_vec();
+    first_two.sort();
+    assert!(
+        first_two[0].is_some_and(|s| (200..300).contains(&s)) && first_two[1] == Some(409),
+        "one held commit lands, the other is refused: {statuses:?}"
+    );
+    assert_eq!(statuses.len(), 3, "the loser retried once: {statuses:?}");
+    assert!(
+        statuses[2].is_some_and(|s| (200..300).contains(&s)),
+        "{statuses:?}"
+    );
+    let retried: Vec<bool> = outputs
+        .iter()
+        .map(|t| t.contains("fct_scada: another writer committed first"))
+        .collect();
+    assert_eq!(
+        retried.iter().filter(|r| **r).count(),
+        1,
+        "exactly one run says it retried:\n{}",
+        outputs.join("\n-----\n")
+    );
     let stored = pyiceberg_counts(&sw, "nem_race");
     let expected = in_memory_counts(&server);
     for (table, rows) in &expected {

@@ -1,0 +1,451 @@
+//! A holding HTTP proxy on loopback, put in front of a real server (the
+//! SeaweedFS Iceberg REST catalog, its S3 endpoint, the fake GitHub API) to
+//! make races and kill points exact instead of likely: the code under test
+//! is configured with the proxy's URL and runs its production path; the
+//! proxy forwards every request unchanged (headers included, so S3
+//! signatures still match) and records it, except the requests a [`Rule`]
+//! selects, which it holds:
+//!
+//! - [`Hold::Barrier`]`(n)`: the first `n` matching requests wait until all
+//!   `n` are waiting, then all are forwarded (two writers' commits are then
+//!   in flight together, whatever the scheduler did before);
+//! - [`Hold::Before`]`(k)`: the `k`-th matching request waits before it is
+//!   forwarded, until [`Proxy::release`] (forward it or drop it: a process
+//!   killed meanwhile never reached the server);
+//! - [`Hold::After`]`(k)`: the `k`-th matching request is forwarded, and its
+//!   response waits until [`Proxy::release`] (the server did it; the client
+//!   may never learn).
+//!
+//! Waiting is on a condition variable, never on a clock; the only timeout is
+//! a deadlock guard that fails the test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Which requests a rule holds, and how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Hold {
+    /// The first `n` matching requests are forwarded together once all wait.
+    Barrier(usize),
+    /// The `k`-th (1-based) matching request waits before being forwarded.
+    Before(usize),
+    /// The `k`-th matching request's response waits before being relayed.
+    After(usize),
+}
+
+/// What to do with a held request on release.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Release {
+    /// Forward it (or relay its response).
+    Forward,
+    /// Drop it: the connection closes without an answer.
+    Drop,
+}
+
+/// Selects requests: `(method, path with query, body)`.
+pub type Matcher = Box<dyn Fn(&str, &str, &[u8]) -> bool + Send + Sync>;
+
+/// A request the proxy saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Whether the rule matched it (its 1-based number among matches).
+    pub matched: Option<usize>,
+    /// Whether it was held (barrier, before or after).
+    pub held: bool,
+    /// The upstream's status; `None` when dropped or not answered.
+    pub status: Option<u16>,
+}
+
+#[derive(Default)]
+struct State {
+    seen: Vec<Seen>,
+    matcher: Option<Arc<Matcher>>,
+    hold: Option<Hold>,
+    matched: usize,
+    /// Requests waiting now (before or after forwarding).
+    held: usize,
+    /// The most requests held at the same time.
+    max_held: usize,
+    /// Set when a barrier filled or [`Proxy::release`] was called.
+    released: Option<Release>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running proxy; stops when dropped.
+pub struct Proxy {
+    /// The URL to give the code under test instead of the upstream's.
+    pub url: String,
+    server: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The deadlock guard: a hold nobody releases fails the test.
+const GUARD: Duration = Duration::from_secs(600);
+
+impl Proxy {
+    /// Starts a proxy forwarding to `upstream` (`http://host:port`).
+    pub fn start(upstream: &str) -> Proxy {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let (s, sh) = (server.clone(), shared.clone());
+        let thread = std::thread::spawn(move || {
+            for request in s.incoming_requests() {
+                let (sh, upstream) = (sh.clone(), upstream.clone());
+                std::thread::spawn(move || handle(request, &sh, &upstream));
+            }
+        });
+        Proxy {
+            url,
+            server,
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Holds the requests `matcher` selects as `hold` says; resets the
+    /// counts of an earlier rule.
+    pub fn hold(
+        &self,
+        hold: Hold,
+        matcher: impl Fn(&str, &str, &[u8]) -> bool + Send + Sync + 'static,
+    ) {
+        let mut st = self.shared.lock();
+        st.matcher = Some(Arc::new(Box::new(matcher)));
+        st.hold = Some(hold);
+        st.matched = 0;
+        st.max_held = 0;
+        st.released = None;
+    }
+
+    /// Stops holding: later requests pass; held ones are released as `how`.
+    pub fn clear(&self, how: Release) {
+        let mut st = self.shared.lock();
+        st.matcher = None;
+        st.hold = None;
+        st.released = Some(how);
+        self.shared.changed.notify_all();
+    }
+
+    /// Releases the held requests (forwarded or dropped).
+    pub fn release(&self, how: Release) {
+        self.shared.lock().released = Some(how);
+        self.shared.changed.notify_all();
+    }
+
+    /// Waits until `n` requests are held at once, or `give_up()` says to
+    /// stop (e.g. the client exited first); true when they are held.
+    pub fn wait_held(&self, n: usize, mut give_up: impl FnMut() -> bool) -> bool {
+        let started = std::time::Instant::now();
+        let mut st = self.shared.lock();
+        loop {
+            if st.held >= n {
+                return true;
+            }
+            if give_up() {
+                return false;
+            }
+            assert!(
+                started.elapsed() < GUARD,
+                "deadlock guard: {n} requests never held"
+            );
+            // Woken by every change; the period only lets `give_up` look
+            // at things the proxy does not see (a child process exiting).
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits until no request is held (released ones have finished).
+    pub fn wait_idle(&self) {
+        let mut st = self.shared.lock();
+        while st.held > 0 {
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, GUARD)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.lock().seen.clone()
+    }
+
+    /// Requests the rule matched, in arrival order.
+    pub fn matched(&self) -> Vec<Seen> {
+        let mut m: Vec<Seen> = self
+            .seen()
+            .into_iter()
+            .filter(|s| s.matched.is_some())
+            .collect();
+        m.sort_by_key(|s| s.matched);
+        m
+    }
+
+    /// The most requests held at the same time under the current rule.
+    pub fn max_held(&self) -> usize {
+        self.shared.lock().max_held
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.clear(Release::Drop);
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether a request is a table commit to the Iceberg REST catalog
+/// (`POST …/namespaces/{ns}/tables/{table}` with requirements and updates),
+/// optionally of one table.
+pub fn is_commit(method: &str, path: &str, body: &[u8], table: Option<&str>) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let Some((head, name)) = path.rsplit_once("/tables/") else {
+        return false;
+    };
+    method == "POST"
+        && head.contains("/namespaces/")
+        && !name.contains('/')
+        && table.is_none_or(|t| t == name)
+        && String::from_utf8_lossy(body).contains("\"requirements\"")
+}
+
+/// Whether a request uploads a Parquet data file to S3.
+pub fn is_data_put(method: &str, path: &str) -> bool {
+    method == "PUT"
+        && path
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .ends_with(".parquet")
+}
+
+fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
+    let method = request.method().as_str().to_string();
+    let path = request.url().to_string();
+    let mut body = Vec::new();
+    if request.as_reader().read_to_end(&mut body).is_err() {
+        return;
+    }
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| (h.field.as_str().as_str().to_string(), h.value.to_string()))
+        .collect();
+
+    // Is it matched, and how is it held?
+    let (index, hold) = {
+        let mut st = shared.lock();
+        let index = st.seen.len();
+        let mut matched = None;
+        let mut hold = None;
+        if let (Some(m), Some(h)) = (st.matcher.clone(), st.hold)
+            && m(&method, &path, &body)
+        {
+            st.matched += 1;
+            matched = Some(st.matched);
+            hold = match h {
+                Hold::Barrier(n) if st.matched <= n => Some(h),
+                Hold::Before(k) | Hold::After(k) if st.matched == k => Some(h),
+                _ => None,
+            };
+        }
+        st.seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            matched,
+            held: hold.is_some(),
+            status: None,
+        });
+        (index, hold)
+    };
+
+    // Held before forwarding.
+    if matches!(hold, Some(Hold::Barrier(_) | Hold::Before(_))) {
+        let how = wait_release(shared, hold);
+        if how == Release::Drop {
+            done_holding(shared);
+            return;
+        }
+    }
+    let answer = forward(upstream, &method, &path, &headers, &body);
+    if let Some((status, _, _)) = &answer {
+        shared.lock().seen[index].status = Some(*status);
+    }
+    // Held after forwarding.
+    if matches!(hold, Some(Hold::After(_))) {
+        let how = wait_release(shared, hold);
+        done_holding(shared);
+        if how == Release::Drop {
+            shared.lock().seen[index].status = None;
+            return;
+        }
+    } else if hold.is_some() {
+        done_holding(shared);
+    }
+    let Some((status, resp_headers, resp_body)) = answer else {
+        return;
+    };
+    let mut length = resp_body.len();
+    let mut out = Vec::new();
+    for (k, v) in resp_headers {
+        let lower = k.to_ascii_lowercase();
+        if lower == "content-length" {
+            // HEAD answers carry the object's length without its body.
+            if method == "HEAD" {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            continue;
+        }
+        if ["connection", "transfer-encoding", "keep-alive"].contains(&lower.as_str()) {
+            continue;
+        }
+        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+            out.push(h);
+        }
+    }
+    let response = tiny_http::Response::new(
+        tiny_http::StatusCode(status),
+        out,
+        std::io::Cursor::new(resp_body),
+        Some(length),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX);
+    let _ = request.respond(response);
+}
+
+/// Counts this request as held and waits for its release.
+fn wait_release(shared: &Shared, hold: Option<Hold>) -> Release {
+    let mut st = shared.lock();
+    st.held += 1;
+    st.max_held = st.max_held.max(st.held);
+    if let Some(Hold::Barrier(n)) = hold
+        && st.held >= n
+    {
+        st.released = Some(Release::Forward);
+    }
+    shared.changed.notify_all();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(how) = st.released {
+            return how;
+        }
+        assert!(started.elapsed() < GUARD, "deadlock guard: never released");
+        st = shared
+            .changed
+            .wait_timeout(st, GUARD)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+fn done_holding(shared: &Shared) {
+    let mut st = shared.lock();
+    st.held -= 1;
+    shared.changed.notify_all();
+}
+
+/// Sends one request upstream on a fresh connection (`Connection: close`)
+/// with the client's headers (Host included); (status, headers, body).
+fn forward(
+    upstream: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut stream = TcpStream::connect(upstream).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        let lower = k.to_ascii_lowercase();
+        if [
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "expect",
+            "keep-alive",
+        ]
+        .contains(&lower.as_str())
+        {
+            continue;
+        }
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    ));
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut rest = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    if chunked {
+        rest = dechunk(&rest)?;
+    }
+    if method == "HEAD" {
+        rest.clear();
+    }
+    Some((status, headers, rest))
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&data[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}

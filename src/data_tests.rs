@@ -3,6 +3,13 @@
 //!
 //! Every test is a query returning the failing rows; the failure count
 //! decides pass / warn / fail through `severity`, `error_if` and `warn_if`.
+//!
+//! The built-in column tests of one relation (`not_null`, `accepted_values`,
+//! `unique`) are first counted together, in one scan of that relation
+//! ([`run_tests`]): on a view over raw files each scan re-reads the files, so
+//! three `not_null` tests on a staging view cost one read instead of three.
+//! A test whose aggregate finds failures is then run alone with dbt's query,
+//! so its failure count and sample rows are exactly dbt's.
 
 use crate::engine::Engine;
 use crate::project::{Config, GenericTest};
@@ -48,6 +55,9 @@ pub struct TestOutcome {
     pub file: String,
     /// The line of that file declaring the test (1 for singular tests).
     pub line: usize,
+    /// How many tests were counted by the one scan that counted this one
+    /// (1: the test ran alone).
+    pub scan_shared_by: usize,
 }
 
 /// A test ready to run: its failing-rows query and thresholds.
@@ -65,6 +75,76 @@ pub struct TestPlan {
     pub file: String,
     /// The line of that file declaring the test (1 for singular tests).
     pub line: usize,
+    /// For a built-in column test: the aggregate that counts its failures,
+    /// run in one scan with the other column tests of the same relation.
+    pub check: Option<ColumnCheck>,
+}
+
+/// A built-in column test as an aggregate over its relation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnCheck {
+    /// What is scanned: the relation, or `(SELECT * FROM it WHERE <where>)`.
+    pub from: String,
+    /// An aggregate over `from` that is 0 exactly when the test has no failing
+    /// row (for `not_null` and `accepted_values` it is dbt's failure count).
+    pub aggregate: String,
+}
+
+/// The aggregate of a built-in column test (`not_null`, `accepted_values`,
+/// `unique`), or `None` for other tests.
+fn column_check(test: &GenericTest, relations: &RelationMap) -> Option<ColumnCheck> {
+    if test.test.contains('.') {
+        return None;
+    }
+    let model = relations.get(&test.model)?;
+    let from = match test.config.str("where") {
+        Some(cond) => format!("(SELECT * FROM {model} WHERE {cond})"),
+        None => model.to_string(),
+    };
+    let c = column_expr(test.column.as_deref()?, &test.args);
+    let aggregate = match test.test.as_str() {
+        // dbt returns the null rows: their count.
+        "not_null" => format!("count(*) FILTER (WHERE {c} IS NULL)"),
+        // dbt returns one row per value not accepted: the distinct values.
+        "accepted_values" => {
+            let list = accepted_list(test).ok()?;
+            format!("count(DISTINCT {c}) FILTER (WHERE {c} IS NOT NULL AND {c} NOT IN ({list}))")
+        }
+        // dbt returns one row per duplicated value; 0 exactly when every
+        // non-null value is distinct (the exact count is taken alone).
+        "unique" => format!("count({c}) - count(DISTINCT {c})"),
+        _ => return None,
+    };
+    Some(ColumnCheck { from, aggregate })
+}
+
+/// `accepted_values`' `values:` as a SQL list (quoted unless `quote: false`).
+fn accepted_list(test: &GenericTest) -> Result<String> {
+    let values = test
+        .args
+        .get("values")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            anyhow!(
+                "test `{}`: accepted_values needs `values: [...]`",
+                test.name
+            )
+        })?;
+    let quoted = test
+        .args
+        .get("quote")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let list: Vec<String> = values
+        .iter()
+        .map(|v| match (v, quoted) {
+            (Value::String(s), true) => literal(s),
+            (Value::String(s), false) => s.clone(),
+            (other, true) => literal(&other.to_string()),
+            (other, false) => other.to_string(),
+        })
+        .collect();
+    Ok(list.join(", "))
 }
 
 /// Builds the failing-rows query of a built-in generic test; `None` when the
@@ -103,34 +183,10 @@ pub fn generic_sql(test: &GenericTest, relations: &RelationMap) -> Result<Option
         }
         ("accepted_values", false) => {
             let c = column()?;
-            let values = test
-                .args
-                .get("values")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "test `{}`: accepted_values needs `values: [...]`",
-                        test.name
-                    )
-                })?;
-            let quoted = test
-                .args
-                .get("quote")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            let list: Vec<String> = values
-                .iter()
-                .map(|v| match (v, quoted) {
-                    (Value::String(s), true) => literal(s),
-                    (Value::String(s), false) => s.clone(),
-                    (other, true) => literal(&other.to_string()),
-                    (other, false) => other.to_string(),
-                })
-                .collect();
+            let list = accepted_list(test)?;
             format!(
                 "SELECT {c} AS value_field, count(*) AS n_records FROM {from} \
-                 WHERE {c} IS NOT NULL AND {c} NOT IN ({}) GROUP BY {c}",
-                list.join(", ")
+                 WHERE {c} IS NOT NULL AND {c} NOT IN ({list}) GROUP BY {c}"
             )
         }
         ("relationships", false) => {
@@ -177,6 +233,87 @@ fn resolve_to(to: &str, relations: &RelationMap) -> Option<Relation> {
     relations.get(&name).cloned()
 }
 
+/// Runs planned tests, in order: the column tests of each relation first
+/// counted together in one scan ([`ColumnCheck`]); a test whose count is not
+/// 0, every other test, and every test of a relation whose aggregate could
+/// not run, through [`run_test`] (dbt's query, its exact count and sample).
+/// A test counted in a shared scan is given an equal share of its time.
+pub fn run_tests(engine: &Engine, plans: &[&TestPlan]) -> Vec<TestOutcome> {
+    let mut counted: Vec<Option<(u64, Duration, usize)>> = vec![None; plans.len()];
+    let mut relations: Vec<&str> = Vec::new();
+    for p in plans {
+        if let Some(c) = &p.check
+            && !relations.contains(&c.from.as_str())
+        {
+            relations.push(&c.from);
+        }
+    }
+    for from in relations {
+        let members: Vec<usize> = (0..plans.len())
+            .filter(|&i| plans[i].check.as_ref().is_some_and(|c| c.from == from))
+            .collect();
+        if members.len() < 2 {
+            continue;
+        }
+        let started = Instant::now();
+        let aggregates: Vec<String> = members
+            .iter()
+            .map(|&i| {
+                let agg = plans[i].check.as_ref().map(|c| c.aggregate.as_str());
+                format!("CAST({} AS UBIGINT)", agg.unwrap_or("NULL"))
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {from} AS dbt_internal_test",
+            aggregates.join(", ")
+        );
+        let Ok(result) = engine.query_rows(&sql, Some(1)) else {
+            continue; // each test alone says which one cannot run
+        };
+        let share = started.elapsed() / members.len() as u32;
+        let Some(row) = result.rows.first() else {
+            continue;
+        };
+        for (k, &i) in members.iter().enumerate() {
+            if let Some(n) = row.get(k).and_then(Value::as_u64) {
+                counted[i] = Some((n, share, members.len()));
+            }
+        }
+    }
+    plans
+        .iter()
+        .zip(counted)
+        .map(|(plan, counted)| match counted {
+            Some((0, share, shared_by)) => {
+                let mut outcome = outcome_for(plan);
+                outcome.duration = share;
+                outcome.scan_shared_by = shared_by;
+                match status_for(0, &plan.config) {
+                    Ok(status) => outcome.status = status,
+                    Err(e) => outcome.status = TestStatus::Error(format!("{e:#}")),
+                }
+                outcome
+            }
+            _ => run_test(engine, plan),
+        })
+        .collect()
+}
+
+/// A test's outcome before it runs: passed, no failures.
+fn outcome_for(plan: &TestPlan) -> TestOutcome {
+    TestOutcome {
+        name: plan.name.clone(),
+        model: plan.model.clone(),
+        status: TestStatus::Pass,
+        failures: 0,
+        sample: QueryResult::default(),
+        duration: Duration::ZERO,
+        file: plan.file.clone(),
+        line: plan.line,
+        scan_shared_by: 1,
+    }
+}
+
 /// Runs one planned test.
 pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
     let started = Instant::now();
@@ -186,16 +323,7 @@ pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
         Some(l) => format!("(SELECT * FROM ({sql}) LIMIT {l})"),
         None => format!("({sql})"),
     };
-    let mut outcome = TestOutcome {
-        name: plan.name.clone(),
-        model: plan.model.clone(),
-        status: TestStatus::Pass,
-        failures: 0,
-        sample: QueryResult::default(),
-        duration: Duration::ZERO,
-        file: plan.file.clone(),
-        line: plan.line,
-    };
+    let mut outcome = outcome_for(plan);
     let counted = engine.count(&format!(
         "SELECT count(*) FROM {failing} AS dbt_internal_test"
     ));
@@ -288,6 +416,7 @@ pub fn plan_tests(
             n += 1;
         }
         let mut needs = vec![test.model.clone()];
+        let check = column_check(test, &plan.relations);
         let sql = match generic_sql(test, &plan.relations)? {
             Some(sql) => {
                 if let Some(to) = test.args.get("to").and_then(|v| v.as_str())
@@ -309,6 +438,7 @@ pub fn plan_tests(
                 config: test.config.clone(),
                 file: test.file.display().to_string(),
                 line: test.line,
+                check,
             },
             needs,
         ));
@@ -361,6 +491,7 @@ pub fn plan_tests(
                 config: parsed.captured.config.clone(),
                 file: origin,
                 line: 1,
+                check: None,
             },
             parsed.captured.refs.clone(),
         ));

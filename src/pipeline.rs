@@ -197,11 +197,25 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
     } else {
         data_tests::plan_tests(&plan, &selected, &runner, &catalog)?
     };
-    for (test, blocked_by) in tests {
-        let outcome = match blocked_by
-            .iter()
-            .find(|m| failed.contains_key(*m) || !selected.contains(*m))
-        {
+    // A test whose model failed or was not selected is skipped; the others
+    // run together (column tests of one relation share a scan).
+    let blocked: Vec<Option<&String>> = tests
+        .iter()
+        .map(|(_, needs)| {
+            needs
+                .iter()
+                .find(|m| failed.contains_key(*m) || !selected.contains(*m))
+        })
+        .collect();
+    let runnable: Vec<&data_tests::TestPlan> = tests
+        .iter()
+        .zip(&blocked)
+        .filter(|(_, b)| b.is_none())
+        .map(|((t, _), _)| t)
+        .collect();
+    let mut ran = data_tests::run_tests(&engine, &runnable).into_iter();
+    for ((test, _), blocked_by) in tests.iter().zip(blocked) {
+        let outcome = match blocked_by {
             Some(m) => TestOutcome {
                 name: test.name.clone(),
                 model: test.model.clone(),
@@ -214,8 +228,12 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
                 duration: Duration::ZERO,
                 file: test.file.clone(),
                 line: test.line,
+                scan_shared_by: 1,
             },
-            None => data_tests::run_test(&engine, &test),
+            None => match ran.next() {
+                Some(outcome) => outcome,
+                None => data_tests::run_test(&engine, test),
+            },
         };
         match &outcome.status {
             TestStatus::Fail => tracing::error!(

@@ -346,7 +346,17 @@ impl RunReport {
                 TestStatus::Error(_) => "ERROR".to_string(),
                 TestStatus::Skipped(_) => "SKIP".to_string(),
             };
-            let _ = writeln!(out, "test  {:<60} {status}", t.name);
+            let shared = if t.scan_shared_by > 1 {
+                format!("  (one scan for {} tests)", t.scan_shared_by)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "test  {:<60} {:>7.2}s  {status}{shared}",
+                t.name,
+                t.duration.as_secs_f64()
+            );
         }
         for r in &self.maintenance {
             let _ = writeln!(

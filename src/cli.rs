@@ -1,4 +1,4 @@
-//! The command line: `analytics run | compile | list | doctor | dashboard`.
+//! The command line: `analytics run | compile | list | doctor | dashboard | init`.
 //! A front-end: flags are resolved once into the typed settings the core
 //! takes ([`RunOptions`], the doctor's options); nothing imports this module.
 //! `analytics action` is the GitHub Actions front-end (`main.rs` hands over
@@ -73,6 +73,25 @@ pub enum Command {
         /// node_modules folder holding the pinned packages (bundled assets).
         #[arg(long)]
         assets_dir: Option<PathBuf>,
+    },
+    /// Scaffold analytics.yml (targets from the dbt profile, a sources
+    /// skeleton, exports and dashboard for the fact models) and the consumer
+    /// workflows for a dbt-duckdb project. Overwrites nothing without --force.
+    Init {
+        /// The dbt-duckdb project to start from (default: the current folder).
+        #[arg(long, value_name = "DIR")]
+        from_dbt: Option<PathBuf>,
+        /// The repository root `.github/workflows/` is written under
+        /// (default: the Git work tree holding the project, else the project).
+        #[arg(long, value_name = "OUT")]
+        dir: Option<PathBuf>,
+        /// The folder holding dbt's profiles.yml (default: DBT_PROFILES_DIR,
+        /// the project folder, then ~/.dbt).
+        #[arg(long)]
+        profiles_dir: Option<PathBuf>,
+        /// Overwrite files that exist.
+        #[arg(long)]
+        force: bool,
     },
     /// Run as a GitHub Action: inputs from `INPUT_*` variables, outputs to
     /// `$GITHUB_OUTPUT`, summary to `$GITHUB_STEP_SUMMARY` (what the container runs).
@@ -241,6 +260,35 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 rendered.files.len(),
                 site.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init {
+            from_dbt,
+            dir,
+            profiles_dir,
+            force,
+        } => {
+            let opts = crate::init::InitOptions {
+                project_dir: from_dbt.unwrap_or_else(|| PathBuf::from(".")),
+                repo_dir: dir,
+                profiles_dir,
+                force,
+                env: Env::process(),
+            };
+            let scaffold = crate::init::scaffold(&opts)?;
+            crate::init::write(&scaffold, opts.force)?;
+            let mut out = std::io::stdout().lock();
+            for (path, _) in &scaffold.files {
+                writeln!(out, "wrote {}", path.display())?;
+            }
+            for note in &scaffold.notes {
+                writeln!(out, "note: {note}")?;
+            }
+            writeln!(
+                out,
+                "next: analytics run --mode ci --project {}",
+                opts.project_dir.display()
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Action => {

@@ -54,6 +54,7 @@ pub mod pipeline;
 pub mod actions;
 pub mod cli;
 pub mod doctor;
+pub mod init;
 
 pub use environ::Env;
 pub use manifest::{Manifest, ManifestColumn, ManifestFile};

@@ -69,6 +69,16 @@ impl RunOptions {
 /// Runs `opts.mode` end to end and returns the report (the caller prints it
 /// and sets the exit status).
 pub fn run(opts: &RunOptions) -> Result<RunReport> {
+    run_then(opts, |_, _| Ok(()))
+}
+
+/// [`run`], handing the plan and the still open session to `inspect` at the
+/// end (`analytics init` describes the models a ci run built in memory).
+/// Import and maintain runs do not call it.
+pub fn run_then(
+    opts: &RunOptions,
+    inspect: impl FnOnce(&Plan, &Engine) -> Result<()>,
+) -> Result<RunReport> {
     let started = Instant::now();
     if opts.mode == Mode::Import {
         return run_import(opts, started);
@@ -261,6 +271,7 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
         &catalog,
     )?;
     run_site(&plan, &engine, opts, &mut report);
+    inspect(&plan, &engine)?;
     report.duration = started.elapsed();
     Ok(report)
 }

@@ -309,11 +309,15 @@ fn resolve_target(
     };
     let mode = opts.mode.name();
     let profile_default = profile.as_ref().and_then(|p| p.default_target.clone());
+    // An Iceberg catalog the profile attaches: the warehouse when analytics.yml has none.
+    let profile_catalog = profile.as_ref().is_some_and(|p| p.catalog().is_some());
     let name = match opts.target {
         Some(t) => t.to_string(),
         None if in_analytics(mode) => mode.to_string(),
         None if opts.mode != Mode::Ci
-            && (in_analytics("warehouse") || opts.env.contains("ICEBERG_REST_ENDPOINT")) =>
+            && (in_analytics("warehouse")
+                || profile_catalog
+                || opts.env.contains("ICEBERG_REST_ENDPOINT")) =>
         {
             "warehouse".to_string()
         }
@@ -323,6 +327,15 @@ fn resolve_target(
             "mode `{mode}` needs a target: pass --target, or define `targets: warehouse:` (used by every mode but ci) or `targets: {mode}:` in analytics.yml",
         ),
     };
+    if name == "warehouse"
+        && !in_analytics(&name)
+        && !in_profile(&name)
+        && let Some(found) = profile.as_ref().and_then(|p| p.warehouse())
+    {
+        let (yaml, origin) = found?;
+        let target = yaml.resolve(opts.env).with_context(|| origin.clone())?;
+        return Ok((name, target, origin));
+    }
     if !in_analytics(&name)
         && let Some(profile) = profile.as_ref().filter(|_| in_profile(&name))
     {
@@ -353,6 +366,10 @@ fn resolve_target(
         Some(p) if in_profile(&name) => {
             format!("analytics.yml (over the same name in {})", p.origin())
         }
+        Some(p) if name == "warehouse" && p.catalog().is_some() => format!(
+            "analytics.yml (over the Iceberg catalog attached in {})",
+            p.origin()
+        ),
         _ => "analytics.yml".to_string(),
     };
     Ok((name, target, origin))

@@ -41,6 +41,7 @@ const fn secret(name: &'static str, default: &'static str) -> InputSpec {
 pub const INPUTS: &[InputSpec] = &[
     input("mode", "ci"),
     input("project-dir", "."),
+    input("profiles-dir", ""),
     input("target", ""),
     input("select", ""),
     input("vars", ""),
@@ -216,6 +217,22 @@ impl ActionSettings {
                 project_dir.display()
             );
         }
+        // dbt's `--profiles-dir`: resolved here once, like project-dir.
+        let profiles_dir = match get("profiles-dir") {
+            None => None,
+            Some(dir) => {
+                let path = normalize(&workspace.join(&dir));
+                if !path.join("profiles.yml").is_file() {
+                    bail!(
+                        "input `profiles-dir`: `{dir}` ({}) holds no profiles.yml — give the \
+                         folder of dbt's profiles.yml, relative to the repository root, or \
+                         leave it empty (the project folder, then ~/.dbt)",
+                        path.display()
+                    );
+                }
+                Some(path)
+            }
+        };
         let select = get("select")
             .map(|s| {
                 s.split(|c: char| c.is_whitespace() || c == ',')
@@ -325,7 +342,7 @@ impl ActionSettings {
                 target: get("target"),
                 select,
                 vars,
-                profiles_dir: None,
+                profiles_dir,
                 full_refresh,
                 limits: limits.clone(),
                 site: crate::site::SiteOptions {
@@ -364,12 +381,17 @@ impl ActionSettings {
             Command::Doctor => "doctor",
         };
         format!(
-            "mode: {mode}\nproject-dir: {}\ntarget: {}\nselect: {}\nvars: {}\nfull-refresh: {}\n\
+            "mode: {mode}\nproject-dir: {}\nprofiles-dir: {}\ntarget: {}\nselect: {}\nvars: {}\nfull-refresh: {}\n\
              limits (ci/intraday/backfill): {}/{}/{}\n\
              catalog-uri: {}\ncatalog-token: {}\ncatalog-credential: {}\nwarehouse: {}\n\
              s3-endpoint: {}\ns3-region: {}\ns3 keys: {}\n\
              github-token: {}\npages: {} branch {} (history: {})\n",
             self.relative(&self.run.project_dir),
+            self.run
+                .profiles_dir
+                .as_deref()
+                .map(|d| self.relative(d))
+                .unwrap_or_else(|| "–".into()),
             opt(&self.run.target),
             if self.run.select.is_empty() {
                 "all models".to_string()
@@ -448,4 +470,44 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_dir_is_resolved_once_against_the_workspace() {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ws.path().join("analytics/config")).unwrap();
+        std::fs::write(ws.path().join("analytics/dbt_project.yml"), "name: p\n").unwrap();
+        std::fs::write(ws.path().join("analytics/config/profiles.yml"), "p: {}\n").unwrap();
+        let with = |dir: Option<&str>| {
+            let mut env = Env::default();
+            env.set(&input_env_name("project-dir"), "analytics");
+            if let Some(dir) = dir {
+                env.set(&input_env_name("profiles-dir"), dir);
+            }
+            ActionSettings::from_env(&env, ws.path())
+        };
+        let s = with(Some("analytics/./config/")).unwrap();
+        assert_eq!(
+            s.run.profiles_dir.as_deref(),
+            Some(ws.path().join("analytics/config").as_path())
+        );
+        assert!(s.describe().contains("profiles-dir: analytics/config\n"));
+        // The pipeline's plan gets it: nothing reads DBT_PROFILES_DIR for it.
+        assert!(s.run.env.get("DBT_PROFILES_DIR").is_none());
+        assert_eq!(
+            s.run.plan_options().profiles_dir,
+            Some(ws.path().join("analytics/config").as_path())
+        );
+        assert_eq!(with(Some("")).unwrap().run.profiles_dir, None);
+        assert_eq!(with(None).unwrap().run.profiles_dir, None);
+        let err = format!("{:#}", with(Some("analytics")).unwrap_err());
+        assert!(
+            err.contains("profiles-dir") && err.contains("holds no profiles.yml"),
+            "{err}"
+        );
+    }
 }

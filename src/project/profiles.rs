@@ -3,7 +3,13 @@
 //! else the project folder, else `~/.dbt/`; rendered as Jinja first, with
 //! `env_var('X', 'default')` reading the run's [`Env`] (never the process).
 //! Each dbt-duckdb output (`type: duckdb`) becomes a DuckDB [`TargetYaml`];
-//! which target a run uses is decided in `plan.rs`.
+//! an Iceberg catalog it attaches (`attach:` with `type: iceberg`) becomes an
+//! Iceberg [`TargetYaml`], the run's `warehouse` when `analytics.yml` defines
+//! none. Which target a run uses is decided in `plan.rs`.
+//!
+//! [`Render::Placeholders`] reads the same file for `analytics init`:
+//! `env_var('X', 'd')` becomes `${X:-d}`, so a target written from it names
+//! the variables the profile names and never holds their values.
 
 use super::targets::TargetYaml;
 use super::{read_yaml, relative};
@@ -33,12 +39,65 @@ pub struct ProfileOutput {
     pub target: std::result::Result<TargetYaml, String>,
     /// What of the output is not used here, said when it is used.
     pub warnings: Vec<String>,
+    /// The Iceberg catalog the output attaches (`attach:` with `type: iceberg`).
+    pub catalog: Option<AttachedCatalog>,
+}
+
+/// An Iceberg REST catalog a dbt-duckdb output attaches.
+#[derive(Debug, Clone)]
+pub struct AttachedCatalog {
+    /// Its `alias` (else its `path`), for the log.
+    pub alias: String,
+    /// The catalog as an Iceberg target, or why it cannot be one.
+    pub target: std::result::Result<TargetYaml, String>,
+}
+
+/// How `env_var()` renders while the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// The value from the run's [`Env`] (or the default): what a run uses.
+    Values,
+    /// `${NAME}` / `${NAME:-default}`: what `analytics init` writes, so no
+    /// value (a secret above all) is copied into a file.
+    Placeholders,
 }
 
 impl Profile {
     /// Where this profile came from, for the log: `profiles.yml (profile `x`)`.
     pub fn origin(&self) -> String {
         format!("{} (profile `{}`)", self.file.display(), self.name)
+    }
+
+    /// The attached Iceberg catalog that stands for the `warehouse` target:
+    /// the one of the profile's `target:` output, else of its only output
+    /// attaching one. Returns the output's name with it.
+    pub fn catalog(&self) -> Option<(&str, &AttachedCatalog)> {
+        if let Some(name) = &self.default_target
+            && let Some(c) = self.outputs.get(name).and_then(|o| o.catalog.as_ref())
+        {
+            return Some((name, c));
+        }
+        let mut with: Vec<(&str, &AttachedCatalog)> = self
+            .outputs
+            .iter()
+            .filter_map(|(n, o)| o.catalog.as_ref().map(|c| (n.as_str(), c)))
+            .collect();
+        if with.len() == 1 { with.pop() } else { None }
+    }
+
+    /// The attached catalog as the `warehouse` target, with where it came
+    /// from for the log; `None` when the profile attaches none.
+    pub fn warehouse(&self) -> Option<Result<(&TargetYaml, String)>> {
+        let (output, catalog) = self.catalog()?;
+        let origin = format!(
+            "{}, output `{output}`, attached Iceberg catalog `{}`",
+            self.origin(),
+            catalog.alias
+        );
+        Some(match &catalog.target {
+            Ok(t) => Ok((t, origin)),
+            Err(why) => Err(anyhow::anyhow!("{origin}: {why}")),
+        })
     }
 
     /// The output `name` as a target, with its warnings; an error when it is
@@ -90,6 +149,17 @@ pub fn load(
     profiles_dir: Option<&Path>,
     env: &Env,
 ) -> Result<Option<Profile>> {
+    load_as(project_root, name, profiles_dir, env, Render::Values)
+}
+
+/// [`load`], with `env_var()` rendered as `how` says.
+pub fn load_as(
+    project_root: &Path,
+    name: &str,
+    profiles_dir: Option<&Path>,
+    env: &Env,
+    how: Render,
+) -> Result<Option<Profile>> {
     let explicit = profiles_dir.is_some() || env.non_empty("DBT_PROFILES_DIR").is_some();
     let Some(path) = locate(project_root, profiles_dir, env) else {
         return Ok(None);
@@ -106,12 +176,13 @@ pub fn load(
     let shown = relative(project_root, &path);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", shown.display()))?;
-    parse(&text, &shown, name, env)
+    parse(&text, &shown, name, env, how)
 }
 
 /// Renders and reads the text of a `profiles.yml`.
-fn parse(text: &str, file: &Path, name: &str, env: &Env) -> Result<Option<Profile>> {
-    let rendered = render(text, env).with_context(|| format!("rendering {}", file.display()))?;
+fn parse(text: &str, file: &Path, name: &str, env: &Env, how: Render) -> Result<Option<Profile>> {
+    let rendered =
+        render(text, env, how).with_context(|| format!("rendering {}", file.display()))?;
     let doc: Value = read_yaml(&rendered, file)?;
     let Some(profile) = doc.get(name) else {
         return Ok(None);
@@ -149,6 +220,7 @@ fn read_output(output: &Value, file: &Path, profile: &str, name: &str) -> Result
                  define the target in analytics.yml (targets:)"
             )),
             warnings: Vec::new(),
+            catalog: None,
         });
     }
     let text = |key: &str| -> Option<String> {
@@ -167,19 +239,8 @@ fn read_output(output: &Value, file: &Path, profile: &str, name: &str) -> Result
         settings.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     let mut warnings = Vec::new();
-    for key in [
-        "extensions",
-        "plugins",
-        "filesystems",
-        "secrets",
-        "external_root",
-    ] {
-        if output.get(key).is_some_and(|v| !v.is_null()) {
-            warnings.push(format!(
-                "{at}: `{key}` is not used here (DuckDB's built-in extensions are available)"
-            ));
-        }
-    }
+    let schema = text("schema").unwrap_or_else(|| "main".into());
+    let mut catalog = None;
     for attach in output
         .get("attach")
         .and_then(Value::as_array)
@@ -187,33 +248,183 @@ fn read_output(output: &Value, file: &Path, profile: &str, name: &str) -> Result
         .flatten()
     {
         let what = attach.get("path").and_then(Value::as_str).unwrap_or("?");
-        let iceberg = attach.get("type").and_then(Value::as_str) == Some("iceberg");
-        warnings.push(if iceberg {
-            format!(
-                "{at}: the attached Iceberg catalog `{what}` is not attached here; models \
-                 are stored in Iceberg through `targets: warehouse:` (type: iceberg) in \
-                 analytics.yml or the ICEBERG_REST_ENDPOINT variable"
-            )
-        } else {
-            format!("{at}: `attach` of `{what}` is not used here")
-        });
+        let iceberg = attach
+            .get("type")
+            .or_else(|| attach.get("options").and_then(|o| o.get("type")))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("iceberg"));
+        if !iceberg {
+            warnings.push(format!("{at}: `attach` of `{what}` is not used here"));
+            continue;
+        }
+        let alias = attach
+            .get("alias")
+            .and_then(Value::as_str)
+            .unwrap_or(what)
+            .to_string();
+        if catalog.is_some() {
+            warnings.push(format!(
+                "{at}: a second attached Iceberg catalog (`{alias}`) is not used: the first \
+                 is the warehouse"
+            ));
+            continue;
+        }
+        let target = attached_catalog(output, attach, &schema, &mut warnings)
+            .map_err(|why| format!("attached Iceberg catalog `{alias}`: {why}"));
+        if let Err(why) = &target {
+            warnings.push(format!("{at}: {why}"));
+        }
+        catalog = Some(AttachedCatalog { alias, target });
+    }
+    // An attached catalog reads its credentials from `secrets:`.
+    let secrets_used = catalog.as_ref().is_some_and(|c| c.target.is_ok());
+    for key in [
+        "extensions",
+        "plugins",
+        "filesystems",
+        "secrets",
+        "external_root",
+    ] {
+        if key == "secrets" && secrets_used {
+            continue;
+        }
+        if output.get(key).is_some_and(|v| !v.is_null()) {
+            warnings.push(format!(
+                "{at}: `{key}` is not used here (DuckDB's built-in extensions are available)"
+            ));
+        }
     }
     // dbt's `threads` is how many models dbt builds at once, not DuckDB's
     // `threads` setting: it does not change what is built, so it is not mapped.
     Ok(ProfileOutput {
         target: Ok(TargetYaml::Duckdb {
             path: text("path").unwrap_or_else(|| ":memory:".into()),
-            schema: text("schema").unwrap_or_else(|| "main".into()),
+            schema,
             threads: None,
             settings,
         }),
         warnings,
+        catalog,
+    })
+}
+
+/// A string value of a YAML mapping (numbers and booleans as text).
+fn string_at(map: Option<&Value>, key: &str) -> Option<String> {
+    match map?.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::String(_) | Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// An `attach:` entry of `type: iceberg` as an Iceberg target, the way
+/// dbt-duckdb writes it (DuckDB's `ATTACH 'warehouse' AS alias (TYPE
+/// iceberg, ENDPOINT …, SECRET …)`): `path` is the warehouse, `options:
+/// endpoint` the REST catalog, and the credentials are in the output's
+/// `secrets:` — the `type: iceberg` one (named by the entry's `secret`, else
+/// the only one) for the token or OAuth2 client, the `type: s3` one for the
+/// storage. `endpoint`, `token`, `client_id`, `client_secret` written on the
+/// entry or in its `options` are read too.
+fn attached_catalog(
+    output: &Value,
+    attach: &Value,
+    schema: &str,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<TargetYaml, String> {
+    use super::targets::{IcebergYaml, S3Yaml};
+    let options = attach.get("options");
+    let either = |key: &str| string_at(options, key).or_else(|| string_at(Some(attach), key));
+    if let Some(kind) = either("endpoint_type") {
+        return Err(format!(
+            "endpoint_type `{kind}` is not supported: only Iceberg REST catalogs are (an \
+             `endpoint` URL); define `targets: warehouse:` in analytics.yml"
+        ));
+    }
+    let uri = either("endpoint")
+        .or_else(|| either("uri"))
+        .ok_or_else(|| {
+            "it names no REST catalog: give `options: {endpoint: https://…}`".to_string()
+        })?;
+    let secrets: Vec<&Value> = output
+        .get("secrets")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    let of_type = |kind: &str| -> Vec<&Value> {
+        secrets
+            .iter()
+            .copied()
+            .filter(|s| {
+                s.get("type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(kind))
+            })
+            .collect()
+    };
+    let iceberg_secret = match either("secret") {
+        Some(name) => Some(
+            secrets
+                .iter()
+                .copied()
+                .find(|s| s.get("name").and_then(Value::as_str) == Some(name.as_str()))
+                .ok_or_else(|| {
+                    format!("it names secret `{name}`, which `secrets:` does not hold")
+                })?,
+        ),
+        None => {
+            let found = of_type("iceberg");
+            (found.len() == 1).then(|| found[0])
+        }
+    };
+    let auth = |key: &str| either(key).or_else(|| string_at(iceberg_secret, key));
+    if auth("oauth2_server_uri").is_some() {
+        warnings.push(
+            "the attached Iceberg catalog's `oauth2_server_uri` is not used: the token is \
+             asked of the catalog's own /v1/oauth/tokens"
+                .into(),
+        );
+    }
+    let credential = match (auth("client_id"), auth("client_secret")) {
+        (Some(id), Some(secret)) => Some(format!("{id}:{secret}")),
+        (None, None) => None,
+        _ => return Err("`client_id` and `client_secret` go together".into()),
+    };
+    let s3 = of_type("s3").first().copied().map(|s| {
+        let endpoint = string_at(Some(s), "endpoint").map(|e| {
+            if e.contains("://") {
+                e
+            } else if string_at(Some(s), "use_ssl").as_deref() == Some("false") {
+                format!("http://{e}")
+            } else {
+                format!("https://{e}")
+            }
+        });
+        S3Yaml {
+            endpoint,
+            region: string_at(Some(s), "region"),
+            access_key_id: string_at(Some(s), "key_id"),
+            secret_access_key: string_at(Some(s), "secret"),
+            path_style: string_at(Some(s), "url_style").map(|u| u == "path"),
+        }
+    });
+    Ok(TargetYaml::Iceberg {
+        catalog: Box::new(IcebergYaml {
+            uri,
+            warehouse: string_at(Some(attach), "path"),
+            credential,
+            token: auth("token"),
+            s3: s3.unwrap_or_default(),
+            properties: Default::default(),
+        }),
+        schema: schema.to_string(),
+        threads: None,
+        settings: BTreeMap::new(),
     })
 }
 
 /// The file's text rendered as Jinja, with dbt's `env_var(name, default)`
-/// reading `env`.
-fn render(text: &str, env: &Env) -> Result<String> {
+/// reading `env` (or written as a `${NAME}` placeholder).
+fn render(text: &str, env: &Env, how: Render) -> Result<String> {
     use minijinja::{Error, ErrorKind, Value as JValue};
     let mut jinja = minijinja::Environment::new();
     jinja.set_keep_trailing_newline(true);
@@ -221,6 +432,12 @@ fn render(text: &str, env: &Env) -> Result<String> {
     jinja.add_function(
         "env_var",
         move |name: String, default: Option<JValue>| -> std::result::Result<JValue, Error> {
+            if how == Render::Placeholders {
+                return Ok(JValue::from(match default {
+                    Some(d) => format!("${{{name}:-{d}}}"),
+                    None => format!("${{{name}}}"),
+                }));
+            }
             match run_env.get(&name) {
                 Some(v) => Ok(JValue::from(v)),
                 None => default.ok_or_else(|| {
@@ -248,9 +465,15 @@ mod tests {
     fn duckdb_outputs_become_targets_with_env_var_from_the_run_env() {
         let mut env = Env::default();
         env.set("SHOP_DB", "other.duckdb");
-        let p = parse(PROFILES, Path::new("profiles.yml"), "shop", &env)
-            .unwrap()
-            .unwrap();
+        let p = parse(
+            PROFILES,
+            Path::new("profiles.yml"),
+            "shop",
+            &env,
+            Render::Values,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.default_target.as_deref(), Some("dev"));
         let (t, warnings) = p.target("dev").unwrap();
         let TargetYaml::Duckdb {
@@ -268,9 +491,125 @@ mod tests {
         let err = p.target("pg").unwrap_err().to_string();
         assert!(err.contains("postgres"), "{err}");
         assert!(
-            parse(PROFILES, Path::new("p.yml"), "other", &env)
+            parse(PROFILES, Path::new("p.yml"), "other", &env, Render::Values)
                 .unwrap()
                 .is_none()
         );
+    }
+
+    const LAKE: &str = "nem:\n  target: prod\n  outputs:\n    dev:\n      type: duckdb\n    prod:\n      type: duckdb\n      path: nem.duckdb\n      schema: mart\n      extensions: [httpfs, iceberg]\n      secrets:\n        - type: iceberg\n          name: lake_secret\n          token: \"{{ env_var('LAKE_TOKEN') }}\"\n        - type: s3\n          key_id: \"{{ env_var('S3_KEY', 'minio') }}\"\n          secret: literal-s3-secret\n          region: us-east-1\n          endpoint: localhost:8333\n          use_ssl: false\n          url_style: path\n      attach:\n        - path: other.duckdb\n        - path: nem_warehouse\n          alias: lake\n          type: iceberg\n          secret: lake_secret\n          options:\n            endpoint: \"{{ env_var('LAKE_URI', 'https://catalog.example.com') }}\"\n";
+
+    fn iceberg(t: &TargetYaml) -> (&super::super::targets::IcebergYaml, &str) {
+        match t {
+            TargetYaml::Iceberg {
+                catalog, schema, ..
+            } => (catalog, schema),
+            other => panic!("not iceberg: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_attached_iceberg_catalog_becomes_the_warehouse_target() {
+        let mut env = Env::default();
+        env.set("LAKE_TOKEN", "tok-123");
+        let p = parse(LAKE, Path::new("profiles.yml"), "nem", &env, Render::Values)
+            .unwrap()
+            .unwrap();
+        let (target, origin) = p.warehouse().unwrap().unwrap();
+        assert!(
+            origin.contains("output `prod`") && origin.contains("catalog `lake`"),
+            "{origin}"
+        );
+        let (c, schema) = iceberg(target);
+        assert_eq!(schema, "mart");
+        assert_eq!(c.uri, "https://catalog.example.com");
+        assert_eq!(c.warehouse.as_deref(), Some("nem_warehouse"));
+        assert_eq!(c.token.as_deref(), Some("tok-123"));
+        assert_eq!(c.credential, None);
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://localhost:8333"));
+        assert_eq!(c.s3.access_key_id.as_deref(), Some("minio"));
+        assert_eq!(c.s3.secret_access_key.as_deref(), Some("literal-s3-secret"));
+        assert_eq!(c.s3.path_style, Some(true));
+        // Resolved, the token is a Secret.
+        let resolved = target.resolve(&env).unwrap();
+        let shown = format!("{resolved:?}");
+        assert!(!shown.contains("tok-123"), "{shown}");
+        // The DuckDB output itself is still the DuckDB target; the other
+        // attachment and the extensions are named, the secrets are used.
+        let (_, warnings) = p.target("prod").unwrap();
+        let all = warnings.join("\n");
+        assert!(all.contains("`attach` of `other.duckdb`"), "{all}");
+        assert!(all.contains("`extensions`"), "{all}");
+        assert!(!all.contains("`secrets`"), "{all}");
+    }
+
+    #[test]
+    fn placeholders_keep_variable_names_and_never_values() {
+        let mut env = Env::default();
+        env.set("LAKE_TOKEN", "tok-123");
+        let p = parse(
+            LAKE,
+            Path::new("profiles.yml"),
+            "nem",
+            &env,
+            Render::Placeholders,
+        )
+        .unwrap()
+        .unwrap();
+        let (target, _) = p.warehouse().unwrap().unwrap();
+        let (c, _) = iceberg(target);
+        assert_eq!(c.token.as_deref(), Some("${LAKE_TOKEN}"));
+        assert_eq!(c.uri, "${LAKE_URI:-https://catalog.example.com}");
+        assert_eq!(c.s3.access_key_id.as_deref(), Some("${S3_KEY:-minio}"));
+        assert!(!format!("{p:?}").contains("tok-123"));
+    }
+
+    #[test]
+    fn a_catalog_without_endpoint_or_with_another_endpoint_type_says_why() {
+        let env = Env::default();
+        let no_endpoint = "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      attach:\n        - path: wh\n          type: iceberg\n";
+        let p = parse(
+            no_endpoint,
+            Path::new("profiles.yml"),
+            "p",
+            &env,
+            Render::Values,
+        )
+        .unwrap()
+        .unwrap();
+        let err = p.warehouse().unwrap().unwrap_err().to_string();
+        assert!(err.contains("endpoint") && err.contains("`wh`"), "{err}");
+        let (_, warnings) = p.target("dev").unwrap();
+        assert!(
+            warnings.iter().any(|w| w.contains("endpoint")),
+            "{warnings:?}"
+        );
+
+        let glue = "p:\n  outputs:\n    dev:\n      type: duckdb\n      attach:\n        - path: wh\n          type: iceberg\n          options: {endpoint_type: glue}\n";
+        let p = parse(glue, Path::new("profiles.yml"), "p", &env, Render::Values)
+            .unwrap()
+            .unwrap();
+        // No `target:`, one output attaching a catalog: that one.
+        let err = p.warehouse().unwrap().unwrap_err().to_string();
+        assert!(err.contains("endpoint_type `glue`"), "{err}");
+
+        let client = "p:\n  outputs:\n    dev:\n      type: duckdb\n      secrets:\n        - {type: iceberg, client_id: id1, client_secret: s1}\n      attach:\n        - {path: wh, type: iceberg, options: {endpoint: 'http://127.0.0.1:8181'}}\n";
+        let p = parse(client, Path::new("profiles.yml"), "p", &env, Render::Values)
+            .unwrap()
+            .unwrap();
+        let (t, _) = p.warehouse().unwrap().unwrap();
+        assert_eq!(iceberg(t).0.credential.as_deref(), Some("id1:s1"));
+
+        // Without an attached catalog there is no warehouse from the profile.
+        let p = parse(
+            PROFILES,
+            Path::new("profiles.yml"),
+            "shop",
+            &env,
+            Render::Values,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(p.warehouse().is_none());
     }
 }

@@ -138,9 +138,15 @@ def prepare(args):
     sources = {p.stem: p for p in (project / "models").rglob("*.sql")}
     for m in models:
         compiled = list(compiled_root.rglob(m["name"] + ".sql"))
-        if len(compiled) != 1:
+        seeds = list((project / "seeds").rglob(m["name"] + ".csv"))
+        if not compiled and len(seeds) == 1:
+            # A seed: the CSV as a table, as our engine loads it.
+            path = str(seeds[0].resolve()).replace("'", "''")
+            body = f"SELECT * FROM read_csv('{path}', header = true)"
+        elif len(compiled) != 1:
             raise SystemExit(f"plain_duckdb: no single compiled SQL for {m['name']}: {compiled}")
-        body = compiled[0].read_text().strip().rstrip(";")
+        else:
+            body = compiled[0].read_text().strip().rstrip(";")
         schema = m["relation"].split(".")[0]
         ddl = "VIEW" if m["materialized"] == "view" else "TABLE"
         steps.append(
@@ -153,7 +159,7 @@ def prepare(args):
                 f"CREATE OR REPLACE {ddl} {m['relation']} AS {body}",
             }
         )
-        src = sources[m["name"]].read_text()
+        src = sources[m["name"]].read_text() if m["name"] in sources else ""
         for hook in re.findall(r"""post_hook\s*=\s*"([^"]*)\"""", src):
             sql = env.from_string(macros + hook).render(this=m["relation"]).strip()
             if sql:

@@ -25,3 +25,11 @@
 {% macro file_market_date(file_name) -%}
     {{ market_date(file_interval(file_name)) }}
 {%- endmacro %}
+
+{#
+  A number from a spreadsheet column read as text: `-`, blanks and anything
+  that is not a number become NULL.
+#}
+{% macro number(column) -%}
+    try_cast(nullif(nullif(trim({{ column }}), '-'), '') as double)
+{%- endmacro %}

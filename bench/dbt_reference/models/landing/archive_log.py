@@ -9,7 +9,10 @@ Where files come from and where the archive goes is set by environment variables
     BENCH_DAILY        folder of PUBLIC_DAILY_*.zip
     BENCH_SCADA        folder of PUBLIC_DISPATCHSCADA_*.zip
     BENCH_PRICE        folder of PUBLIC_DISPATCHIS_*.zip
-    BENCH_DUID_REGISTRATION, BENCH_DUID_GEO   plain CSV reference files
+    BENCH_DUID_REGISTRATION  folder of NEM-Registration-and-Exemption-List_*.xls
+                       (xlsx workbooks): the newest one's sheet `PU and
+                       Scheduled Loads` is written as CSV, every cell as text
+    BENCH_DUID_GEO     unit coordinates (aemo_fabric's geo_data.csv)
     BENCH_REF_GZIP_LEVEL   gzip level of the archive (default 9, Python's default)
     BENCH_REF_WORKERS      extraction threads (default 8)
 """
@@ -33,10 +36,12 @@ def model(dbt, session):
         ("scada", os.environ["BENCH_SCADA"], r"PUBLIC_DISPATCHSCADA_\d{12}_\d{16}\.zip"),
         ("price", os.environ["BENCH_PRICE"], r"PUBLIC_DISPATCHIS_\d{12}_\d{16}\.zip"),
     ]
-    plain = [
-        ("duid_registration", os.environ["BENCH_DUID_REGISTRATION"]),
-        ("duid_geo", os.environ["BENCH_DUID_GEO"]),
-    ]
+    plain = [("duid_geo", os.environ["BENCH_DUID_GEO"])]
+    registration = os.environ["BENCH_DUID_REGISTRATION"]
+    workbooks = sorted(
+        n for n in os.listdir(registration)
+        if re.fullmatch(r"NEM-Registration-and-Exemption-List_\d{8}\.xls", n)
+    )
 
     def extract(source, path):
         """One zip: every CSV member to <archive>/<source>/<member>.gz."""
@@ -59,6 +64,27 @@ def model(dbt, session):
             shutil.copyfileobj(src, f)
         return [(source, os.path.basename(path), dest, os.path.getsize(path))]
 
+    def sheet_to_csv(source, path):
+        """The registration workbook's unit sheet as a gzip CSV of text cells."""
+        import csv
+        import io
+
+        import openpyxl
+
+        out_dir = os.path.join(archive, source)
+        dest = os.path.join(out_dir, os.path.basename(path) + ".csv.gz")
+        # Named .xls but really xlsx (as AEMO publishes it): opened as a file
+        # object, since openpyxl refuses the name's extension.
+        with open(path, "rb") as f:
+            book = openpyxl.load_workbook(io.BytesIO(f.read()), read_only=True, data_only=True)
+        text = io.StringIO()
+        writer = csv.writer(text)
+        for row in book["PU and Scheduled Loads"].iter_rows(values_only=True):
+            writer.writerow(["" if v is None else str(v) for v in row])
+        with gzip.open(dest, "wt", compresslevel=level, newline="") as f:
+            f.write(text.getvalue())
+        return [(source, os.path.basename(path), dest, os.path.getsize(path))]
+
     jobs = []
     for source, folder, pattern in zipped:
         shutil.rmtree(os.path.join(archive, source), ignore_errors=True)
@@ -69,6 +95,11 @@ def model(dbt, session):
         shutil.rmtree(os.path.join(archive, source), ignore_errors=True)
         os.makedirs(os.path.join(archive, source))
         jobs.append((copy_plain, source, path))
+
+    shutil.rmtree(os.path.join(archive, "duid_registration"), ignore_errors=True)
+    os.makedirs(os.path.join(archive, "duid_registration"))
+    if workbooks:
+        jobs.append((sheet_to_csv, "duid_registration", os.path.join(registration, workbooks[-1])))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda j: j[0](j[1], j[2]), jobs))

@@ -445,3 +445,167 @@ fn dashboard_uses_threads_when_cross_origin_isolated() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `tests/browser/view.mjs` on `site` (first paint from the summary vs
+/// DuckDB-WASM, the default view's downloads, partial day, spikes, Analyze);
+/// `expect` says what the site holds.
+fn view_checks(site: &Path, out_dir: &Path, expect: serde_json::Value) {
+    let root = repo_root();
+    let _ = std::fs::remove_dir_all(out_dir);
+    let out = Command::new("node")
+        .arg(root.join("tests/browser/view.mjs"))
+        .env("SITE_DIR", site)
+        .env("OUT_DIR", out_dir)
+        .env("EXPECT", expect.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all view checks passed"),
+        "view checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in [
+        "preview-1440-light.png",
+        "preview-390-dark.png",
+        "live-1440-light.png",
+        "live-1440-dark.png",
+        "live-390-light.png",
+        "live-390-dark.png",
+        "analyze-picker.png",
+    ] {
+        assert!(out_dir.join(shot).is_file(), "screenshot {shot} missing");
+    }
+}
+
+/// The newest date of the site's `intraday` files and its last interval
+/// (HH:MM), read here with DuckDB: what the page must call a partial day.
+fn newest_interval(site: &Path) -> (String, String) {
+    let manifest = Manifest::load(&site.join("manifest.json")).unwrap();
+    let newest = manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == "intraday")
+        .max_by_key(|f| f.max_date.clone())
+        .unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.query_row(
+        &format!(
+            "SELECT max(date)::VARCHAR, strftime(max(make_time(time // 100, time % 100, 0)), '%H:%M')
+             FROM '{}'.intraday WHERE date = (SELECT max(date) FROM '{}'.intraday)",
+            site.join(&newest.path).display(),
+            site.join(&newest.path).display()
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// The browser checks on what the exporter itself writes: the example project
+/// run in `ci` mode on its sample data (`analytics run --mode ci --site-dir`),
+/// with bundled assets — charts with data, the map with points, no console
+/// error, the first paint from the exporter's summary equal to DuckDB-WASM's
+/// numbers, the sample's partial last day flagged, Analyze.
+#[test]
+fn dashboard_on_the_exporters_own_site() {
+    let root = repo_root();
+    let node_modules = root.join("node_modules");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && node_modules.join("playwright-core").is_dir(),
+        "the browser test needs Debian's chromium and `npm ci`: run scripts/test (it installs both)"
+    );
+    let project = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(root.join("example-project/."))
+        .arg(project.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(project.path().join("target"));
+    let yml = project.path().join("analytics.yml");
+    let text = read(&yml).replace("  assets: cdn ", "  assets: bundled ");
+    assert!(text.contains("assets: bundled"));
+    std::fs::write(&yml, text).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .current_dir(project.path())
+        .args(["run", "--mode", "ci", "--site-dir"])
+        .arg(site.path())
+        .env("ANALYTICS_DASHBOARD_ASSETS", &node_modules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "analytics run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(site.path().join("assets/vendor/duckdb-eh.wasm").is_file());
+    assert!(
+        site.path().join("data/summary.json").is_file(),
+        "the run writes the first-paint summary"
+    );
+    assert!(read(&site.path().join("index.html")).contains(r#""path":"data/summary.json""#));
+    let (date, last) = newest_interval(site.path());
+    assert_ne!(last, "23:55", "the sample's newest day is partial");
+    view_checks(
+        site.path(),
+        &root.join("target/dashboard-test-exporter"),
+        serde_json::json!({"map": true, "partial": {"date": date, "last": last}}),
+    );
+}
+
+/// The first paint and the opening view's downloads on a site whose intraday
+/// dataset is one file per day (`split: day`, from `dashboard-fixture
+/// --intraday-split day`), with a partial last day and a $15 000 price spike:
+/// the 7-day view downloads its 7 days of the 14, the partial day is flagged
+/// at 5-minute and daily grain, the spike does not flatten normal prices.
+#[test]
+fn dashboard_opening_view_on_day_files() {
+    let root = repo_root();
+    let node_modules = root.join("node_modules");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file() && node_modules.join("playwright-core").is_dir(),
+        "the browser test needs Debian's chromium and `npm ci`: run scripts/test (it installs both)"
+    );
+    let site = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dashboard-fixture"))
+        .arg("--out")
+        .arg(site.path())
+        .arg("--project")
+        .arg(root.join("example-project"))
+        .args(["--days", "60", "--intraday-split", "day"])
+        .args(["--last-day-until", "1155", "--price-spike", "15000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dashboard-fixture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dashboard::render_site(
+        &root.join("example-project"),
+        site.path(),
+        Some(AssetsMode::Bundled),
+        Some(&node_modules),
+    )
+    .unwrap();
+    let manifest = Manifest::load(&site.path().join("manifest.json")).unwrap();
+    let days = manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == "intraday")
+        .count();
+    assert_eq!(days, 14, "one intraday file per day");
+    let (date, last) = newest_interval(site.path());
+    assert_eq!((date.as_str(), last.as_str()), ("2025-03-31", "11:55"));
+    view_checks(
+        site.path(),
+        &root.join("target/dashboard-test-day-files"),
+        serde_json::json!({"split": true, "spike": true, "map": false,
+            "partial": {"date": date, "last": last}}),
+    );
+}

@@ -55,6 +55,8 @@ const state = {
   dataMin: null,
   dataMax: null,
   tab: 'overview',
+  unclipped: {}, // chart index -> the reader asked for the whole scale
+  lastDay: null, // {date, last, complete}: the newest day at the finest grain
 };
 
 // ---------------------------------------------------------------- messages
@@ -905,6 +907,7 @@ function restyleCharts() {
   }
   charts.clear();
   if (state.conn) refresh();
+  else if (probe.previewShown && state.summary) drawPreview(state.summary);
 }
 const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
@@ -972,8 +975,7 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   // Drill-down: the series dimension filtered to one value is split by the
   // drill dimension (its top `limit`, the rest as "Other").
   const drill = chart.drill && sd && selected(sd.name).length === 1 ? dimension(chart.drill) : null;
-  const d = drill || sd;
-  let seriesSql = d ? `CAST(${ident(d.column)} AS VARCHAR)` : "''";
+  let seriesSql = drill || sd ? `CAST(${ident((drill || sd).column)} AS VARCHAR)` : "''";
   let order = null;
   const limit = Number(chart.limit || 15);
   if (drill) {
@@ -988,8 +990,15 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   }
   const title = $('chart-title-' + i);
   if (title) title.textContent = drill ? `${selected(sd.name)[0]} by ${dimLabel(drill).toLowerCase()} (top ${limit})` : chart.title;
+  const d = drill || sd;
   const data = await queryColumns(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
   if (gen !== state.generation) return;
+  drawTimeChart(i, chart, grain, m, d, drill, order, data);
+}
+
+// Draws a time chart from columns {n, t, s, v} (the query's or the summary's).
+function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
+  const decimals = m.decimals ?? 1;
   // Every series gets every timestamp (0 in a stack, a gap in a line), so the
   // tooltip lists every series at any point and stacks add up.
   const stacked = chart.type === 'area';
@@ -1018,12 +1027,24 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   if (order) names = order.filter((n) => bySeries.has(n));
   else if (stacked) names.sort((a, b) => totals.get(b) - totals.get(a));
   else names.sort((a, b) => String(a).localeCompare(String(b)));
-  const points = data.n;
+  const points = data.rows ?? data.n;
   const phone = isPhone();
   drawnForPhone = phone;
   const fmt = (v) => withUnit(m, v, decimals);
   const zoomKey = `${state.from}|${state.to}`;
   if (zoom.key !== zoomKey) zoom = { start: 0, end: 100, key: zoomKey };
+  // A few extreme values (a $15 000 price spike) would flatten every normal
+  // value to a line: a line chart's axis stops above the 99th percentile and
+  // each clipped point is marked with its value; the caption's button shows
+  // the whole scale.
+  const clip = stacked ? null : spikeClip(bySeries);
+  const clipped = clip && !state.unclipped[i] ? clip : null;
+  clipButton(i, clip, fmt);
+  // The newest day when it is not complete (fewer intervals than a day): a
+  // dashed line at its last point, labelled.
+  const ld = state.lastDay;
+  const partial = ld && !ld.complete && state.from <= ld.date && state.to >= ld.date && times.length ? ld : null;
+  partialNote(i, partial);
   const option = {
     useUTC: true,
     backgroundColor: 'transparent',
@@ -1054,7 +1075,13 @@ async function renderTimeChart(i, chart, grain, base, gen) {
       nameTextStyle: axisText(),
       axisLabel: { hideOverlap: true, ...axisText() },
     },
-    yAxis: { type: 'value', name: measureLabel(m) + unitLabel(m), nameTextStyle: { align: 'left', ...axisText() }, axisLabel: axisText() },
+    yAxis: {
+      type: 'value',
+      name: measureLabel(m) + unitLabel(m),
+      nameTextStyle: { align: 'left', ...axisText() },
+      axisLabel: axisText(),
+      ...(clipped ? { max: clipped.max, min: clipped.min } : {}),
+    },
     dataZoom: [
       { type: 'inside', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, zoomOnMouseWheel: true, moveOnMouseWheel: false, moveOnMouseMove: !phone, preventDefaultMouseMove: !phone },
       { type: 'slider', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, height: 16, bottom: 4, showDetail: false, brushSelect: false },
@@ -1072,6 +1099,8 @@ async function renderTimeChart(i, chart, grain, base, gen) {
       lineStyle: { width: stacked ? 0.5 : 1.5 },
       emphasis: { focus: 'series' },
       data: times.map((t, k) => [t, bySeries.get(name)[k]]),
+      markPoint: clipped ? clippedMarks(clipped, name, times, bySeries.get(name), m) : undefined,
+      markLine: partial && name === names[0] ? partialMark(partial, times, grain) : undefined,
     })),
   };
   const c = chartFor(i);
@@ -1090,15 +1119,113 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   });
   chartState(i, points ? 'ready' : 'empty', points, points ? '' : 'No data for this selection');
   $('chart-' + i).dataset.series = String(names.length);
+  $('chart-' + i).dataset.clipped = clipped ? String(clipped.max) : '';
+}
+
+// The axis range that leaves out extreme values, or null when there are none:
+// values beyond the 1st–99th percentile span by more than 4 spans.
+function spikeClip(bySeries) {
+  const vals = [];
+  for (const arr of bySeries.values()) for (const v of arr) if (Number.isFinite(v)) vals.push(v);
+  if (vals.length < 20) return null;
+  vals.sort((a, b) => a - b);
+  const lo = vals[Math.floor(vals.length * 0.01)];
+  const hi = vals[Math.min(vals.length - 1, Math.floor(vals.length * 0.99))];
+  const span = Math.max(hi - lo, 1e-9);
+  const top = vals[vals.length - 1] > hi + 4 * span;
+  const bottom = vals[0] < lo - 4 * span;
+  if (!top && !bottom) return null;
+  const step = 10 ** Math.floor(Math.log10(span / 2));
+  return {
+    max: top ? Math.ceil((hi + 0.25 * span) / step) * step : undefined,
+    min: bottom ? Math.floor((lo - 0.25 * span) / step) * step : undefined,
+  };
+}
+// Markers on the clipped points (the largest 6 of a series), with their values.
+function clippedMarks(clip, name, times, values, m) {
+  const out = [];
+  values.forEach((v, k) => {
+    if (!Number.isFinite(v)) return;
+    if (clip.max !== undefined && v > clip.max) out.push({ coord: [times[k], clip.max], value: v, up: true });
+    else if (clip.min !== undefined && v < clip.min) out.push({ coord: [times[k], clip.min], value: v, up: false });
+  });
+  out.sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+  return {
+    symbol: 'triangle',
+    symbolSize: 9,
+    silent: true,
+    data: out.slice(0, 6).map((p) => ({
+      coord: p.coord,
+      value: p.value,
+      symbolRotate: p.up ? 0 : 180,
+      label: { show: true, position: p.up ? 'bottom' : 'top', fontSize: 10, color: cssVar('--ink') || '#222', formatter: () => `${p.up ? '↑' : '↓'} ${fmtNumber(p.value, 0)}${m.unit ? ' ' + m.unit : ''}` },
+    })),
+  };
+}
+function clipButton(i, clip, fmt) {
+  const cap = $('chart-' + i)?.closest('figure')?.querySelector('figcaption');
+  if (!cap) return;
+  let b = cap.querySelector('.clip-toggle');
+  if (!clip) {
+    if (b) b.remove();
+    return;
+  }
+  if (!b) {
+    b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'clip-toggle';
+    b.id = 'clip-' + i;
+    b.addEventListener('click', () => {
+      state.unclipped[i] = !state.unclipped[i];
+      refresh();
+    });
+    cap.appendChild(b);
+  }
+  const on = !state.unclipped[i];
+  const limit = [clip.min, clip.max].filter((x) => x !== undefined).map(fmt).join(' – ');
+  b.textContent = on ? `Spikes clipped at ${limit} · show all` : 'Clip spikes';
+  b.setAttribute('aria-pressed', on ? 'true' : 'false');
+}
+function partialNote(i, partial) {
+  const cap = $('chart-' + i)?.closest('figure')?.querySelector('figcaption');
+  if (!cap) return;
+  let n = cap.querySelector('.partial-note');
+  if (!partial) {
+    if (n) n.remove();
+    return;
+  }
+  if (!n) {
+    n = document.createElement('span');
+    n.className = 'partial-note';
+    cap.insertBefore(n, cap.children[1] || null);
+  }
+  n.textContent = `${partial.date} is a partial day: data to ${partial.last}${TZ ? ' (' + TZ + ')' : ''}`;
+}
+function partialMark(partial, times, grain) {
+  const x = grain.grain === 'day' ? dayNumber(partial.date) * 86400000 : times[times.length - 1];
+  return {
+    symbol: 'none',
+    silent: true,
+    lineStyle: { type: 'dashed', color: cssVar('--muted') || '#888', width: 1.5 },
+    label: { formatter: grain.grain === 'day' ? 'partial day' : `partial day (to ${partial.last})`, position: 'insideEndTop', color: cssVar('--muted') || '#888' },
+    data: [{ xAxis: x }],
+  };
 }
 
 async function renderBarChart(i, chart, grain, base, gen) {
   const m = measure(chart.measure);
   const msql = measureSql(m, grain.grain);
-  const decimals = m.decimals ?? 1;
   const d = dimension(chart.category);
   const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS c, ${msql} AS v FROM ${base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT ${Number(chart.limit || 10)}`);
   if (gen !== state.generation) return;
+  drawBarChart(i, chart, data);
+}
+
+// Draws a bar chart from rows [{c, v}] (the query's or the summary's).
+function drawBarChart(i, chart, data) {
+  const m = measure(chart.measure);
+  const decimals = m.decimals ?? 1;
+  const d = dimension(chart.category);
   const keys = data.map((r) => r.c).reverse();
   const labels = keys.map((k) => labelOf(d, k));
   const phone = isPhone();
@@ -1233,6 +1360,11 @@ async function renderKpis(grain, base, gen) {
     values['k' + i] = r.length ? r[0].v : null;
   }
   if (gen !== state.generation) return;
+  drawKpis(values, latestAt, grain);
+}
+
+// Fills the KPI cards from `values` (k0, k1…: the query's or the summary's).
+function drawKpis(values, latestAt, grain) {
   const grainWord = { '5min': '5-minute interval', hour: 'hour', day: 'day' }[grain.grain] || grain.grain;
   for (const [i, k] of CFG.kpis.entries()) {
     const box = $('kpi-' + i);
@@ -1339,8 +1471,136 @@ async function refresh() {
       status(`Showing ${state.from} – ${state.to} (${rangeDays(state.from, state.to)} days) at ${grain.grain} grain · ${Math.round(probe.lastRefreshMs)} ms`, false);
       probe.renders += 1;
       probe.ready = true;
+      if (probe.previewShown) markPreview(false);
     }
   }
+}
+
+// ---------------------------------------------------------------- last day
+
+// Whether the newest day is complete: its last interval at the finest grain
+// that has it ends at midnight (the exporter's summary computes the same).
+const STEP_MINUTES = { '5min': 5, '15min': 15, '30min': 30, hour: 60 };
+async function checkLastDay() {
+  const g = CFG.grains.find((x) => STEP_MINUTES[x.grain] && coverage(x.dataset)?.max === state.dataMax);
+  if (!g) {
+    state.lastDay = null;
+    return;
+  }
+  const files = datasetFiles(g.dataset).filter((f) => f.max_date === state.dataMax);
+  const parts = (await Promise.all(files.map(attach)))
+    .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(files[i].table)}` : null))
+    .filter(Boolean);
+  if (!parts.length) return;
+  const day = `DATE ${sqlString(state.dataMax)}`;
+  const r = (await query(`SELECT strftime(max(_time), '%H:%M') AS last, max(_time) + INTERVAL ${STEP_MINUTES[g.grain]} MINUTE >= ${day} + INTERVAL 1 DAY AS complete FROM (SELECT ${g.time} AS _time FROM (${parts.join(' UNION ALL BY NAME ')}) WHERE ${ident(CFG.date_column)} = ${day})`))[0];
+  state.lastDay = r && r.last ? { date: state.dataMax, last: r.last, complete: !!r.complete } : null;
+  probe.lastDay = state.lastDay;
+}
+
+// ---------------------------------------------------------------- first paint
+
+// The exporter's summary (data/summary.json) holds the KPIs and charts of the
+// view the page opens with, computed with DuckDB from the same configuration:
+// drawn at once, marked "preview", and replaced by the page's own queries
+// once DuckDB-WASM is ready. Used only for that view, and dropped when the
+// manifest no longer lists the files it was computed from.
+function isDefaultView(url) {
+  return (
+    !Object.keys(url.filters).length &&
+    !Object.keys(url.measures).length &&
+    !url.from &&
+    (url.days === undefined || url.days === (CFG.default_days || 7))
+  );
+}
+async function loadSummary() {
+  const ref = PAGE.summary;
+  const u = new URL(ref.path, document.baseURI);
+  u.searchParams.set('sha256', ref.sha256);
+  const resp = await fetch(u.href);
+  if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+  const sum = await resp.json();
+  if (sum.version !== 1) throw new Error('unknown summary version');
+  return sum;
+}
+// Columns {n, t, s, v} of a summary chart, as the page's query returns them
+// (a missing value and a null one draw the same: 0 in a stack, a gap in a line).
+function summaryColumns(c) {
+  const t = [];
+  for (const [first, step, count] of c.times) for (let k = 0; k < count; k++) t.push(first + step * k);
+  const out = { n: 0, rows: c.rows, t: [], s: [], v: [] };
+  t.forEach((time, k) => {
+    for (const se of c.series) {
+      const v = se.values[k] ?? null;
+      out.t.push(time);
+      out.s.push(se.name);
+      out.v.push(v);
+      out.n += 1;
+    }
+  });
+  return out;
+}
+function drawPreview(sum) {
+  const grain = CFG.grains.find((g) => g.grain === sum.grain);
+  if (!grain) return false;
+  state.from = sum.from;
+  state.to = sum.to;
+  state.lastDay = sum.last_day || null;
+  if ($('date-from')) {
+    $('date-from').value = sum.from;
+    $('date-to').value = sum.to;
+  }
+  for (const [name, labels] of Object.entries(sum.lookups || {})) {
+    if (!state.lookups[name]) state.lookups[name] = new Map(Object.entries(labels));
+  }
+  $('grain').textContent = `grain: ${grain.grain} (${rangeDays(sum.from, sum.to)} days)`;
+  drawKpis(sum.kpis, sum.latest_at, grain);
+  CFG.charts.forEach((c, i) => {
+    const data = sum.charts[i];
+    if (!data) return;
+    if (c.type === 'bar') drawBarChart(i, c, data.keys.map((k, j) => ({ c: k, v: data.values[j] })));
+    else drawTimeChart(i, c, grain, measure(c.measure), c.series ? dimension(c.series) : null, null, null, summaryColumns(data));
+  });
+  markPreview(true);
+  probe.preview = {
+    ms: Math.round(performance.now()),
+    kpis: [...document.querySelectorAll('.kpi-value')].map((e) => e.textContent),
+    grain: sum.grain,
+  };
+  mark('preview');
+  status('Preview from the export’s summary · starting DuckDB-WASM for the rest…');
+  return true;
+}
+function markPreview(on) {
+  probe.previewShown = on;
+  document.body.classList.toggle('preview', on);
+  for (const el of document.querySelectorAll('#kpis, figure.chart:not(.map)')) {
+    let badge = el.querySelector(':scope > .preview-badge, :scope > figcaption > .preview-badge');
+    if (on && !badge) {
+      badge = document.createElement('span');
+      badge.className = 'preview-badge';
+      badge.textContent = 'preview';
+      badge.title = 'Computed when the data was exported; live numbers once the database engine has started';
+      (el.querySelector('figcaption') || el).appendChild(badge);
+    } else if (!on && badge) badge.remove();
+  }
+}
+// The summary no longer matches the data (a newer export): back to "loading".
+function dropPreview() {
+  markPreview(false);
+  state.summary = null;
+  probe.previewDropped = true;
+  for (const el of document.querySelectorAll('.kpi-value')) el.textContent = '…';
+  CFG.charts.forEach((c, i) => chartState(i, 'loading', 0, ''));
+}
+function summaryCurrent(sum) {
+  const files = new Map(state.manifest.files.map((f) => [f.path, f.sha256]));
+  return (
+    sum.files.every((f) => files.get(f.path) === f.sha256) &&
+    sum.from === state.from &&
+    sum.to === state.to &&
+    chooseGrain(state.from, state.to).grain === sum.grain
+  );
 }
 
 // ---------------------------------------------------------------- download
@@ -1421,7 +1681,9 @@ function wireTabs() {
   }
   const first = CFG.grains[CFG.grains.length - 1]?.dataset || state.manifest?.files[0]?.dataset;
   $('sql').value = CFG.analyze_sql || (first ? `SELECT *\nFROM ${first}\nLIMIT 100` : 'SELECT 42 AS answer');
-  $('run-sql').addEventListener('click', runSql);
+  $('run-sql').addEventListener('click', () => runSql());
+  $('explain-sql').addEventListener('click', () => runSql(true));
+  if ($('pick-sql')) $('pick-sql').addEventListener('click', () => ($('sql').value = pickerSql()));
   $('sql-csv').addEventListener('click', () => {
     if (!lastResult) return;
     saveFile('query.csv', csvText(lastResult.names, lastResult.data, lastResult.names));
@@ -1449,9 +1711,26 @@ function cellText(v, type) {
   return String(v);
 }
 
+// The picker's query: the ticked measures grouped by time and the ticked
+// dimensions at the chosen grain, over the current date range and filters
+// (the SQL the charts run, written out to edit).
+function pickerSql() {
+  const grain = CFG.grains.find((g) => g.grain === $('pick-grain').value) || CFG.grains[0];
+  const ms = [...document.querySelectorAll('input[name=pick-measure]:checked')].map((e) => measure(e.value));
+  const ds = [...document.querySelectorAll('input[name=pick-dim]:checked')].map((e) => dimension(e.value));
+  const cols = [];
+  if ($('pick-time').checked) cols.push(`_time AS ${ident('time' + (TZ ? ` (${TZ.replaceAll(',', '')})` : ''))}`);
+  for (const d of ds) cols.push(`CAST(${ident(d.column)} AS VARCHAR) AS ${ident(d.name)}`);
+  for (const m of ms) cols.push(`round(${measureSql(m, grain.grain)}, ${csvDecimals(m)}) AS ${ident(m.name + (m.unit ? ` (${m.unit})` : ''))}`);
+  if (!cols.length) cols.push('count(*) AS rows');
+  const where = [`${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from || state.dataMin || '1970-01-01')} AND DATE ${sqlString(state.to || state.dataMax || '2999-12-31')}`, ...filterSql()];
+  const grouped = $('pick-time').checked || ds.length;
+  return `SELECT ${cols.join(',\n       ')}\nFROM (SELECT *, ${grain.time} AS _time\n      FROM ${grain.dataset}\n      WHERE ${where.join('\n        AND ')}) AS t${grouped ? '\nGROUP BY ALL\nORDER BY ALL' : ''}`;
+}
+
 const PREVIEW_ROWS = 500;
 let lastResult = null;
-async function runSql() {
+async function runSql(explain = false) {
   const st = $('sql-status');
   const out = $('sql-result');
   if (!state.conn) {
@@ -1470,6 +1749,18 @@ async function runSql() {
       if (!new RegExp(`\\b${ds.replace(/[^A-Za-z0-9_]/g, '')}\\b`, 'i').test(sql)) continue;
       const rel = await relation(ds);
       if (rel) await state.conn.query(`CREATE OR REPLACE TEMP VIEW ${ident(ds)} AS SELECT * FROM ${rel}`);
+    }
+    if (explain) {
+      const plan = rows(await state.conn.query('EXPLAIN ' + sql));
+      const pre = document.createElement('pre');
+      pre.className = 'plan';
+      pre.id = 'sql-plan';
+      pre.textContent = plan.map((r) => r.explain_value ?? Object.values(r).join('\n')).join('\n');
+      out.replaceChildren(pre);
+      st.textContent = `Query plan (EXPLAIN) in ${Math.round(performance.now() - t0)} ms`;
+      out.dataset.rows = '';
+      status('Analyze: query plan shown', false);
+      return;
     }
     const table = await state.conn.query(sql);
     const fields = table.schema.fields;
@@ -1528,6 +1819,21 @@ async function main() {
   wireTabs();
   wireTheme();
   status('Loading manifest.json…');
+  const manifestP = loadManifest();
+  manifestP.catch(() => {});
+  // The exporter's summary first (a few requests, no engine): KPIs and charts
+  // on screen before DuckDB-WASM has even been downloaded.
+  let summary = null;
+  if (PAGE.summary && CFG.grains.length && isDefaultView(readUrl())) {
+    try {
+      summary = await loadSummary();
+      state.summary = summary;
+      if (!drawPreview(summary)) summary = null;
+    } catch (e) {
+      summary = null;
+      probe.summaryError = errorText(e);
+    }
+  }
   // DuckDB-WASM compiles while the manifest and the first data files download.
   const duck = startDuckDB();
   duck.then(() => {
@@ -1535,8 +1841,9 @@ async function main() {
     mark('duckdb_ready');
   }, () => {});
   try {
-    state.manifest = await loadManifest();
+    state.manifest = await manifestP;
   } catch (e) {
+    if (summary) dropPreview();
     message(errorText(e), 'error');
     probe.failed = true;
     $('freshness').textContent = 'No data';
@@ -1593,6 +1900,7 @@ async function main() {
     wireFilters();
     const first = chooseGrain(state.from, state.to);
     filesInRange(first.dataset, state.from, state.to).forEach(prefetch);
+    if (summary && !summaryCurrent(summary)) dropPreview();
   }
   for (const d of CFG.dimensions) if (d.lookup) datasetFiles(d.lookup.dataset).forEach(prefetch);
   try {
@@ -1609,6 +1917,7 @@ async function main() {
   status('Loading names…');
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
   mark('lookups');
+  if (CFG.grains.length) await checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning'));
   await refresh();
   mark('first_render');
   if (!CFG.grains.length) {

@@ -120,6 +120,16 @@ struct Args {
     /// more for benchmarks, suffixed `_2`, `_3`…).
     #[arg(long, default_value_t = 1)]
     unit_copies: u32,
+    /// `day`: one intraday file per market day (`intraday_2025_03_31`,
+    /// period `2025_03_31`, as the exporter's `split: day` writes them).
+    #[arg(long)]
+    intraday_split: Option<String>,
+    /// The last day ends after this interval (HHMM, e.g. 1155): a partial day.
+    #[arg(long)]
+    last_day_until: Option<u16>,
+    /// A price spike of this many $/MWh in SA1 at 18:00 the day before the last.
+    #[arg(long)]
+    price_spike: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -202,6 +212,21 @@ fn main() -> Result<()> {
         end = args.end,
     ))
     .context("generating the 5-minute history")?;
+    if let Some(until) = args.last_day_until {
+        conn.execute_batch(&format!(
+            "DELETE FROM five WHERE date = DATE '{end}' AND time > {until};",
+            end = args.end
+        ))
+        .context("cutting the last day")?;
+    }
+    if let Some(spike) = args.price_spike {
+        conn.execute_batch(&format!(
+            "UPDATE five SET rrp = {spike} WHERE region_id = 'SA1' AND time = 1800
+               AND date = DATE '{end}' - INTERVAL 1 DAY;",
+            end = args.end
+        ))
+        .context("adding the price spike")?;
+    }
 
     let mut files = Vec::new();
     let mut write = |dataset: &str,
@@ -260,16 +285,37 @@ fn main() -> Result<()> {
         Ok(())
     };
 
-    write(
-        "intraday",
-        "intraday",
-        Some("5min"),
-        None,
-        &format!(
-            "SELECT date, time, region_id, fuel, duid, mw, (mw / 12)::REAL AS mwh, rrp FROM five WHERE date >= DATE '{intraday_start}'"
-        ),
-        "date, time, region_id, duid",
-    )?;
+    let intraday = |filter: &str| {
+        format!(
+            "SELECT date, time, region_id, fuel, duid, mw, (mw / 12)::REAL AS mwh, rrp FROM five WHERE {filter}"
+        )
+    };
+    match args.intraday_split.as_deref() {
+        None => write(
+            "intraday",
+            "intraday",
+            Some("5min"),
+            None,
+            &intraday(&format!("date >= DATE '{intraday_start}'")),
+            "date, time, region_id, duid",
+        )?,
+        Some("day") => {
+            let mut day = intraday_start;
+            while day <= args.end {
+                let period = day.format("%Y_%m_%d").to_string();
+                write(
+                    "intraday",
+                    &format!("intraday_{period}"),
+                    Some("5min"),
+                    Some(period),
+                    &intraday(&format!("date = DATE '{day}'")),
+                    "date, time, region_id, duid",
+                )?;
+                day += TimeDelta::days(1);
+            }
+        }
+        Some(other) => bail!("--intraday-split {other}: only `day` is known"),
+    }
     let mut half = (start.year(), if start.month() <= 6 { 1 } else { 2 });
     loop {
         let (y, h) = half;

@@ -7,6 +7,7 @@
 //! (cached in the Cache API, keyed by the manifest's sha256), and builds
 //! every query from the configuration embedded in the page.
 
+pub mod first_paint;
 pub mod lineage;
 
 pub use crate::project::dashboard::{AssetsMode, DashboardConfig};
@@ -291,6 +292,19 @@ pub fn render(
         .title
         .clone()
         .unwrap_or_else(|| manifest.project.clone());
+    // The first paint's summary: a page without it waits for DuckDB-WASM.
+    let summary = match first_paint::write(config, manifest, out_dir) {
+        Ok(summary) => summary,
+        Err(e) => {
+            rendered.warnings.push(format!(
+                "dashboard: no first-paint summary (the page draws once DuckDB-WASM is ready): {e:#}"
+            ));
+            None
+        }
+    };
+    if let Some(s) = &summary {
+        rendered.files.push(PathBuf::from(&s.path));
+    }
 
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
@@ -306,6 +320,7 @@ pub fn render(
         "title": title,
         "config": config,
         "assets": urls,
+        "summary": summary,
         "versions": {"duckdb_wasm": DUCKDB_WASM_VERSION, "echarts": ECHARTS_VERSION, "arrow": ARROW_VERSION},
     });
     let ctx = minijinja::context! {

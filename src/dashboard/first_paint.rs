@@ -1,0 +1,614 @@
+//! The first paint's summary: `data/summary.json`, the KPIs and the chart
+//! series of the view the page opens with (`default_days` ending at the newest
+//! data, the grain the page would choose, no filters), computed here with
+//! DuckDB from the exported files and the same `dashboard:` configuration.
+//! The page draws it before DuckDB-WASM has compiled, marked "preview", and
+//! replaces it with its own queries once DuckDB is ready.
+//!
+//! The page's query builder (`dashboard-template/assets/app.js`: `main`,
+//! `setRange`, `chooseGrain`, `filesInRange`, `relation`, `baseSql`,
+//! `renderKpis`, `renderTimeChart`, `renderBarChart`, `checkLastDay`) is the
+//! specification: the SQL below is built the same way, so the numbers are the
+//! ones the page computes after take-over. The summary names the files (and
+//! their sha256) it was computed from and the range and grain, so the page
+//! uses it only while the manifest still lists those files and opens that
+//! view.
+
+use super::DashboardConfig;
+use crate::manifest::{Manifest, ManifestFile};
+use crate::project::dashboard::{GrainConfig, MeasureConfig, MeasureSql};
+use anyhow::{Context, Result};
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Where the summary is written, relative to the site folder.
+pub const SUMMARY_PATH: &str = "data/summary.json";
+
+/// The summary as the page references it (in `#page-config`): its path and
+/// its sha256 (the cache key: a new summary is a new URL).
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRef {
+    /// `data/summary.json`.
+    pub path: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// One data file the summary was computed from.
+#[derive(Debug, Serialize)]
+struct UsedFile {
+    path: String,
+    sha256: String,
+}
+
+/// The newest day at the finest grain that holds it: complete when its
+/// last interval ends at midnight.
+#[derive(Debug, Serialize)]
+struct LastDay {
+    date: String,
+    last: String,
+    complete: bool,
+}
+
+/// A time chart's data: timestamps as runs `[first_ms, step_ms, count]`, one
+/// value per timestamp and series (`null`: no value).
+#[derive(Debug, Serialize)]
+struct TimeSeries {
+    /// The query's row count (a series may have rows whose value is null).
+    rows: usize,
+    times: Vec<[f64; 3]>,
+    series: Vec<Series>,
+}
+
+#[derive(Debug, Serialize)]
+struct Series {
+    name: String,
+    /// Rounded to the measure's decimals; whole numbers without `.0`.
+    values: Vec<serde_json::Value>,
+}
+
+/// `v` rounded to `decimals`, as a JSON number (an integer when whole, so a
+/// MW series costs no `.0` per value); `null` for no value.
+fn rounded(v: Option<f64>, decimals: i32) -> serde_json::Value {
+    match v.filter(|x| x.is_finite()) {
+        None => serde_json::Value::Null,
+        Some(x) => {
+            let p = 10f64.powi(decimals);
+            let r = (x * p).round() / p;
+            // -0 stays a float: the page shows it as "-0", as DuckDB-WASM's.
+            if r.fract() == 0.0 && r.abs() < 1e15 && !(r == 0.0 && r.is_sign_negative()) {
+                serde_json::json!(r as i64)
+            } else {
+                serde_json::json!(r)
+            }
+        }
+    }
+}
+
+/// A bar chart's rows, in the query's order.
+#[derive(Debug, Serialize)]
+struct Bars {
+    keys: Vec<Option<String>>,
+    values: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    version: u32,
+    from: String,
+    to: String,
+    days: u32,
+    grain: String,
+    dataset: String,
+    files: Vec<UsedFile>,
+    /// KPI values by `k<i>` (numbers unrounded, as the page's query returns
+    /// them; text for `top` and `latest`), and `at` for latest KPIs.
+    kpis: serde_json::Map<String, serde_json::Value>,
+    latest_at: Option<String>,
+    /// One entry per chart: a [`TimeSeries`], [`Bars`] or `null`.
+    charts: Vec<serde_json::Value>,
+    /// Display names of the values the charts show (dimension → value → name).
+    lookups: BTreeMap<String, BTreeMap<String, String>>,
+    last_day: Option<LastDay>,
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `measureSql` of the page.
+fn measure_sql(m: &MeasureConfig, grain: &str) -> Result<String> {
+    let sql = match &m.sql {
+        MeasureSql::Same(s) => s.clone(),
+        MeasureSql::PerGrain(map) => map
+            .get(grain)
+            .cloned()
+            .with_context(|| format!("measure `{}` has no SQL for grain {grain}", m.name))?,
+    };
+    Ok(format!("CAST(({sql}) AS DOUBLE)"))
+}
+
+/// `coverage` of the page: the first and last date of a dataset's files.
+fn coverage(manifest: &Manifest, dataset: &str) -> Option<(Option<String>, Option<String>)> {
+    let files: Vec<&ManifestFile> = manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == dataset)
+        .collect();
+    if files.is_empty() {
+        return None;
+    }
+    let min = files.iter().filter_map(|f| f.min_date.clone()).min();
+    let max = files.iter().filter_map(|f| f.max_date.clone()).max();
+    Some((min, max))
+}
+
+fn day(iso: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(iso, "%Y-%m-%d").with_context(|| format!("date {iso:?}"))
+}
+
+/// Minutes between two intervals of a grain that has intervals within a day.
+fn step_minutes(grain: &str) -> Option<i64> {
+    match grain {
+        "5min" => Some(5),
+        "15min" => Some(15),
+        "30min" => Some(30),
+        "hour" => Some(60),
+        _ => None,
+    }
+}
+
+/// Writes `data/summary.json` into `site_dir` for the view the page opens
+/// with; `None` when the configuration has no grains or charts and KPIs, or
+/// the manifest has none of their datasets.
+pub fn write(
+    config: &DashboardConfig,
+    manifest: &Manifest,
+    site_dir: &Path,
+) -> Result<Option<SummaryRef>> {
+    if config.grains.is_empty() || (config.kpis.is_empty() && config.charts.is_empty()) {
+        return Ok(None);
+    }
+    let Some(summary) = compute(config, manifest, site_dir)? else {
+        return Ok(None);
+    };
+    let text = serde_json::to_string(&summary).context("serialising the summary")?;
+    let path = site_dir.join(SUMMARY_PATH);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    let sha256 = Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Some(SummaryRef {
+        path: SUMMARY_PATH.to_string(),
+        sha256,
+        bytes: text.len() as u64,
+    }))
+}
+
+fn compute(
+    config: &DashboardConfig,
+    manifest: &Manifest,
+    site_dir: &Path,
+) -> Result<Option<Summary>> {
+    // `main`: the data's dates over every grain's dataset.
+    let covs: Vec<(Option<String>, Option<String>)> = config
+        .grains
+        .iter()
+        .filter_map(|g| coverage(manifest, &g.dataset))
+        .collect();
+    let (Some(data_min), Some(data_max)) = (
+        covs.iter().filter_map(|c| c.0.clone()).min(),
+        covs.iter().filter_map(|c| c.1.clone()).max(),
+    ) else {
+        return Ok(None);
+    };
+    // `setRange(default_days || 7)`.
+    let days = if config.default_days == 0 {
+        7
+    } else {
+        config.default_days
+    };
+    let to = data_max.clone();
+    let from = {
+        let start = day(&data_max)? - Duration::days(i64::from(days) - 1);
+        std::cmp::max(start, day(&data_min)?)
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let range_days = (day(&to)? - day(&from)?).num_days() + 1;
+    // `chooseGrain`.
+    let grain: &GrainConfig = config
+        .grains
+        .iter()
+        .find(|g| {
+            let Some((min, max)) = coverage(manifest, &g.dataset) else {
+                return false;
+            };
+            if g.max_days.is_some_and(|m| range_days > i64::from(m)) {
+                return false;
+            }
+            let end = if to < data_max { &to } else { &data_max };
+            min.as_deref().is_some_and(|m| m <= from.as_str())
+                && max.as_deref().is_some_and(|m| m >= end.as_str())
+        })
+        .or_else(|| {
+            config
+                .grains
+                .iter()
+                .rev()
+                .find(|g| coverage(manifest, &g.dataset).is_some())
+        })
+        .context("no grain has data")?;
+
+    let conn = duckdb::Connection::open_in_memory().context("opening DuckDB")?;
+    // One thread: the same summation order as DuckDB-WASM's single thread.
+    conn.execute_batch("SET threads = 1")
+        .context("setting DuckDB threads")?;
+    let mut used = Vec::new();
+    let mut attached = 0usize;
+    // `relation`: the union of the dataset's files over the range (all of
+    // them without a range).
+    let mut relation = |dataset: &str, range: Option<(&str, &str)>| -> Result<Option<String>> {
+        let files: Vec<&ManifestFile> = manifest
+            .files
+            .iter()
+            .filter(|f| f.dataset == dataset)
+            .filter(|f| match (range, &f.min_date, &f.max_date) {
+                (Some((from, to)), Some(min), Some(max)) => {
+                    max.as_str() >= from && min.as_str() <= to
+                }
+                _ => true,
+            })
+            .collect();
+        let mut parts = Vec::new();
+        for f in files {
+            let path = site_dir.join(&f.path);
+            if !path.is_file() {
+                // The page would say the file is missing: no preview.
+                return Ok(None);
+            }
+            let alias = format!("f{attached}");
+            attached += 1;
+            conn.execute_batch(&format!(
+                "ATTACH {} AS {} (READ_ONLY)",
+                literal(&path.display().to_string()),
+                ident(&alias)
+            ))
+            .with_context(|| format!("attaching {}", path.display()))?;
+            parts.push(format!(
+                "SELECT * FROM {}.{}",
+                ident(&alias),
+                ident(&f.table)
+            ));
+            used.push(UsedFile {
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
+            });
+        }
+        Ok(match parts.len() {
+            0 => None,
+            1 => Some(format!("({})", parts[0])),
+            _ => Some(format!("({})", parts.join(" UNION ALL BY NAME "))),
+        })
+    };
+    let Some(rel) = relation(&grain.dataset, Some((&from, &to)))? else {
+        return Ok(None);
+    };
+    let date = ident(&config.date_column);
+    let base = format!(
+        "(SELECT *, {} AS _time FROM {rel} WHERE {date} BETWEEN DATE {} AND DATE {}) AS t",
+        grain.time,
+        literal(&from),
+        literal(&to)
+    );
+    let g = grain.grain.as_str();
+    let measure = |name: &str| -> Result<&MeasureConfig> {
+        config
+            .measures
+            .iter()
+            .find(|m| m.name == name)
+            .with_context(|| format!("measure `{name}` is not declared"))
+    };
+    let dimension = |name: &str| {
+        config
+            .dimensions
+            .iter()
+            .find(|d| d.name == name)
+            .with_context(|| format!("dimension `{name}` is not declared"))
+    };
+    let query_err = |sql: &str| format!("summary query failed: {sql}");
+
+    // `renderKpis`.
+    let fmt = if g == "day" {
+        "%Y-%m-%d"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
+    let mut kpis = serde_json::Map::new();
+    let mut latest_at = None;
+    let (mut simple, mut latest) = (Vec::new(), Vec::new());
+    for (i, k) in config.kpis.iter().enumerate() {
+        match (&k.measure, k.latest) {
+            (Some(m), true) => {
+                latest.push((i, format!("{} AS k{i}", measure_sql(measure(m)?, g)?)))
+            }
+            (Some(m), false) => {
+                simple.push((i, format!("{} AS k{i}", measure_sql(measure(m)?, g)?), true))
+            }
+            (None, true) => {
+                simple.push((i, format!("strftime(max(_time), '{fmt}') AS k{i}"), false))
+            }
+            _ => {}
+        }
+    }
+    if !simple.is_empty() {
+        let sql = format!(
+            "SELECT {} FROM {base}",
+            simple
+                .iter()
+                .map(|s| s.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        conn.query_row(&sql, [], |r| {
+            for (col, (i, _, number)) in simple.iter().enumerate() {
+                let v = if *number {
+                    serde_json::json!(r.get::<_, Option<f64>>(col)?)
+                } else {
+                    serde_json::json!(r.get::<_, Option<String>>(col)?)
+                };
+                kpis.insert(format!("k{i}"), v);
+            }
+            Ok(())
+        })
+        .with_context(|| query_err(&sql))?;
+    }
+    if !latest.is_empty() {
+        let sql = format!(
+            "SELECT {}, strftime(max(_time), '{fmt}') AS at FROM {base} WHERE _time = (SELECT max(_time) FROM {base})",
+            latest
+                .iter()
+                .map(|s| s.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        conn.query_row(&sql, [], |r| {
+            for (col, (i, _)) in latest.iter().enumerate() {
+                kpis.insert(
+                    format!("k{i}"),
+                    serde_json::json!(r.get::<_, Option<f64>>(col)?),
+                );
+            }
+            latest_at = r.get::<_, Option<String>>(latest.len())?;
+            Ok(())
+        })
+        .with_context(|| query_err(&sql))?;
+    }
+    for (i, k) in config.kpis.iter().enumerate() {
+        let (Some(top), Some(by)) = (&k.top, &k.by) else {
+            continue;
+        };
+        let d = dimension(top)?;
+        let sql = format!(
+            "SELECT CAST({} AS VARCHAR) AS v FROM {base} GROUP BY 1 ORDER BY {} DESC NULLS LAST LIMIT 1",
+            ident(&d.column),
+            measure_sql(measure(by)?, g)?
+        );
+        let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
+        let v: Option<String> = stmt
+            .query_map([], |r| r.get::<_, Option<String>>(0))
+            .with_context(|| query_err(&sql))?
+            .next()
+            .transpose()?
+            .flatten();
+        kpis.insert(format!("k{i}"), serde_json::json!(v));
+    }
+
+    // Charts at their default measure, no filter (so no drill-down).
+    let mut charts = Vec::new();
+    let mut lookups: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for c in &config.charts {
+        let m = measure(&c.measure)?;
+        let msql = measure_sql(m, g)?;
+        let decimals = i32::try_from(m.decimals.unwrap_or(1)).unwrap_or(1);
+        if c.kind == "bar" {
+            let Some(cat) = &c.category else {
+                charts.push(serde_json::Value::Null);
+                continue;
+            };
+            let d = dimension(cat)?;
+            let sql = format!(
+                "SELECT CAST({} AS VARCHAR) AS c, {msql} AS v FROM {base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT {}",
+                ident(&d.column),
+                c.limit.unwrap_or(10)
+            );
+            let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
+            let rows: Vec<(Option<String>, Option<f64>)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .with_context(|| query_err(&sql))?
+                .collect::<Result<_, _>>()?;
+            if d.lookup.is_some() {
+                let entry = lookups.entry(d.name.clone()).or_default();
+                for (k, _) in &rows {
+                    if let Some(k) = k {
+                        entry.insert(k.clone(), String::new());
+                    }
+                }
+            }
+            charts.push(serde_json::to_value(Bars {
+                keys: rows.iter().map(|r| r.0.clone()).collect(),
+                values: rows.iter().map(|r| r.1).collect(),
+            })?);
+            continue;
+        }
+        let series_sql = match &c.series {
+            Some(s) => format!("CAST({} AS VARCHAR)", ident(&dimension(s)?.column)),
+            None => "''".to_string(),
+        };
+        let sql = format!(
+            "SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, {series_sql} AS s, {msql} AS v FROM {base} GROUP BY ALL ORDER BY 1, 2"
+        );
+        let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
+        let rows: Vec<(f64, Option<String>, Option<f64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .with_context(|| query_err(&sql))?
+            .collect::<Result<_, _>>()?;
+        let mut times: Vec<f64> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (t, s, _) in &rows {
+            if times.last() != Some(t) {
+                times.push(*t);
+            }
+            let s = s.clone().unwrap_or_default();
+            if !names.contains(&s) {
+                names.push(s);
+            }
+        }
+        let mut values = vec![vec![serde_json::Value::Null; times.len()]; names.len()];
+        let mut at = 0usize;
+        for (t, s, v) in &rows {
+            while times[at] != *t {
+                at += 1;
+            }
+            let s = s.clone().unwrap_or_default();
+            if let Some(k) = names.iter().position(|n| *n == s) {
+                values[k][at] = rounded(*v, decimals);
+            }
+        }
+        let mut runs: Vec<[f64; 3]> = Vec::new();
+        for (k, t) in times.iter().enumerate() {
+            match runs.last_mut() {
+                Some(run) if run[2] == 1.0 && k > 0 => {
+                    run[1] = t - run[0];
+                    run[2] = 2.0;
+                }
+                Some(run) if run[0] + run[1] * run[2] == *t => run[2] += 1.0,
+                _ => runs.push([*t, 0.0, 1.0]),
+            }
+        }
+        charts.push(serde_json::to_value(TimeSeries {
+            rows: rows.len(),
+            times: runs,
+            series: names
+                .into_iter()
+                .zip(values)
+                .map(|(name, values)| Series { name, values })
+                .collect(),
+        })?);
+    }
+    // Display names of the bar charts' values (`loadLookups`).
+    for (name, entry) in lookups.iter_mut() {
+        let d = dimension(name)?;
+        let Some(l) = &d.lookup else { continue };
+        let Some(lrel) = relation(&l.dataset, None)? else {
+            continue;
+        };
+        let sql = format!(
+            "SELECT CAST({} AS VARCHAR) AS k, any_value(CAST({} AS VARCHAR)) AS l FROM {lrel} GROUP BY 1",
+            ident(&l.key),
+            ident(&l.label)
+        );
+        let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
+        let rows: Vec<(Option<String>, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .with_context(|| query_err(&sql))?
+            .collect::<Result<_, _>>()?;
+        for (k, v) in rows {
+            if let (Some(k), Some(v)) = (k, v)
+                && let Some(slot) = entry.get_mut(&k)
+            {
+                *slot = v;
+            }
+        }
+        entry.retain(|_, v| !v.is_empty());
+    }
+    let last_day = last_day(config, manifest, site_dir, &conn, &data_max)?;
+    Ok(Some(Summary {
+        version: 1,
+        from,
+        to,
+        days,
+        grain: grain.grain.clone(),
+        dataset: grain.dataset.clone(),
+        files: used,
+        kpis,
+        latest_at,
+        charts,
+        lookups,
+        last_day,
+    }))
+}
+
+/// `checkLastDay` of the page: the newest day at the finest grain with
+/// intervals that has it; complete when its last interval ends at midnight.
+fn last_day(
+    config: &DashboardConfig,
+    manifest: &Manifest,
+    site_dir: &Path,
+    conn: &duckdb::Connection,
+    data_max: &str,
+) -> Result<Option<LastDay>> {
+    let Some((grain, step)) = config.grains.iter().find_map(|g| {
+        let step = step_minutes(&g.grain)?;
+        let (_, max) = coverage(manifest, &g.dataset)?;
+        (max.as_deref() == Some(data_max)).then_some((g, step))
+    }) else {
+        return Ok(None);
+    };
+    let files: Vec<&ManifestFile> = manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == grain.dataset && f.max_date.as_deref() == Some(data_max))
+        .collect();
+    let mut parts = Vec::new();
+    for (k, f) in files.iter().enumerate() {
+        let path = site_dir.join(&f.path);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let alias = format!("last{k}");
+        conn.execute_batch(&format!(
+            "ATTACH {} AS {} (READ_ONLY)",
+            literal(&path.display().to_string()),
+            ident(&alias)
+        ))
+        .with_context(|| format!("attaching {}", path.display()))?;
+        parts.push(format!(
+            "SELECT * FROM {}.{}",
+            ident(&alias),
+            ident(&f.table)
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT strftime(max(_time), '%H:%M'), max(_time) + INTERVAL {step} MINUTE >= DATE {} + INTERVAL 1 DAY \
+         FROM (SELECT {} AS _time FROM ({}) WHERE {} = DATE {})",
+        literal(data_max),
+        grain.time,
+        parts.join(" UNION ALL BY NAME "),
+        ident(&config.date_column),
+        literal(data_max)
+    );
+    let (last, complete): (Option<String>, Option<bool>) = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .with_context(|| format!("summary query failed: {sql}"))?;
+    Ok(last.map(|last| LastDay {
+        date: data_max.to_string(),
+        last,
+        complete: complete.unwrap_or(false),
+    }))
+}

@@ -1,0 +1,249 @@
+// The first paint and what the opening view costs, on a site given by
+// SITE_DIR (the exporter's own output, or a dashboard-fixture site):
+//  - with DuckDB-WASM's download held back, the KPIs and charts are drawn from
+//    the exporter's summary (data/summary.json), marked "preview";
+//  - on a cold profile, the numbers DuckDB computes after taking over equal
+//    the preview's (as displayed), and the preview came first;
+//  - the data files the default view downloads (only its days when the
+//    intraday dataset is split by day);
+//  - charts with data, the map with points, no console error;
+//  - a partial last day is flagged (caption note, dashed line, the 1d preset
+//    and the daily grain);
+//  - a price spike does not flatten normal prices (axis clipped, marked);
+//  - Analyze: the picker writes the SQL, 500-row preview with the total,
+//    EXPLAIN, the CSV export.
+//   SITE_DIR=… OUT_DIR=… EXPECT='{"split":true,"spike":true,"map":false}' node tests/browser/view.mjs
+// Prints one line per check and exits non-zero if any fails; screenshots go
+// to OUT_DIR (1440×900 and 390×844, light and dark).
+import fs from 'node:fs';
+import path from 'node:path';
+import { serve, launch, waitReady, renders } from './harness.mjs';
+
+const SITE = process.env.SITE_DIR;
+const OUT = process.env.OUT_DIR;
+const EXPECT = JSON.parse(process.env.EXPECT || '{}');
+if (!SITE || !OUT) {
+  console.error('SITE_DIR and OUT_DIR must be set');
+  process.exit(2);
+}
+fs.mkdirSync(OUT, { recursive: true });
+
+let failures = 0;
+function check(ok, what, detail = '') {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} - ${what}${detail ? ': ' + detail : ''}`);
+  if (!ok) failures += 1;
+}
+
+const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'manifest.json'), 'utf8'));
+const server = await serve(SITE);
+const consoleErrors = [];
+function watch(page) {
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+}
+
+// What the page shows: KPI texts, and per chart its series' values as the
+// tooltip formats them (the measure's decimals).
+async function shown(page) {
+  return page.evaluate(() => {
+    const cfg = JSON.parse(document.getElementById('page-config').textContent).config;
+    // As the page formats values (fmtNumber): en-AU, the measure's decimals.
+    const fmt = (v, d) => (v === null || v === undefined ? '–' : Number(v).toLocaleString('en-AU', { minimumFractionDigits: d, maximumFractionDigits: d }));
+    const charts = cfg.charts.map((c, i) => {
+      const chart = window.__dashboard.charts[i];
+      if (!chart) return null;
+      const o = chart.getOption();
+      const m = cfg.measures.find((x) => x.name === c.measure);
+      const d = m.decimals ?? 1;
+      if (c.type === 'bar') return { cats: o.yAxis[0].data, values: o.series[0].data.map((v) => fmt(v, d)) };
+      const out = {};
+      for (const s of o.series) out[s.name] = s.data.map((p) => `${p[0]}=${fmt(p[1], d)}`).join(' ');
+      return out;
+    });
+    return {
+      kpis: [...document.querySelectorAll('.kpi')].map((k) => k.querySelector('.kpi-value').textContent + ' | ' + k.querySelector('.kpi-note').textContent),
+      charts,
+      points: [...document.querySelectorAll('.chart-body')].map((el) => [el.id, el.dataset.state, Number(el.dataset.points || 0)]),
+      badges: document.querySelectorAll('.preview-badge').length,
+    };
+  });
+}
+
+async function shot(page, name, { width = 1440, height = 900, dark = false } = {}) {
+  await page.setViewportSize({ width, height });
+  await page.emulateMedia({ colorScheme: dark ? 'dark' : 'light' });
+  // A theme or layout change redraws the charts: wait for that redraw.
+  await page.waitForTimeout(500);
+  await page.waitForFunction(() => window.__dashboard.ready || !window.__dashboard.marks.duckdb_ready, null, { timeout: 60000 });
+  await page.screenshot({ path: path.join(OUT, name), fullPage: true });
+}
+
+// ---- 1. DuckDB-WASM held back: the summary alone paints the page
+{
+  const b = await launch();
+  const page = await b.context.newPage();
+  watch(page);
+  const held = [];
+  await page.route('**/*.wasm', (route) => held.push(route));
+  await page.goto(server.url);
+  await page.waitForFunction(() => window.__dashboard.previewShown, null, { timeout: 60000 });
+  for (let k = 0; k < 200 && !held.length; k++) await page.waitForTimeout(100);
+  await page.waitForTimeout(300);
+  const p = await shown(page);
+  const probe = await page.evaluate(() => ({ ready: window.__dashboard.ready, duck: window.__dashboard.marks.duckdb_ready, asked: window.__dashboard.bundle }));
+  check(held.length > 0 && !probe.ready && probe.duck === undefined, 'the WASM download is held: DuckDB is not ready', `${held.length} held, ${JSON.stringify(probe)}`);
+  check(p.kpis.every((k) => !k.startsWith('…') && !k.startsWith('–')), 'KPIs drawn from the summary without DuckDB', p.kpis.join(' · '));
+  const timeCharts = p.points.filter(([id]) => id !== 'chart-map');
+  check(timeCharts.every(([, st, n]) => st === 'ready' && n > 0), 'every chart drawn from the summary', JSON.stringify(timeCharts));
+  check(p.badges >= 2, 'KPIs and charts are marked "preview"', `${p.badges} badges`);
+  await shot(page, 'preview-1440-light.png');
+  await shot(page, 'preview-390-dark.png', { width: 390, height: 844, dark: true });
+  fs.writeFileSync(path.join(OUT, 'preview.json'), JSON.stringify(p, null, 1));
+  globalThis.previewShown = p;
+  await page.close();
+  await b.close();
+}
+
+// ---- 2. A cold profile: preview first, then DuckDB takes over with the same numbers
+const b = await launch();
+const page = await b.context.newPage();
+watch(page);
+const logStart = server.log.length;
+await page.goto(server.url);
+await waitReady(page);
+await page.waitForTimeout(300);
+const live = await shown(page);
+const marks = await page.evaluate(() => window.__dashboard.marks);
+const p = globalThis.previewShown;
+check(marks.preview !== undefined && marks.duckdb_ready !== undefined && marks.preview < marks.duckdb_ready, 'the preview is drawn before DuckDB-WASM is ready', JSON.stringify(marks));
+check(live.badges === 0, 'the "preview" marks go once DuckDB has taken over', `${live.badges} left`);
+check(JSON.stringify(live.kpis) === JSON.stringify(p.kpis), 'KPIs from the summary equal DuckDB-WASM’s after take-over', `${p.kpis.join(' · ')} ⇔ ${live.kpis.join(' · ')}`);
+live.charts.forEach((c, i) => {
+  const same = JSON.stringify(c) === JSON.stringify(p.charts[i]);
+  let detail = '';
+  if (!same && c && p.charts[i]) {
+    const keys = Object.keys(c);
+    const k = keys.find((x) => JSON.stringify(c[x]) !== JSON.stringify(p.charts[i][x]));
+    detail = `first difference in ${k}: ${String(JSON.stringify(p.charts[i][k])).slice(0, 160)} ⇔ ${String(JSON.stringify(c[k])).slice(0, 160)}`;
+  }
+  check(same, `chart ${i}: the summary's series equal DuckDB-WASM’s (rounded as displayed)`, detail);
+});
+const requested = server.log.slice(logStart).filter((r) => r.path.startsWith('/data/') && r.path.endsWith('.duckdb') && r.status === 200).map((r) => r.path.slice(1));
+const view = await page.evaluate(() => ({ from: document.getElementById('date-from').value, to: document.getElementById('date-to').value, grain: window.__dashboard.grain }));
+const byPath = new Map(manifest.files.map((f) => [f.path, f]));
+const bytes = requested.reduce((n, r) => n + (byPath.get(r)?.bytes || 0), 0);
+console.log(`     default view ${view.from} – ${view.to} (${view.grain}): ${requested.length} data files, ${(bytes / 1e6).toFixed(2)} MB: ${requested.join(', ')}`);
+const intraday = manifest.files.filter((f) => f.dataset === 'intraday');
+if (EXPECT.split) {
+  const visible = intraday.filter((f) => f.max_date >= view.from && f.min_date <= view.to).map((f) => f.path).sort();
+  const got = requested.filter((r) => byPath.get(r)?.dataset === 'intraday').sort();
+  check(intraday.length > visible.length && JSON.stringify(got) === JSON.stringify(visible), `the default view downloads only its ${visible.length} intraday days (of ${intraday.length})`, got.join(', '));
+  const others = requested.filter((r) => !['intraday', 'units'].includes(byPath.get(r)?.dataset));
+  check(others.length === 0, 'and no hourly or daily file', others.join(', '));
+}
+check(live.points.filter(([id]) => id !== 'chart-map').every(([, st, n]) => st === 'ready' && n > 0), 'every chart has data', JSON.stringify(live.points));
+if (EXPECT.map) {
+  const map = live.points.find(([id]) => id === 'chart-map');
+  check(map && map[1] === 'ready' && map[2] > 0, 'the map has points', JSON.stringify(map));
+}
+await shot(page, 'live-1440-light.png');
+await shot(page, 'live-1440-dark.png', { dark: true });
+await shot(page, 'live-390-light.png', { width: 390, height: 844 });
+await shot(page, 'live-390-dark.png', { width: 390, height: 844, dark: true });
+await page.setViewportSize({ width: 1440, height: 900 });
+await page.emulateMedia({ colorScheme: 'light' });
+await page.waitForTimeout(500);
+await page.waitForFunction(() => window.__dashboard.ready, null, { timeout: 60000 });
+
+// ---- 3. The newest day is partial: flagged on the opening view, "1d" and the daily grain
+const lastDay = await page.evaluate(() => window.__dashboard.lastDay);
+const partialState = (p) =>
+  p.evaluate(() => {
+    const c = window.__dashboard.charts[0];
+    const ml = c.getOption().series[0].markLine;
+    const label = ml && ml.data && ml.data.length ? ml.label.formatter : null;
+    return { note: document.querySelector('#figure-0 .partial-note')?.textContent || '', label, grain: window.__dashboard.grain };
+  });
+async function preset(days) {
+  const n = await renders(page);
+  await page.click(`.presets button[data-days="${days}"]`);
+  await waitReady(page, n);
+}
+if (EXPECT.partial) {
+  check(lastDay && lastDay.complete === false && lastDay.date === EXPECT.partial.date && lastDay.last === EXPECT.partial.last, 'the newest day is known to be partial', JSON.stringify(lastDay));
+  const open = await partialState(page);
+  check(/partial day/.test(open.note) && /partial day/.test(open.label || ''), 'the opening view flags the partial day (caption and dashed line)', JSON.stringify(open));
+  check(p.kpis.length && (await page.$('#figure-0 .partial-note')) !== null, 'the preview flagged it too', '');
+  await preset(1);
+  const one = await partialState(page);
+  check(/partial day/.test(one.note) && one.label === `partial day (to ${EXPECT.partial.last})`, 'the 1d preset flags the partial day', JSON.stringify(one));
+  await page.screenshot({ path: path.join(OUT, 'partial-1d.png'), fullPage: true });
+  await preset(0);
+  const all = await partialState(page);
+  if (all.grain === 'day') {
+    check(all.label === 'partial day' && /partial day/.test(all.note), 'the daily chart’s last point is flagged “partial day”', JSON.stringify(all));
+    await page.screenshot({ path: path.join(OUT, 'partial-daily.png'), fullPage: true });
+  }
+  await preset(7);
+}
+
+// ---- 4. Price spikes do not flatten normal prices
+const priceAxis = () =>
+  page.evaluate(() => {
+    const c = window.__dashboard.charts[1];
+    const ext = c.getModel().getComponent('yAxis', 0).axis.scale.getExtent();
+    const vals = c.getOption().series.flatMap((s) => s.data.map((p) => p[1])).filter(Number.isFinite).sort((a, b) => a - b);
+    const marks = c.getOption().series.flatMap((s) => (s.markPoint && s.markPoint.data) || []).map((m) => m.value);
+    return { ext, p1: vals[Math.floor(vals.length * 0.01)], p99: vals[Math.floor(vals.length * 0.99)], max: vals[vals.length - 1], marks, button: document.querySelector('#figure-1 .clip-toggle')?.textContent || null };
+  });
+if (EXPECT.spike) {
+  const a = await priceAxis();
+  const share = (a.p99 - a.p1) / (a.ext[1] - a.ext[0]);
+  check(a.max >= 15000 && share >= 0.3, 'with a $15 000 spike, normal prices (1st–99th percentile) span ≥ 30% of the price axis', `${JSON.stringify(a)}; share ${share.toFixed(2)}`);
+  check(a.marks.some((v) => v >= 15000) && /clipped/.test(a.button || ''), 'the clipped spike is marked with its value and the caption says so', JSON.stringify(a.marks));
+  await page.screenshot({ path: path.join(OUT, 'spike-clipped.png'), fullPage: true });
+  const n = await renders(page);
+  await page.click('#figure-1 .clip-toggle');
+  await waitReady(page, n);
+  const all = await priceAxis();
+  check(all.ext[1] >= 15000, '“show all” puts the whole scale back', JSON.stringify(all.ext));
+  const n2 = await renders(page);
+  await page.click('#figure-1 .clip-toggle');
+  await waitReady(page, n2);
+} else {
+  const a = await priceAxis();
+  check(a.button === null && a.marks.length === 0, 'prices without spikes are not clipped', JSON.stringify(a));
+}
+
+// ---- 5. Analyze: picker → SQL, 500-row preview with the total, EXPLAIN, CSV
+await page.click('#tab-analyze');
+await page.selectOption('#pick-grain', view.grain);
+await page.check('input[name=pick-dim][value=region]');
+await page.click('#pick-sql');
+const sql = await page.inputValue('#sql');
+check(/GROUP BY ALL/.test(sql) && /sum\(mw\) \/ count\(DISTINCT _time\)/.test(sql) && /region_id/.test(sql), 'the picker writes the SQL (measure, dimension, grain, range)', sql.replace(/\s+/g, ' ').slice(0, 200));
+await page.click('#run-sql');
+await page.waitForFunction(() => /rows|fail/i.test(document.getElementById('sql-status').textContent), null, { timeout: 60000 });
+const result = await page.evaluate(() => ({ status: document.getElementById('sql-status').textContent, shown: document.querySelectorAll('#sql-result tbody tr').length, total: Number(document.getElementById('sql-result').dataset.rows || 0), head: [...document.querySelectorAll('#sql-result thead th')].map((t) => t.textContent), first: [...(document.querySelector('#sql-result tbody tr')?.cells || [])].map((c) => c.textContent) }));
+check(result.total > 500 && result.shown === 500 && result.status.includes(result.total.toLocaleString('en-AU')) && /first 500/.test(result.status), 'a 500-row preview with the total count', JSON.stringify(result).slice(0, 300));
+check(/^\d{4}-\d\d-\d\d \d\d:\d\d/.test(result.first[0] || ''), 'times shown as times', result.first.join(' | '));
+await page.screenshot({ path: path.join(OUT, 'analyze-picker.png'), fullPage: true });
+const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#sql-csv')]);
+const csvPath = path.join(OUT, 'analyze.csv');
+await dl.saveAs(csvPath);
+const csvRows = fs.readFileSync(csvPath, 'utf8').trim().split('\n');
+check(csvRows.length - 1 === result.total && csvRows[0].split(',').length === result.head.length, 'the CSV export holds every row of the result', `${csvRows.length - 1} rows, header ${csvRows[0]}`);
+await page.click('#explain-sql');
+await page.waitForFunction(() => /plan/i.test(document.getElementById('sql-status').textContent) || /fail/i.test(document.getElementById('sql-status').textContent), null, { timeout: 60000 });
+const plan = await page.evaluate(() => document.getElementById('sql-plan')?.textContent || document.getElementById('sql-result').textContent);
+check(/HASH_GROUP_BY|PROJECTION|SEQ_SCAN|READ/i.test(plan), 'EXPLAIN shows the query plan', plan.replace(/\s+/g, ' ').slice(0, 120));
+await page.screenshot({ path: path.join(OUT, 'analyze-explain.png'), fullPage: true });
+
+check(consoleErrors.length === 0, 'no console errors', consoleErrors.join(' | ').slice(0, 400));
+await page.close();
+await b.close();
+await server.close();
+console.log(`${failures === 0 ? 'all view checks passed' : failures + ' view checks failed'}; screenshots in ${OUT}`);
+process.exit(failures === 0 ? 0 : 1);

@@ -1079,7 +1079,7 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       type: 'value',
       name: measureLabel(m) + unitLabel(m),
       nameTextStyle: { align: 'left', ...axisText() },
-      axisLabel: axisText(),
+      axisLabel: { ...axisText(), ...(clipped ? { showMaxLabel: clipped.max === undefined, showMinLabel: clipped.min === undefined } : {}) },
       ...(clipped ? { max: clipped.max, min: clipped.min } : {}),
     },
     dataZoom: [

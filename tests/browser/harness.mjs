@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const TYPES = {
@@ -22,7 +23,11 @@ const TYPES = {
 /** Serves `root` on 127.0.0.1 (any free port), like GitHub Pages: ETag +
  * Last-Modified, 304 on a match, 404 for missing files. `log` gets one entry
  * per request: {path, status}. */
-export async function serve(root, { isolated = false } = {}) {
+// With `gzip`, text files (html, js, css, json) are sent gzip-compressed to a
+// client that accepts it, as GitHub Pages does; `log` entries then carry the
+// bytes sent.
+const GZIP_TYPES = new Set(['.html', '.js', '.mjs', '.css', '.json', '.svg']);
+export async function serve(root, { isolated = false, gzip = false } = {}) {
   const log = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -57,7 +62,14 @@ export async function serve(root, { isolated = false } = {}) {
       res.end();
       return;
     }
-    log.push({ path: rel, status: 200 });
+    if (gzip && GZIP_TYPES.has(path.extname(file)) && /\bgzip\b/.test(req.headers['accept-encoding'] || '')) {
+      const body = zlib.gzipSync(fs.readFileSync(file));
+      log.push({ path: rel, status: 200, bytes: body.length, at: Date.now() });
+      res.writeHead(200, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding', 'content-length': body.length });
+      res.end(body);
+      return;
+    }
+    log.push({ path: rel, status: 200, bytes: stat.size, at: Date.now() });
     res.writeHead(200, { ...headers, 'content-length': stat.size });
     fs.createReadStream(file).pipe(res);
   });

@@ -88,7 +88,7 @@ async function shot(page, name, { width = 1440, height = 900, dark = false } = {
   const held = [];
   await page.route('**/*.wasm', (route) => held.push(route));
   await page.goto(server.url);
-  await page.waitForFunction(() => window.__dashboard.previewShown, null, { timeout: 60000 });
+  await page.waitForFunction(() => window.__dashboard.previewDone, null, { timeout: 60000 });
   for (let k = 0; k < 200 && !held.length; k++) await page.waitForTimeout(100);
   await page.waitForTimeout(300);
   const p = await shown(page);

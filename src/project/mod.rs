@@ -354,8 +354,21 @@ impl Project {
                 }
             }
         }
+        // Seed configs that are not honoured: named with what to do.
+        for model in project.models.iter_mut().filter(|m| seeds::is_seed(m)) {
+            for key in unsupported::IGNORED_SEED_KEYS {
+                if model.config.0.remove(*key).is_some()
+                    && let Some(u) = Unsupported::seed_option(model.path.clone(), key)
+                {
+                    project.unsupported.push(u);
+                }
+            }
+        }
         for model in &project.models {
             for key in model.config.unknown_keys() {
+                if seeds::is_seed(model) && seeds::SEED_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
                 project.warnings.push(format!(
                     "model `{}`: unknown config key `{key}` ignored",
                     model.name

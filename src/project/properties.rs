@@ -43,6 +43,7 @@ impl Project {
 
     /// The `models:` and `seeds:` entries of a properties file.
     fn apply_model_properties(&mut self, doc: &Value, rel: &Path) -> Result<()> {
+        let root = self.root.clone();
         let entries = ["models", "seeds"]
             .iter()
             .filter_map(|k| doc.get(*k).and_then(Value::as_array))
@@ -61,6 +62,13 @@ impl Project {
             };
             if let Some(cfg) = entry.get("config").and_then(Value::as_object) {
                 model.config.merge(&Config(cfg.clone()));
+                // A seed's `column_types` / `delimiter` here change how its CSV is read.
+                if super::seeds::is_seed(model)
+                    && super::seeds::SEED_KEYS.iter().any(|k| cfg.contains_key(*k))
+                {
+                    model.sql =
+                        super::seeds::seed_sql(&root.join(&model.path), name, &model.config);
+                }
             }
             model.description = entry
                 .get("description")

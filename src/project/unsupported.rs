@@ -122,6 +122,30 @@ impl Unsupported {
     }
 }
 
+impl Unsupported {
+    /// A seed config that is not honoured, on the seed's CSV file.
+    pub fn seed_option(file: PathBuf, key: &str) -> Option<Self> {
+        let advice = match key {
+            "quote_columns" => {
+                "ignored: column names are always the CSV header's, as written (as with \
+                 quote_columns: true); to change a name, rename the column in the header or \
+                 in the models that read the seed"
+            }
+            _ => return None,
+        };
+        Some(Unsupported {
+            file,
+            feature: format!("seed config `{key}`"),
+            severity: Severity::Warning,
+            advice: advice.into(),
+        })
+    }
+}
+
+/// The seed configs [`Unsupported::seed_option`] knows (`column_types` and
+/// `delimiter` are honoured: `seeds.rs`).
+pub const IGNORED_SEED_KEYS: &[&str] = &["quote_columns"];
+
 /// The YAML keys [`Unsupported::ignored_yaml`] knows.
 pub const IGNORED_YAML_KEYS: &[&str] = &[
     "exposures",

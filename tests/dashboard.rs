@@ -490,13 +490,14 @@ fn newest_interval(site: &Path) -> (String, String) {
         .max_by_key(|f| f.max_date.clone())
         .unwrap();
     let conn = duckdb::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&format!(
+        "ATTACH '{}' AS newest (READ_ONLY)",
+        site.join(&newest.path).display()
+    ))
+    .unwrap();
     conn.query_row(
-        &format!(
-            "SELECT max(date)::VARCHAR, strftime(max(make_time(time // 100, time % 100, 0)), '%H:%M')
-             FROM '{}'.intraday WHERE date = (SELECT max(date) FROM '{}'.intraday)",
-            site.join(&newest.path).display(),
-            site.join(&newest.path).display()
-        ),
+        "SELECT max(date)::VARCHAR, strftime(max(make_time(time // 100, time % 100, 0)), '%H:%M')
+         FROM newest.intraday WHERE date = (SELECT max(date) FROM newest.intraday)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )

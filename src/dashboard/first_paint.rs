@@ -441,10 +441,8 @@ fn compute(
                 .collect::<Result<_, _>>()?;
             if d.lookup.is_some() {
                 let entry = lookups.entry(d.name.clone()).or_default();
-                for (k, _) in &rows {
-                    if let Some(k) = k {
-                        entry.insert(k.clone(), String::new());
-                    }
+                for k in rows.iter().filter_map(|r| r.0.as_ref()) {
+                    entry.insert(k.clone(), String::new());
                 }
             }
             charts.push(serde_json::to_value(Bars {

@@ -3,8 +3,10 @@
 //! for every declared input — the step's value or the default, as GitHub
 //! passes them — plus `GITHUB_*`), the working directory a temporary
 //! workspace holding a copy of example-project. Also: `action.yml` and the
-//! binary agree on inputs and outputs, the packaging files say what CI does,
-//! and `analytics doctor` against fake and real servers.
+//! binary agree on inputs and outputs, `analytics doctor` against fake and
+//! real servers, and secrets on failure paths (a wrong catalog or S3 secret,
+//! a refused GitHub token). The image itself is built from the Dockerfile and
+//! its entrypoint run by tests/image_smoke.rs.
 
 mod common;
 
@@ -21,6 +23,13 @@ const CATALOG_CLIENT_SECRET: &str = "cred-sec-2b4d6f8a0c1e3a5b7d9f";
 const GITHUB_TOKEN: &str = "ghs_FAKEfake0123456789abcdefABCDEF";
 const S3_KEY_ID: &str = "AKIAFAKEKEYID4242XYZ";
 const S3_SECRET: &str = "s3-secret-9e8d7c6b5a4f3e2d1c0b";
+
+// Wrong or refused secrets for the failure paths: as distinctive, so a
+// leak anywhere is found.
+const WRONG_CATALOG_SECRET: &str = "wrong-cat-sec-5e1f0a9d3c7b2e4f";
+const WRONG_CATALOG_TOKEN: &str = "wrong-cat-tok-8a2c4e6f1b3d5a7c";
+const WRONG_S3_SECRET: &str = "wrong-s3-sec-4d6b8f0a2c1e3b5d";
+const REFUSED_GITHUB_TOKEN: &str = "ghs_REFUSEDrefused9876543210zyxwvu";
 
 fn secrets() -> Vec<&'static str> {
     vec![
@@ -262,6 +271,38 @@ fn assert_secrets_safe(step: &Step) {
     }
 }
 
+/// Each of `secrets` has its `::add-mask::` line (GitHub hides it from the
+/// log) and shows nowhere else: not in the rest of stdout, stderr, the job
+/// summary or the outputs file.
+fn assert_only_masked(step: &Step, secrets: &[&str]) {
+    let all = step.all();
+    let rest: String = step
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in secrets {
+        assert!(
+            step.stdout
+                .lines()
+                .any(|l| l.starts_with("::add-mask::") && l.contains(secret)),
+            "no ::add-mask:: for {secret}:\n{all}"
+        );
+        for (what, text) in [
+            ("stdout", rest.as_str()),
+            ("stderr", step.stderr.as_str()),
+            ("summary", step.summary.as_str()),
+            ("outputs", step.outputs_text.as_str()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "secret {secret} leaked into {what}:\n{all}"
+            );
+        }
+    }
+}
+
 fn groups_balanced(stdout: &str) -> bool {
     let mut open = false;
     for line in stdout.lines() {
@@ -379,20 +420,6 @@ fn the_example_workflows_use_only_declared_inputs() {
     assert_eq!(seen, 4, "ci, intraday, backfill and maintain");
 }
 
-#[test]
-fn the_image_builds_what_ci_builds() {
-    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains("scripts/fetch-duckdb"));
-    assert!(dockerfile.contains("cargo build --release --locked"));
-    assert!(dockerfile.contains("ca-certificates"));
-    assert!(dockerfile.contains("libduckdb.so"));
-    assert!(dockerfile.contains("dashboard-template"));
-    let test_script = std::fs::read_to_string(repo_root().join("scripts/test")).unwrap();
-    assert!(test_script.contains("--release") && test_script.contains("--locked"));
-    let ci = std::fs::read_to_string(repo_root().join(".github/workflows/ci.yml")).unwrap();
-    assert!(ci.contains(".ci/run"));
-}
-
 // ---------------------------------------------------------------------------
 // The container contract
 
@@ -438,7 +465,14 @@ fn an_import_step_publishes_the_site_and_reports_the_commit_without_showing_a_se
         "{all}"
     );
     assert!(published.contains_key("manifest.json"));
-    assert!(published.contains_key("data/intraday.duckdb"));
+    // The 5-minute dataset is split by day: data/intraday_YYYY_MM_DD.duckdb.
+    assert!(
+        published
+            .keys()
+            .any(|k| k.starts_with("data/intraday_") && k.ends_with(".duckdb")),
+        "{:?}",
+        published.keys()
+    );
     assert!(step.summary.contains("Dashboard files"), "{all}");
     assert!(step.summary.contains("octo/site@pages"), "{all}");
     assert!(
@@ -1181,31 +1215,27 @@ fn the_action_runs_doctor_with_its_inputs() {
 }
 
 /// Against a real SeaweedFS Iceberg REST catalog (`scripts/setup-seaweedfs`).
+/// `SeaweedFs::start` is the readiness probe: it returns once the catalog
+/// answers `/v1/config`, S3 accepts connections and the table bucket lists
+/// namespaces with the test credential. Then doctor runs once.
 #[test]
 fn doctor_against_a_real_seaweedfs_catalog() {
     let weed_process = common::seaweedfs::SeaweedFs::start();
     let base = weed_process.catalog.clone();
     let project = repo_root().join("example-project");
-    let mut text = String::new();
-    for _ in 0..60 {
-        let (ok, out) = doctor(
-            &["--project", project.to_str().unwrap(), "--mode", "ci"],
-            &[
-                ("ICEBERG_REST_ENDPOINT", &base),
-                ("ICEBERG_CREDENTIAL", "admin:secretkey"),
-                ("ICEBERG_WAREHOUSE", "s3://warehouse"),
-                ("AWS_ENDPOINT_URL_S3", &weed_process.s3),
-                ("AWS_ACCESS_KEY_ID", "admin"),
-                ("AWS_SECRET_ACCESS_KEY", "secretkey"),
-                ("AWS_REGION", "us-east-1"),
-            ],
-        );
-        text = out;
-        if ok {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    let (ok, text) = doctor(
+        &["--project", project.to_str().unwrap(), "--mode", "ci"],
+        &[
+            ("ICEBERG_REST_ENDPOINT", &base),
+            ("ICEBERG_CREDENTIAL", "admin:secretkey"),
+            ("ICEBERG_WAREHOUSE", "s3://warehouse"),
+            ("AWS_ENDPOINT_URL_S3", &weed_process.s3),
+            ("AWS_ACCESS_KEY_ID", "admin"),
+            ("AWS_SECRET_ACCESS_KEY", "secretkey"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert!(ok, "{text}");
     assert!(line_with(&text, "catalog auth").starts_with("✅"), "{text}");
     assert!(
         line_with(&text, "catalog namespaces").starts_with("✅"),
@@ -1217,18 +1247,31 @@ fn doctor_against_a_real_seaweedfs_catalog() {
         "{text}"
     );
     assert!(!text.contains("secretkey"), "{text}");
-    let (ok, text) = doctor(
-        &["--project", project.to_str().unwrap(), "--mode", "ci"],
+
+    // A wrong secret, given as the action gives it: refused, said so, and the
+    // secret is in no output but its mask.
+    let ws = Workspace::new();
+    let credential = format!("admin:{WRONG_CATALOG_SECRET}");
+    let step = run_step(
+        &ws,
         &[
-            ("ICEBERG_REST_ENDPOINT", &base),
-            ("ICEBERG_CREDENTIAL", "admin:not-the-secret"),
+            ("mode", "doctor"),
+            ("project-dir", "example-project"),
+            ("catalog-uri", &base),
+            ("catalog-credential", &credential),
+            ("warehouse", "s3://warehouse"),
+            ("github-token", ""),
         ],
+        None,
     );
-    assert!(!ok);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
     assert!(
-        line_with(&text, "catalog auth").contains("refused"),
-        "{text}"
+        line_with(&step.stdout, "catalog auth").contains("refused"),
+        "{all}"
     );
+    assert!(step.summary.contains("catalog auth"), "{all}");
+    assert_only_masked(&step, &[WRONG_CATALOG_SECRET]);
     drop(weed_process);
 }
 
@@ -1276,4 +1319,203 @@ fn the_action_stores_models_in_iceberg_from_its_catalog_inputs() {
     // the table and upserted the same keys: no duplicates.
     assert_eq!(common::seaweedfs::pyiceberg_rows(&sw, "main.numbers"), 10);
     assert_eq!(common::seaweedfs::pyiceberg_rows(&sw, "main.growing"), 5);
+}
+
+// ---------------------------------------------------------------------------
+// Secrets on failure paths: a wrong catalog secret, a wrong S3 secret, a
+// refused GitHub token. Each fails the step with a message naming what to
+// check, and the secret is in no output but its mask.
+
+/// A project with one table model, for the Iceberg target of the inputs.
+fn one_model_project(ws: &Workspace) {
+    ws.write(
+        "proj/dbt_project.yml",
+        "name: p\nmodels:\n  p:\n    +materialized: table\n",
+    );
+    ws.write(
+        "proj/models/numbers.sql",
+        "select range as n from range(10)",
+    );
+}
+
+/// The step's `::error` annotation lines.
+fn error_lines(step: &Step) -> Vec<&str> {
+    step.stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect()
+}
+
+#[test]
+fn a_wrong_catalog_secret_fails_the_step_naming_the_input_and_never_shows_it() {
+    let sw = common::seaweedfs::SeaweedFs::start();
+    let ws = Workspace::new();
+    one_model_project(&ws);
+    let credential = format!("admin:{WRONG_CATALOG_SECRET}");
+    let common_inputs = [
+        ("mode", "intraday"),
+        ("project-dir", "proj"),
+        ("catalog-uri", sw.catalog.as_str()),
+        ("warehouse", "s3://warehouse"),
+        ("s3-endpoint", sw.s3.as_str()),
+        ("s3-region", "us-east-1"),
+        ("s3-access-key-id", "admin"),
+        ("s3-secret-access-key", "secretkey"),
+    ];
+    // OAuth2 client credentials the token endpoint refuses.
+    let mut with = common_inputs.to_vec();
+    with.push(("catalog-credential", &credential));
+    let step = run_step(&ws, &with, None);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    let errors = error_lines(&step);
+    assert!(
+        errors.iter().any(|l| l
+            .contains("the Iceberg catalog refused the credentials (HTTP 401 invalid_client at")
+            && l.contains("the action's `catalog-credential` input")),
+        "{all}"
+    );
+    assert!(step.summary.contains("could not run"), "{all}");
+    assert!(
+        step.summary.contains("`catalog-credential`"),
+        "the summary names the input:\n{all}"
+    );
+    assert_eq!(step.outputs["models-built"], "0", "{all}");
+    assert_only_masked(&step, &[WRONG_CATALOG_SECRET]);
+
+    // A bearer token the catalog refuses.
+    let mut with = common_inputs.to_vec();
+    with.push(("catalog-token", WRONG_CATALOG_TOKEN));
+    let step = run_step(&ws, &with, None);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    assert!(
+        error_lines(&step)
+            .iter()
+            .any(|l| l.contains("refused") && l.contains("`catalog-token`")),
+        "{all}"
+    );
+    assert_only_masked(&step, &[WRONG_CATALOG_TOKEN]);
+}
+
+#[test]
+fn a_wrong_s3_secret_fails_the_model_naming_the_setting_and_never_shows_it() {
+    let sw = common::seaweedfs::SeaweedFs::start();
+    let ws = Workspace::new();
+    one_model_project(&ws);
+    let step = run_step(
+        &ws,
+        &[
+            ("mode", "intraday"),
+            ("project-dir", "proj"),
+            ("catalog-uri", sw.catalog.as_str()),
+            ("catalog-credential", "admin:secretkey"),
+            ("warehouse", "s3://warehouse"),
+            ("s3-endpoint", sw.s3.as_str()),
+            ("s3-region", "us-east-1"),
+            ("s3-access-key-id", "admin"),
+            ("s3-secret-access-key", WRONG_S3_SECRET),
+        ],
+        None,
+    );
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    // One line on the model's file: S3's status and code, the object, the
+    // endpoint and bucket, and the setting to check; no response dump.
+    let annotation = error_lines(&step)
+        .into_iter()
+        .find(|l| l.starts_with("::error file=proj/models/numbers.sql,line=1,"))
+        .unwrap_or_else(|| panic!("no annotation on the model:\n{all}"));
+    for part in [
+        "writing Iceberg table main.numbers",
+        "S3 refused the credentials (HTTP 403 SignatureDoesNotMatch",
+        &format!("endpoint {}", sw.s3),
+        "bucket `warehouse`",
+        "check s3.secret_access_key (the action's `s3-secret-access-key` input, AWS_SECRET_ACCESS_KEY)",
+    ] {
+        assert!(annotation.contains(part), "`{part}` missing:\n{annotation}");
+    }
+    for dump in ["x-amz-request-id", "headers:", "request_id", "source:"] {
+        assert!(!all.contains(dump), "`{dump}` shown:\n{all}");
+    }
+    assert!(
+        annotation.len() < 600,
+        "{} chars: {annotation}",
+        annotation.len()
+    );
+    let row = step
+        .summary
+        .lines()
+        .find(|l| l.starts_with("| `numbers` |"))
+        .unwrap_or_else(|| panic!("no row for the model:\n{all}"));
+    assert!(
+        row.contains("❌") && row.contains("`s3-secret-access-key`"),
+        "{all}"
+    );
+    assert_eq!(step.outputs["models-built"], "0", "{all}");
+    assert_only_masked(&step, &[WRONG_S3_SECRET]);
+}
+
+#[test]
+fn a_refused_github_token_fails_the_publish_naming_the_input_and_never_shows_it() {
+    let ws = Workspace::new();
+    let gh = common::github::FakeGitHub::start("octo/site", GITHUB_TOKEN, true);
+    let env = [("GITHUB_API_URL", gh.api_url.as_str())];
+    let build = run_step_env(
+        &ws,
+        &[
+            ("mode", "ci"),
+            ("project-dir", "example-project"),
+            ("target", "local"),
+        ],
+        None,
+        &env,
+    );
+    assert!(build.ok(), "{}", build.all());
+    let import = |token: &str| {
+        run_step_env(
+            &ws,
+            &[
+                ("mode", "import"),
+                ("project-dir", "example-project"),
+                ("target", "local"),
+                ("pages-repository", "octo/site"),
+                ("github-token", token),
+            ],
+            None,
+            &env,
+        )
+    };
+    // 401: the fake accepts only GITHUB_TOKEN.
+    let step = import(REFUSED_GITHUB_TOKEN);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    assert!(
+        error_lines(&step).iter().any(|l| l.contains(
+            "publish to octo/site@gh-pages: reading the repository: the token was refused (HTTP 401); check github-token"
+        )),
+        "{all}"
+    );
+    assert!(
+        step.summary.contains("the token was refused (HTTP 401)"),
+        "{all}"
+    );
+    assert_eq!(step.outputs["commit-sha"], "", "{all}");
+    assert_eq!(step.outputs["files-published"], "0", "{all}");
+    assert_only_masked(&step, &[REFUSED_GITHUB_TOKEN]);
+    // Nothing was written: the refusal came before any blob or ref.
+    assert_eq!(gh.count("POST", "/git/"), 0);
+
+    // 403 (a token GitHub knows but that may not read the repository).
+    gh.fail("GET", "/repos/octo/site", 403, 100);
+    let step = import(REFUSED_GITHUB_TOKEN);
+    let all = step.all();
+    assert!(!step.ok(), "{all}");
+    assert!(
+        error_lines(&step)
+            .iter()
+            .any(|l| l.contains("octo/site@gh-pages: reading the repository") && l.contains("403")),
+        "{all}"
+    );
+    assert_only_masked(&step, &[REFUSED_GITHUB_TOKEN]);
 }

@@ -110,7 +110,19 @@ impl Warehouse {
     /// disk (those not copied yet in this run) and returns the
     /// `read_parquet` call that reads them, or why the table must be
     /// streamed instead. `conn` checks the copies carry Iceberg field ids.
+    ///
+    /// An S3 failure is said in one line naming the setting to check.
     pub fn local_read(
+        &self,
+        conn: &duckdb::Connection,
+        schema: &str,
+        name: &str,
+    ) -> Result<LocalRead> {
+        self.copy_locally(conn, schema, name)
+            .map_err(super::failure::explain)
+    }
+
+    fn copy_locally(
         &self,
         conn: &duckdb::Connection,
         schema: &str,

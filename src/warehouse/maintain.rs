@@ -48,9 +48,11 @@ impl Warehouse {
         };
         let context = || format!("maintaining Iceberg table {schema}.{name}");
         self.compact(conn, schema, name, options, &mut report)
-            .with_context(context)?;
+            .with_context(context)
+            .map_err(super::failure::explain)?;
         self.expire(schema, name, options, &mut report)
-            .with_context(context)?;
+            .with_context(context)
+            .map_err(super::failure::explain)?;
         Ok(report)
     }
 

@@ -13,6 +13,7 @@
 //! data files ([`local_copy`]). [`maintain`] compacts, expires
 //! snapshots and deletes unreferenced files.
 
+mod failure;
 mod local_copy;
 pub mod maintain;
 mod rest;
@@ -119,7 +120,14 @@ impl Warehouse {
                     .catalog
                     .namespace_exists(&NamespaceIdent::new("analytics_probe".into())),
             )
-            .map_err(|e| anyhow!("the Iceberg catalog refused the request: {e}"))?;
+            .map_err(|e| {
+                let text = e.to_string();
+                let bearer = config.token.is_some() && config.credential.is_none();
+                match failure::catalog_refusal(&text, bearer, &config.uri) {
+                    Some(refused) => anyhow!("{refused}"),
+                    None => anyhow!("the Iceberg catalog refused the request: {text}"),
+                }
+            })?;
         Ok(warehouse)
     }
 
@@ -138,7 +146,7 @@ impl Warehouse {
     pub fn load_table(&self, schema: &str, name: &str) -> Result<Table> {
         self.runtime
             .block_on(self.catalog.load_table(&Self::ident(schema, name)))
-            .map_err(|e| anyhow!("loading table {schema}.{name}: {e}"))
+            .map_err(|e| failure::explain(anyhow!("loading table {schema}.{name}: {e}")))
     }
 
     /// The tables of a namespace (empty when it does not exist).
@@ -206,7 +214,8 @@ impl Warehouse {
             "CREATE OR REPLACE TABLE {duckdb_table} AS SELECT * FROM {}",
             scan::call(schema, name)
         ))
-        .with_context(|| format!("reading {schema}.{name} into {duckdb_table}"))?;
+        .with_context(|| format!("reading {schema}.{name} into {duckdb_table}"))
+        .map_err(failure::explain)?;
         conn.query_row(&format!("SELECT count(*) FROM {duckdb_table}"), [], |r| {
             r.get::<_, i64>(0)
         })

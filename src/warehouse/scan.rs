@@ -160,8 +160,9 @@ impl VTab for IcebergScan {
             if let Err(e) = result {
                 let _ = tx
                     .send(Err(format!(
-                        "reading Iceberg table {}: {e}",
-                        table.identifier()
+                        "reading Iceberg table {}: {}",
+                        table.identifier(),
+                        super::failure::explain_text(&e)
                     )))
                     .await;
             }

@@ -120,7 +120,22 @@ impl Warehouse {
     ///
     /// `on_schema_change` (dbt's values) decides what happens when the
     /// staged columns differ from the table's.
+    ///
+    /// An S3 failure is said in one line naming the setting to check.
     pub fn write(
+        &self,
+        conn: &duckdb::Connection,
+        staged: &str,
+        schema: &str,
+        name: &str,
+        mode: &WriteMode,
+        on_schema_change: &str,
+    ) -> Result<WriteReport> {
+        self.write_table(conn, staged, schema, name, mode, on_schema_change)
+            .map_err(super::failure::explain)
+    }
+
+    fn write_table(
         &self,
         conn: &duckdb::Connection,
         staged: &str,

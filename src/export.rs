@@ -10,6 +10,19 @@
 //! version DuckDB-WASM 1.32.0 (DuckDB 1.4.3) can open, and a file over
 //! GitHub's 100 MiB limit stops the run before anything is published.
 //!
+//! A file whose rows did not change keeps its bytes: each period's rows are
+//! fingerprinted (an order-independent sum of DuckDB's `hash()` of every
+//! staged row, with the columns, the sort order, the storage version and
+//! DuckDB's version), and when the site already published (`previous`) holds
+//! the same path with the same fingerprint, its manifest entry is reused
+//! (same `sha256`, same `exported_at`) and the file is not written: it is
+//! linked (or copied) into the staging folder when the published site is a
+//! local folder, and otherwise left out of it — publish then keeps the
+//! published copy. DuckDB's writer cannot give that by itself: two
+//! writes of the same rows differ (a random database identifier in the file
+//! header, uninitialised bytes in partly used blocks, block order with
+//! several threads; bench/RESULTS.md, "export_incremental").
+//!
 //! Every statement a dataset's export runs (DESCRIBEs, the window lookup,
 //! the staging table, each file's write) is written, in order, to
 //! `target/compiled/<project>/exports/<dataset>.sql`, next to the models'
@@ -52,6 +65,18 @@ pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
         .collect()
 }
 
+/// The site already published, as far as an export may keep its files.
+#[derive(Debug, Clone)]
+pub struct PublishedSite {
+    /// Its manifest, listing only the files still there as listed.
+    pub manifest: Manifest,
+    /// The folder holding those files when the site is local (`--site-dir`):
+    /// kept files are linked from it into the staging folder, so the staging
+    /// folder is the whole site. `None` for a branch: kept files stay out of
+    /// the staging folder.
+    pub dir: Option<PathBuf>,
+}
+
 /// The current time as the manifest writes it.
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -63,7 +88,17 @@ pub fn now_rfc3339() -> String {
 /// The models the datasets `ref()` must exist in the engine's database; in
 /// `import` mode nothing builds them, so this is where the warehouse's tables
 /// have to be available (see `pipeline::run_import`).
-pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> Result<Manifest> {
+///
+/// `previous` is the site already published: a file whose fingerprint it
+/// lists for the same path is kept (not written, its entry reused). Returns
+/// the manifest and the paths of the files kept.
+pub fn export_site(
+    engine: &Engine,
+    plan: &Plan,
+    mode: Mode,
+    out_dir: &Path,
+    previous: Option<&PublishedSite>,
+) -> Result<(Manifest, Vec<String>)> {
     let data_dir = out_dir.join("data");
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -77,7 +112,7 @@ pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> 
     };
     // CREATE TABLE … ORDER BY keeps the order only while insertion order is
     // preserved; a target may have turned that off to save memory.
-    let previous = engine
+    let insertion_order = engine
         .query_rows("SELECT current_setting('preserve_insertion_order')", None)
         .map_err(|e| anyhow!(e))?
         .rows
@@ -90,21 +125,31 @@ pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> 
         .map_err(|e| anyhow!(e))?;
     let runner: Arc<dyn QueryRunner> = Arc::new(engine.clone());
     let mut result = Ok(());
+    let mut kept = Vec::new();
     for dataset in datasets_for(plan, mode) {
         let started = std::time::Instant::now();
         let recorder = Recorder::new(engine);
-        let exported = export_dataset(&recorder, plan, &runner, dataset, out_dir, &exported_at);
+        let target = Target {
+            out_dir,
+            exported_at: &exported_at,
+            previous,
+        };
+        let exported = export_dataset(&recorder, plan, &runner, dataset, &target, &mut kept);
         // Written even when the export failed: the statements show where.
         let recorded = recorder.write(&compiled_path(plan, &dataset.name));
         match exported.and_then(|files| recorded.map(|()| files)) {
             Ok((files, warnings)) => {
                 let rows: u64 = files.iter().map(|f| f.rows).sum();
-                let bytes: u64 = files.iter().map(|f| f.bytes).sum();
+                let written: Vec<&ManifestFile> =
+                    files.iter().filter(|f| !kept.contains(&f.path)).collect();
+                let bytes: u64 = written.iter().map(|f| f.bytes).sum();
                 tracing::info!(
-                    "export `{}`: {} files, {rows} rows, {:.2} MB in {:.2}s",
+                    "export `{}`: {} files, {rows} rows; {} written ({:.2} MB), {} unchanged and kept, in {:.2}s",
                     dataset.name,
                     files.len(),
+                    written.len(),
                     bytes as f64 / 1e6,
+                    files.len() - written.len(),
                     started.elapsed().as_secs_f64()
                 );
                 for w in &warnings {
@@ -119,14 +164,19 @@ pub fn export_site(engine: &Engine, plan: &Plan, mode: Mode, out_dir: &Path) -> 
             }
         }
     }
-    if !previous {
+    if !insertion_order {
         let _ = engine.execute_batch("SET preserve_insertion_order = false");
     }
     result?;
+    // The time of the newest file: a run that kept every file writes the
+    // same manifest as before (so a publish changes nothing).
+    if let Some(newest) = manifest.files.iter().map(|f| f.exported_at.as_str()).max() {
+        manifest.exported_at = newest.to_string();
+    }
     let path = out_dir.join("manifest.json");
     std::fs::write(&path, manifest.to_json())
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(manifest)
+    Ok((manifest, kept))
 }
 
 /// Where the statements of `dataset`'s export are written.
@@ -227,6 +277,13 @@ fn render(
         .to_string())
 }
 
+/// Where a dataset's files go, and what the published site already holds.
+struct Target<'a> {
+    out_dir: &'a Path,
+    exported_at: &'a str,
+    previous: Option<&'a PublishedSite>,
+}
+
 /// One output column of the shaped query.
 struct OutColumn {
     name: String,
@@ -239,8 +296,8 @@ fn export_dataset(
     plan: &Plan,
     runner: &Arc<dyn QueryRunner>,
     d: &ExportConfig,
-    out_dir: &Path,
-    exported_at: &str,
+    target: &Target,
+    kept: &mut Vec<String>,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let sql = render(engine.engine, plan, runner, d)?;
     let columns = engine
@@ -411,9 +468,25 @@ fn export_dataset(
             compact.join(", ")
         ))
         .map_err(|e| anyhow!("{e}"))?;
-    let result = write_files(engine, d, &staged, &keys, out_dir, exported_at);
+    let result = write_files(engine, d, &staged, &keys, target, kept);
     let _ = engine.execute_batch(&format!("DROP TABLE IF EXISTS temp.main.{staged}"));
     result
+}
+
+/// Puts the published file `from` at `to` in the staging folder: a hard
+/// link (publish replaces files by renaming, never in place), else a copy.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if to.exists() {
+        std::fs::remove_file(to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 /// The SQL expression naming the period a `date` falls in.
@@ -425,17 +498,50 @@ fn period_expr(split: Split) -> &'static str {
         }
         Split::Quarter => "strftime(\"date\", '%Y') || '_q' || quarter(\"date\")",
         Split::Month => "strftime(\"date\", '%Y_%m')",
+        Split::Day => "strftime(\"date\", '%Y_%m_%d')",
     }
 }
 
-/// Writes the staged rows into one file per period.
+/// One period's rows in the staging table: how many, their dates, and the
+/// order-independent sum of their row hashes.
+struct PeriodStats {
+    period: Option<String>,
+    rows: u64,
+    min_date: Option<String>,
+    max_date: Option<String>,
+    row_hash: String,
+}
+
+/// The fingerprint of a file: its rows (count and hash sum) and everything
+/// else that shapes its bytes (table, columns, sort, storage version, the
+/// DuckDB that writes it).
+fn fingerprint(
+    engine_version: &str,
+    table: &str,
+    columns: &[(String, String)],
+    order: &str,
+    stats: &PeriodStats,
+) -> String {
+    let columns: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+    let text = format!(
+        "analytics export fingerprint 1\nduckdb {engine_version}\nstorage {STORAGE_VERSION}\n\
+         table {table}\ncolumns {}\n{order}\nrows {}\nrow hash sum {}\n",
+        columns.join(", "),
+        stats.rows,
+        stats.row_hash
+    );
+    format!("sha256:{}", crate::hash::sha256_hex(text.as_bytes()))
+}
+
+/// Writes the staged rows into one file per period, keeping the published
+/// file of a period whose fingerprint did not change.
 fn write_files(
     engine: &Recorder,
     d: &ExportConfig,
     staged: &str,
     keys: &[String],
-    out_dir: &Path,
-    exported_at: &str,
+    target: &Target,
+    kept: &mut Vec<String>,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let columns = engine.columns_of(staged).map_err(|e| anyhow!(e))?;
     let has_date = columns.iter().any(|(n, _)| n == "date");
@@ -464,26 +570,50 @@ fn write_files(
             sort.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
         )
     };
-    let periods: Vec<Option<String>> = match d.split {
-        None => vec![None],
-        Some(split) => engine
-            .query_rows(
-                &format!(
-                    "SELECT DISTINCT {} AS p FROM {staged} WHERE \"date\" IS NOT NULL ORDER BY p",
-                    period_expr(split)
-                ),
-                None,
-            )
-            .map_err(|e| anyhow!(e))?
-            .rows
-            .iter()
-            .map(|r| r[0].as_str().map(str::to_string))
-            .collect(),
+    let engine_version = engine
+        .query_rows("SELECT version()", None)
+        .map_err(|e| anyhow!(e))?
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    // One scan of the staged rows for every period: rows, dates, row hashes.
+    let dates = if has_date {
+        "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"
+    } else {
+        "NULL, NULL"
     };
+    let hash_sum = "CAST(sum(hash(__r)) AS VARCHAR)";
+    let stats_sql = match d.split {
+        None => format!("SELECT NULL, count(*), {dates}, {hash_sum} FROM {staged} AS __r"),
+        Some(split) => format!(
+            "SELECT {} AS __period, count(*), {dates}, {hash_sum} FROM {staged} AS __r \
+             WHERE \"date\" IS NOT NULL GROUP BY __period ORDER BY __period",
+            period_expr(split)
+        ),
+    };
+    let periods: Vec<PeriodStats> = engine
+        .query_rows(&stats_sql, None)
+        .map_err(|e| anyhow!("counting and hashing the rows of each file: {e}"))?
+        .rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| r.get(i).and_then(|v| v.as_str()).map(str::to_string);
+            PeriodStats {
+                period: text(0),
+                rows: r.get(1).and_then(|v| v.as_u64()).unwrap_or(0),
+                min_date: text(2),
+                max_date: text(3),
+                row_hash: text(4).unwrap_or_default(),
+            }
+        })
+        .collect();
     let mut files = Vec::new();
     let mut warnings = Vec::new();
-    for period in periods {
-        let (file_name, filter) = match (&period, d.split) {
+    for stats in periods {
+        let (file_name, filter) = match (&stats.period, d.split) {
             (Some(p), Some(split)) => (
                 format!("{}_{p}.duckdb", d.name),
                 format!("WHERE {} = {}", period_expr(split), literal(p)),
@@ -491,7 +621,48 @@ fn write_files(
             _ => (format!("{}.duckdb", d.name), String::new()),
         };
         let rel = format!("data/{file_name}");
-        let path = out_dir.join(&rel);
+        let fingerprint = fingerprint(&engine_version, &d.name, &columns, &order, &stats);
+        let entry = ManifestFile {
+            dataset: d.name.clone(),
+            path: rel.clone(),
+            table: d.name.clone(),
+            grain: d.grain.name().to_string(),
+            period: stats.period.clone(),
+            rows: stats.rows,
+            bytes: 0,
+            sha256: String::new(),
+            min_date: stats.min_date.clone(),
+            max_date: stats.max_date.clone(),
+            columns: columns
+                .iter()
+                .map(|(n, t)| ManifestColumn {
+                    name: n.clone(),
+                    data_type: t.clone(),
+                })
+                .collect(),
+            exported_at: target.exported_at.to_string(),
+            fingerprint: Some(fingerprint),
+        };
+        let path = target.out_dir.join(&rel);
+        let published = target.previous.and_then(|site| {
+            site.manifest.files.iter().find(|f| {
+                f.path == rel && f.fingerprint == entry.fingerprint && !f.sha256.is_empty()
+            })
+        });
+        if let Some(old) = published {
+            // Same rows, same shape: the published file stays, byte for byte.
+            if let Some(dir) = target.previous.and_then(|site| site.dir.as_ref()) {
+                link_or_copy(&dir.join(&rel), &path)?;
+            }
+            kept.push(rel);
+            files.push(ManifestFile {
+                bytes: old.bytes,
+                sha256: old.sha256.clone(),
+                exported_at: old.exported_at.clone(),
+                ..entry
+            });
+            continue;
+        }
         for stale in [path.clone(), path.with_extension("duckdb.wal")] {
             if stale.exists() {
                 std::fs::remove_file(&stale)
@@ -510,28 +681,12 @@ fn write_files(
         written.map_err(|e| anyhow!("writing {rel}: {e}"))?;
         detached.map_err(|e| anyhow!("closing {rel}: {e}"))?;
 
-        let stats = engine
-            .query_rows(
-                &format!(
-                    "SELECT count(*), {} FROM {staged} {filter}",
-                    if has_date {
-                        "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"
-                    } else {
-                        "NULL, NULL"
-                    }
-                ),
-                None,
-            )
-            .map_err(|e| anyhow!(e))?;
-        let row = stats.rows.first().cloned().unwrap_or_default();
-        let text = |i: usize| row.get(i).and_then(|v| v.as_str()).map(str::to_string);
-        let rows = row.first().and_then(|v| v.as_u64()).unwrap_or(0);
         let (bytes, sha256) = crate::hash::hash_file(&path)?;
         let mb = bytes as f64 / 1e6;
         if bytes > MAX_FILE_BYTES {
             bail!(
                 "{rel} is {mb:.1} MB, over GitHub's 100 MiB file limit; export smaller files: \
-                 split it by a shorter period (split: quarter or month), shorten window_days, \
+                 split it by a shorter period (split: quarter, month or day), shorten window_days, \
                  or aggregate to a coarser grain"
             );
         }
@@ -543,24 +698,9 @@ fn write_files(
             ));
         }
         files.push(ManifestFile {
-            dataset: d.name.clone(),
-            path: rel,
-            table: d.name.clone(),
-            grain: d.grain.name().to_string(),
-            period,
-            rows,
             bytes,
             sha256,
-            min_date: text(1),
-            max_date: text(2),
-            columns: columns
-                .iter()
-                .map(|(n, t)| ManifestColumn {
-                    name: n.clone(),
-                    data_type: t.clone(),
-                })
-                .collect(),
-            exported_at: exported_at.to_string(),
+            ..entry
         });
     }
     Ok((files, warnings))

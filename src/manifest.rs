@@ -18,7 +18,9 @@ pub struct Manifest {
     pub version: u32,
     /// The dbt project's name.
     pub project: String,
-    /// When this manifest was written (RFC 3339, UTC).
+    /// When the newest of its files was exported (RFC 3339, UTC): when
+    /// this manifest was written, unless every file was kept from an
+    /// earlier export because its rows did not change.
     pub exported_at: String,
     /// The data files, by dataset then period.
     pub files: Vec<ManifestFile>,
@@ -64,6 +66,12 @@ pub struct ManifestFile {
     /// manifest's time for files kept from an earlier publish.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub exported_at: String,
+    /// A fingerprint of the file's rows and shape (an order-independent hash
+    /// of every row, the columns, the sort and the writer): an export whose
+    /// fingerprint equals the published file's keeps that file as it is.
+    /// Absent in hand-written manifests and older exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A column of an exported table.

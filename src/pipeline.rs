@@ -294,7 +294,7 @@ fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunRep
     let Some(mut site) = SiteRun::start(plan, opts.mode, &opts.site, &activity) else {
         return;
     };
-    site.export(engine, plan, opts.mode);
+    site.export(engine, plan, opts.mode, &opts.site);
     // The page (index.html, lineage, assets) next to manifest.json, so data,
     // manifest and site land in the same commit.
     site.step("dashboard", |dir, _manifest| {

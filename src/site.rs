@@ -10,11 +10,17 @@
 //! changed no incremental model exports and publishes nothing: the site
 //! already shows what the warehouse holds.
 //!
+//! Before exporting, the site already published is asked what it holds
+//! (the `--site-dir` folder's `manifest.json`, the branch's through the
+//! publisher): a file whose rows did not change is kept there as it is (see
+//! `export`): linked into the staging folder from the `--site-dir` folder,
+//! else left out of it (the branch keeps its copy).
+//!
 //! The site carries an empty `.nojekyll` at its root, so GitHub Pages serves
 //! the files as they are instead of running Jekyll over them.
 
 use crate::engine::Engine;
-use crate::export;
+use crate::export::{self, PublishedSite};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::mode::Mode;
 use crate::plan::Plan;
@@ -64,6 +70,9 @@ impl SiteOptions {
 pub struct SiteReport {
     /// Files exported by this run.
     pub files: Vec<ManifestFile>,
+    /// Of those, the files whose rows did not change: kept as published,
+    /// not written again.
+    pub kept: Vec<String>,
     /// Files near the size limit, unpublished sites and the like.
     pub warnings: Vec<String>,
     /// The GitHub publish, when one ran.
@@ -168,25 +177,29 @@ impl SiteRun {
         self.report.error = Some(message);
     }
 
-    /// Exports the mode's datasets into the staging folder.
-    pub fn export(&mut self, engine: &Engine, plan: &Plan, mode: Mode) {
+    /// Exports the mode's datasets into the staging folder; files the
+    /// published site holds with the same rows are kept there.
+    pub fn export(&mut self, engine: &Engine, plan: &Plan, mode: Mode, options: &SiteOptions) {
         if !self.active() {
             return;
         }
-        let result = (|| -> Result<Manifest> {
+        let previous = published_site(plan, mode, options);
+        let result = (|| -> Result<(Manifest, Vec<String>)> {
             if self.dir.exists() {
                 std::fs::remove_dir_all(&self.dir)?;
             }
             std::fs::create_dir_all(&self.dir)?;
-            let manifest = export::export_site(engine, plan, mode, &self.dir)?;
+            let (manifest, kept) =
+                export::export_site(engine, plan, mode, &self.dir, previous.as_ref())?;
             let nojekyll = self.dir.join(".nojekyll");
             std::fs::write(&nojekyll, b"")
                 .with_context(|| format!("writing {}", nojekyll.display()))?;
-            Ok(manifest)
+            Ok((manifest, kept))
         })();
         match result {
-            Ok(m) => {
+            Ok((m, kept)) => {
                 self.report.files = m.files.clone();
+                self.report.kept = kept;
                 self.report.warnings.extend(m.warnings.clone());
                 self.manifest = Some(m);
             }
@@ -215,12 +228,7 @@ impl SiteRun {
             self.report.seconds = self.started.elapsed().as_secs_f64();
             return;
         }
-        if let Some(dest) = &options.site_dir {
-            let dest = if dest.is_absolute() {
-                dest.clone()
-            } else {
-                std::env::current_dir().unwrap_or_default().join(dest)
-            };
+        if let Some(dest) = site_dir(options) {
             match publish::publish_to_dir(&self.dir, &dest) {
                 Ok(outcome) => {
                     tracing::info!(
@@ -236,24 +244,10 @@ impl SiteRun {
         }
         if mode != Mode::Ci && self.active() {
             let settings = &plan.project.settings.publish;
-            let repository = options
-                .repository
-                .clone()
-                .or_else(|| settings.repository.clone())
-                .or_else(|| options.workflow_repository.clone());
+            let repository = repository(plan, options);
             match (&options.github_token, repository) {
                 (Some(token), Some(repository)) => {
-                    let mut cfg = PublishConfig::new(&repository);
-                    if let Some(api) = &options.api_url {
-                        cfg.api_url = api.clone();
-                    }
-                    if let Some(b) = options.branch.clone().or_else(|| settings.branch.clone()) {
-                        cfg.branch = b;
-                    }
-                    if let Some(f) = options.folder.clone().or_else(|| settings.folder.clone()) {
-                        cfg.folder = f;
-                    }
-                    cfg.history = options.history.or(settings.history).unwrap_or_default();
+                    let mut cfg = github_config(plan, options, &repository);
                     let files = self.manifest.as_ref().map(|m| m.files.len()).unwrap_or(0);
                     cfg.message = settings.message.clone().unwrap_or_else(|| {
                         format!(
@@ -301,4 +295,82 @@ impl SiteRun {
         }
         self.report.seconds = self.started.elapsed().as_secs_f64();
     }
+}
+
+/// The `--site-dir` folder, absolute.
+fn site_dir(options: &SiteOptions) -> Option<PathBuf> {
+    options.site_dir.as_ref().map(|dest| {
+        if dest.is_absolute() {
+            dest.clone()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(dest)
+        }
+    })
+}
+
+/// The repository a publish goes to: the options, `publish.repository`,
+/// else the workflow's.
+fn repository(plan: &Plan, options: &SiteOptions) -> Option<String> {
+    options
+        .repository
+        .clone()
+        .or_else(|| plan.project.settings.publish.repository.clone())
+        .or_else(|| options.workflow_repository.clone())
+}
+
+/// The GitHub publish settings: the options over `analytics.yml`'s
+/// `publish:` (the commit message is set by the caller).
+fn github_config(plan: &Plan, options: &SiteOptions, repository: &str) -> PublishConfig {
+    let settings = &plan.project.settings.publish;
+    let mut cfg = PublishConfig::new(repository);
+    if let Some(api) = &options.api_url {
+        cfg.api_url = api.clone();
+    }
+    if let Some(b) = options.branch.clone().or_else(|| settings.branch.clone()) {
+        cfg.branch = b;
+    }
+    if let Some(f) = options.folder.clone().or_else(|| settings.folder.clone()) {
+        cfg.folder = f;
+    }
+    cfg.history = options.history.or(settings.history).unwrap_or_default();
+    cfg
+}
+
+/// What every destination of this run already holds: the files listed
+/// alike (path, sha256, fingerprint) by the `--site-dir` folder and the
+/// branch, when both are written (the folder then provides the kept files'
+/// bytes). `None` (export everything) when a destination has no manifest or
+/// cannot be read.
+fn published_site(plan: &Plan, mode: Mode, options: &SiteOptions) -> Option<PublishedSite> {
+    let mut sites = Vec::new();
+    let dir = site_dir(options);
+    if let Some(dest) = &dir {
+        sites.push(publish::published_in_dir(dest)?);
+    }
+    if mode != Mode::Ci
+        && let (Some(token), Some(repository)) = (&options.github_token, repository(plan, options))
+    {
+        let cfg = github_config(plan, options, &repository);
+        match publish::published_on_branch(&cfg, token) {
+            Ok(Some(m)) => sites.push(m),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(
+                    "reading the published site to keep unchanged files: {e:#}; every file is exported"
+                );
+                return None;
+            }
+        }
+    }
+    let mut sites = sites.into_iter();
+    let mut manifest = sites.next()?;
+    for other in sites {
+        manifest.files.retain(|f| {
+            other
+                .files
+                .iter()
+                .any(|o| o.path == f.path && o.sha256 == f.sha256 && o.fingerprint == f.fingerprint)
+        });
+    }
+    Some(PublishedSite { manifest, dir })
 }

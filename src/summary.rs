@@ -490,6 +490,14 @@ fn site_markdown(md: &mut String, site: &crate::site::SiteReport) {
             );
         }
     }
+    if !site.kept.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n{} of {} files unchanged since the last publish (same rows): kept as published, not written or uploaded again.",
+            site.kept.len(),
+            site.files.len()
+        );
+    }
     for p in [&site.local, &site.published].into_iter().flatten() {
         let _ = writeln!(md, "\nPublished to {}", escape(&published_line(p)));
     }

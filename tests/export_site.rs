@@ -408,7 +408,8 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
     assert!(out.status.success(), "{}", text(&out));
     let m = manifest(&site);
     assert_eq!(m.project, "nem");
-    let datasets: Vec<&str> = m.files.iter().map(|f| f.dataset.as_str()).collect();
+    let mut datasets: Vec<&str> = m.files.iter().map(|f| f.dataset.as_str()).collect();
+    datasets.dedup();
     assert_eq!(datasets, ["intraday", "hourly", "daily", "units"]);
 
     // Row counts against the source tables at each grain.
@@ -652,4 +653,259 @@ fn an_intraday_run_that_took_nothing_exports_and_publishes_nothing_and_the_site_
         clone_files(&gh.repo, "gh-pages")["data/readings.duckdb"],
         published["data/readings.duckdb"]
     );
+}
+
+/// Every data file of the site at `dir`: path → bytes.
+fn data_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("data")) else {
+        return files;
+    };
+    for e in entries {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        files.insert(format!("data/{name}"), std::fs::read(&path).unwrap());
+    }
+    files
+}
+
+/// The data files of the staging folder the export wrote itself: not hard
+/// links of the site's files (kept files are linked from the site folder).
+fn written_in_staging(project: &Path, site: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let staging = project.join("target/site-staging");
+    data_files(&staging)
+        .into_keys()
+        .filter(|path| {
+            let ino = |dir: &Path| std::fs::metadata(dir.join(path)).map(|m| m.ino()).ok();
+            ino(&staging) != ino(site)
+        })
+        .collect()
+}
+
+#[test]
+fn an_unchanged_export_keeps_every_file_byte_for_byte_and_a_changed_day_rewrites_only_its_files() {
+    let p = TempProject::new("");
+    p.write("models/readings.sql", READINGS).write(
+        "analytics.yml",
+        &EXPORTS.replace("window_days: 2\n", "window_days: 2\n    split: day\n"),
+    );
+    let site = p.path().join("site");
+    let backfill = || {
+        let out = p.run(&[
+            "run",
+            "--mode",
+            "backfill",
+            "--target",
+            "wh",
+            "--site-dir",
+            site.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    backfill();
+    let first = manifest(&site);
+    let paths: Vec<&str> = first.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "data/fine_2024_07_01.duckdb",
+            "data/fine_2024_07_02.duckdb",
+            "data/hourly_2024_h1.duckdb",
+            "data/hourly_2024_h2.duckdb",
+            "data/daily.duckdb",
+            "data/units.duckdb"
+        ]
+    );
+    let day = first.files.iter().find(|f| f.path == paths[1]).unwrap();
+    assert_eq!(day.period.as_deref(), Some("2024_07_02"));
+    assert_eq!(
+        (day.min_date.as_deref(), day.max_date.as_deref(), day.rows),
+        (Some("2024-07-02"), Some("2024-07-02"), 2 * 288)
+    );
+    assert!(first.files.iter().all(|f| f.fingerprint.is_some()));
+    let bytes_before = data_files(&site);
+
+    // The same rows again: every file keeps its bytes and its sha256, and
+    // none is written (the staging folder links the site's files).
+    let all = backfill();
+    assert!(all.contains("0 written"), "{all}");
+    let second = manifest(&site);
+    assert_eq!(second.files, first.files, "{all}");
+    assert_eq!(data_files(&site), bytes_before);
+    assert_eq!(
+        data_files(&p.path().join("target/site-staging")),
+        bytes_before
+    );
+    assert!(
+        written_in_staging(p.path(), &site).is_empty(),
+        "an unchanged file was written again"
+    );
+
+    // One day's rows change (unit A on 2024-07-02): its day file, the
+    // half-year and the daily file are rewritten; the other day, the other
+    // half-year and the units keep their bytes.
+    p.write(
+        "models/readings.sql",
+        &READINGS.replace(
+            "else 100.0 end::double as mw",
+            "else 100.0 end::double \
+             + case when unit = 'A' and ts >= timestamp '2024-07-02 12:00:00' then 1 else 0 end as mw",
+        ),
+    );
+    backfill();
+    let third = manifest(&site);
+    let after = data_files(&site);
+    let changed: Vec<&str> = third
+        .files
+        .iter()
+        .filter(|f| {
+            let old = first.files.iter().find(|o| o.path == f.path).unwrap();
+            assert_eq!(
+                old.sha256 == f.sha256,
+                bytes_before[&f.path] == after[&f.path],
+                "{}: sha256 and bytes disagree",
+                f.path
+            );
+            old.sha256 != f.sha256
+        })
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "data/fine_2024_07_02.duckdb",
+            "data/hourly_2024_h2.duckdb",
+            "data/daily.duckdb"
+        ]
+    );
+    assert_eq!(
+        written_in_staging(p.path(), &site),
+        [
+            "data/daily.duckdb",
+            "data/fine_2024_07_02.duckdb",
+            "data/hourly_2024_h2.duckdb"
+        ]
+    );
+    // The kept files are still valid files.
+    let kept = read_only(&site.join("data/hourly_2024_h1.duckdb"));
+    assert_eq!(int(&kept, "select count(*) from hourly"), 2 * 24 * 2);
+}
+
+#[test]
+fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
+    let dir = copy_example();
+    let project = dir.path();
+    let out = common::analytics(&["run", "--mode", "ci", "--target", "local"], project);
+    assert!(out.status.success(), "{}", text(&out));
+    let token = "ghs_exampleTOKEN0987654321abc";
+    let gh = FakeGitHub::start("nem/dashboard", token, true);
+    // Published to a folder and to the branch, as a runner keeping the
+    // folder would (the folder gives the dashboard step the kept files).
+    let site = project.join("site");
+    let import = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+            .args(["run", "--mode", "import", "--target", "local", "--site-dir"])
+            .arg(&site)
+            .arg("--project")
+            .arg(project)
+            .env("GITHUB_TOKEN", token)
+            .env("GITHUB_API_URL", &gh.api_url)
+            .env("GITHUB_REPOSITORY", "nem/dashboard")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        let all = text(&out);
+        assert!(out.status.success(), "{all}");
+        assert!(!all.contains(token), "the token leaked: {all}");
+        all
+    };
+    import();
+    let first = clone_files(&gh.repo, "gh-pages");
+    let first_manifest =
+        Manifest::parse(std::str::from_utf8(&first["manifest.json"]).unwrap()).unwrap();
+    // The sample's intraday days, one file each, then hourly, daily, units.
+    let paths: Vec<&str> = first_manifest
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "data/intraday_2024_01_01.duckdb",
+            "data/intraday_2024_01_02.duckdb",
+            "data/intraday_2024_01_03.duckdb",
+            "data/hourly_2024_h1.duckdb",
+            "data/daily.duckdb",
+            "data/units.duckdb"
+        ]
+    );
+
+    // The same warehouse again: no blob, no commit.
+    let blobs = gh.count("POST", "/git/blobs");
+    let all = import();
+    let again = clone_files(&gh.repo, "gh-pages");
+    let differ: Vec<&String> = again
+        .keys()
+        .filter(|p| first.get(*p) != again.get(*p))
+        .collect();
+    assert!(differ.is_empty(), "{differ:?} {all}");
+    assert_eq!(gh.count("POST", "/git/blobs"), blobs, "{all}");
+    assert!(all.contains("nothing changed"), "{all}");
+
+    // The daily backfill's case: one new day in the warehouse (a copy of
+    // the newest day, a day later). Exactly 3 data files are uploaded: the
+    // new day's intraday file, the half-year it falls in (hourly_2024_h1)
+    // and the daily file (one file for all history); then manifest.json, and
+    // the page's first-paint summary with the index.html naming it, when
+    // the dashboard writes one (the view it opens with ends at the new day):
+    // one blob per changed file, 6 in all. The other days' files and the
+    // units are not uploaded again.
+    let wh = duckdb::Connection::open(project.join("target/nem.duckdb")).unwrap();
+    wh.execute_batch(
+        "insert into fct_scada select * replace (settlementdate + interval 1 day as settlementdate, \
+         date + 1 as date) from fct_scada where date = (select max(date) from fct_scada)",
+    )
+    .unwrap();
+    drop(wh);
+    let blobs = gh.count("POST", "/git/blobs");
+    let all = import();
+    let uploaded = gh.count("POST", "/git/blobs") - blobs;
+    let after = clone_files(&gh.repo, "gh-pages");
+    let changed: Vec<&str> = after
+        .iter()
+        .filter(|(path, bytes)| first.get(*path) != Some(*bytes))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    let (data, page): (Vec<&str>, Vec<&str>) = changed.iter().partition(|p| p.ends_with(".duckdb"));
+    assert_eq!(
+        data,
+        [
+            "data/daily.duckdb",
+            "data/hourly_2024_h1.duckdb",
+            "data/intraday_2024_01_04.duckdb"
+        ],
+        "{all}"
+    );
+    assert!(page.contains(&"manifest.json"), "{page:?}");
+    assert!(
+        page.iter()
+            .all(|p| ["manifest.json", "index.html", "data/summary.json"].contains(p)),
+        "{page:?}"
+    );
+    assert_eq!(uploaded, changed.len(), "one blob per changed file: {all}");
+    assert!(uploaded <= 6, "{changed:?}");
+    // Every file the new manifest lists is the file on the branch.
+    let m = Manifest::parse(std::str::from_utf8(&after["manifest.json"]).unwrap()).unwrap();
+    assert_eq!(m.files.len(), 7);
+    for f in &m.files {
+        assert_eq!(
+            analytics::hash::sha256_hex(&after[&f.path]),
+            f.sha256,
+            "{}",
+            f.path
+        );
+    }
 }

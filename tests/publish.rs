@@ -27,6 +27,7 @@ fn entry(dataset: &str, path: &str, bytes: &[u8]) -> ManifestFile {
         max_date: None,
         columns: Vec::new(),
         exported_at: "2024-01-01T00:00:00Z".into(),
+        fingerprint: None,
     }
 }
 

@@ -225,6 +225,9 @@ pub enum Split {
     Quarter,
     /// One file per month: `name_2024_01.duckdb`.
     Month,
+    /// One file per day: `name_2024_01_31.duckdb` (a window of recent
+    /// days, so a run rewrites only the days that changed).
+    Day,
 }
 
 /// How a measure is aggregated when a dataset is coarser than its rows.

@@ -4,7 +4,8 @@
 
 use super::wire::*;
 use super::{
-    PagesStatus, PublishConfig, PublishOutcome, SiteFile, merge_manifest, prefix, site_files,
+    PagesStatus, PublishConfig, PublishOutcome, SiteFile, kept_file_missing, kept_files,
+    merge_manifest, prefix, site_files,
 };
 use crate::manifest::Manifest;
 use crate::project::settings::History;
@@ -100,6 +101,49 @@ pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<P
         files,
         manifest,
     }))
+}
+
+/// The manifest published on `cfg.branch` (in `cfg.folder`), holding only
+/// the files the branch still has: what an export may keep. `None` when the
+/// branch or its manifest does not exist.
+pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option<Manifest>> {
+    let Some((owner, name)) = cfg.repository.split_once('/') else {
+        bail!(
+            "publish: repository `{}` is not `owner/name`",
+            cfg.repository
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the publish runtime")?;
+    let publisher = Publisher {
+        cfg,
+        owner,
+        name,
+        token,
+        files: Vec::new(),
+        manifest: None,
+    };
+    runtime.block_on(async {
+        let gh = publisher.client()?;
+        let head = publisher
+            .head(&gh)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", publisher.at("reading the branch")))?;
+        let (_, existing) = publisher.branch_tree(&gh, head.as_ref()).await?;
+        let pre = prefix(&cfg.folder);
+        let Some(sha) = existing.get(&format!("{pre}manifest.json")) else {
+            return Ok(None);
+        };
+        let Some(mut manifest) = publisher.read_manifest(&gh, sha).await else {
+            return Ok(None);
+        };
+        manifest
+            .files
+            .retain(|f| existing.contains_key(&format!("{pre}{}", f.path)));
+        Ok(Some(manifest))
+    })
 }
 
 struct Publisher<'a> {
@@ -291,7 +335,7 @@ impl Publisher<'_> {
         gh: &octocrab::Octocrab,
         local: &[(String, SiteFile, String)],
         existing: &BTreeMap<String, String>,
-    ) -> (Vec<(String, String, Option<Vec<u8>>)>, Vec<String>) {
+    ) -> Result<(Vec<(String, String, Option<Vec<u8>>)>, Vec<String>)> {
         let pre = prefix(&self.cfg.folder);
         let mut wanted: Vec<(String, String, Option<Vec<u8>>)> = local
             .iter()
@@ -304,6 +348,23 @@ impl Publisher<'_> {
                 Some(sha) => self.read_manifest(gh, sha).await,
                 None => None,
             };
+            // Files the export kept must be on the branch as it listed them
+            // (another publish may have replaced them meanwhile).
+            for f in kept_files(Some(m), &self.files) {
+                let listed = base
+                    .as_ref()
+                    .and_then(|b| b.files.iter().find(|b| b.path == f.path))
+                    .map(|b| b.sha256.as_str());
+                if !existing.contains_key(&format!("{pre}{}", f.path))
+                    || listed != Some(f.sha256.as_str())
+                {
+                    return Err(kept_file_missing(
+                        &f.path,
+                        &self.destination(),
+                        "no longer holds it as listed",
+                    ));
+                }
+            }
             let (merged, stale) = merge_manifest(m, base.as_ref(), |p| {
                 existing.contains_key(&format!("{pre}{p}"))
             });
@@ -311,7 +372,7 @@ impl Publisher<'_> {
             let bytes = merged.to_json().into_bytes();
             wanted.push((manifest_path, git_blob_sha(&bytes), Some(bytes)));
         }
-        (wanted, removed)
+        Ok((wanted, removed))
     }
 
     /// Uploads the blobs the branch lacks (each content once across
@@ -428,7 +489,7 @@ impl Publisher<'_> {
                 .await
                 .map_err(|e| anyhow!("{}: {e}", self.at("reading the branch")))?;
             let (base_tree, existing) = self.branch_tree(&gh, head.as_ref()).await?;
-            let (wanted, removed) = self.wanted(&gh, &local, &existing).await;
+            let (wanted, removed) = self.wanted(&gh, &local, &existing).await?;
             let (mut entries, changed) = self
                 .upload(&gh, &wanted, &local, &existing, &mut uploaded)
                 .await?;

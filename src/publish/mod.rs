@@ -12,13 +12,19 @@
 //! lost. Blobs the branch already holds are not uploaded again, and a publish
 //! that changes nothing makes no commit.
 //!
+//! A data file the manifest lists but the site folder does not hold was
+//! kept by the export (its rows did not change, see `export`): the
+//! destination must still hold it, as listed — it is left as it is and
+//! neither read nor uploaded. [`published_in_dir`] and
+//! [`published_on_branch`] give the export what the destination holds.
+//!
 //! The token only travels in the `Authorization` header; errors name the
 //! repository, the branch and the API call, never the token.
 
 mod github;
 mod wire;
 
-pub use github::{git_blob_sha, publish};
+pub use github::{git_blob_sha, publish, published_on_branch};
 
 use crate::export::MAX_FILE_BYTES;
 use crate::manifest::Manifest;
@@ -307,6 +313,42 @@ pub fn merge_manifest(
     (merged, removed)
 }
 
+/// The manifest files a publish keeps rather than writes: listed in the
+/// site's manifest, absent from the site folder.
+pub(crate) fn kept_files<'a>(
+    manifest: Option<&'a Manifest>,
+    files: &[SiteFile],
+) -> Vec<&'a crate::manifest::ManifestFile> {
+    let present: BTreeSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+    manifest
+        .map(|m| {
+            m.files
+                .iter()
+                .filter(|f| !present.contains(f.path.as_str()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The error for a kept file the destination no longer holds as listed.
+pub(crate) fn kept_file_missing(path: &str, destination: &str, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{path} was kept from the published site (its rows did not change) but {destination} {why}; \
+         nothing was published — run again: the export then writes it"
+    )
+}
+
+/// The manifest of the site in folder `dest`, holding only the files still
+/// there with their listed size (`None` without a readable manifest): what
+/// an export may keep.
+pub fn published_in_dir(dest: &Path) -> Option<Manifest> {
+    let mut manifest = Manifest::load(&dest.join("manifest.json")).ok()?;
+    manifest.files.retain(|f| {
+        std::fs::metadata(dest.join(&f.path)).is_ok_and(|m| m.is_file() && m.len() == f.bytes)
+    });
+    Some(manifest)
+}
+
 /// `folder/` (or `""`) for repository paths.
 pub(crate) fn prefix(folder: &str) -> String {
     let f = folder.trim_matches('/');
@@ -334,6 +376,22 @@ pub fn publish_to_dir(site_dir: &Path, dest: &Path) -> Result<PublishOutcome> {
         Some(m) => merge_manifest(m, base.as_ref(), |p| dest.join(p).is_file()),
         None => (empty_manifest(), Vec::new()),
     };
+    for f in kept_files(manifest.as_ref(), &files) {
+        let held = std::fs::metadata(dest.join(&f.path)).is_ok_and(|m| m.len() == f.bytes);
+        if !held
+            || base
+                .as_ref()
+                .and_then(|b| b.files.iter().find(|b| b.path == f.path))
+                .map(|b| &b.sha256)
+                != Some(&f.sha256)
+        {
+            return Err(kept_file_missing(
+                &f.path,
+                &dest.display().to_string(),
+                "no longer holds it as listed",
+            ));
+        }
+    }
     let mut outcome = PublishOutcome {
         destination: dest.display().to_string(),
         url: Some(format!("file://{}/index.html", dest.display())),

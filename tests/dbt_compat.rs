@@ -299,6 +299,79 @@ fn drop_our_internals(snap: &mut Snapshot) {
     snap.retain(|(schema, _), _| !OUR_INTERNAL_SCHEMAS.contains(&schema.as_str()));
 }
 
+/// A data test's outcome: dbt's status word (`pass`, `warn`, `fail`,
+/// `error`, `skipped`) and its failing rows.
+type Outcomes = BTreeMap<String, (String, u64)>;
+
+/// dbt's outcome for each data test of the last `dbt build`, from
+/// `target/run_results.json`, named as analytics names tests. dbt names a
+/// generic test after its arguments (`accepted_values_stg_orders_status__placed__shipped__returned`,
+/// `relationships_fct_orders_customer_id__customer_id__ref_dim_customers_`) and
+/// analytics after test, model and column (`accepted_values_stg_orders_status`,
+/// `relationships_fct_orders_customer_id__ref_dim_customers`), so the name is
+/// rebuilt from `target/manifest.json`'s `test_metadata`; singular tests keep
+/// their file name on both sides.
+fn dbt_outcomes(project: &Path) -> Outcomes {
+    let read = |name: &str| -> serde_json::Value {
+        let path = project.join("target").join(name);
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    };
+    let (results, manifest) = (read("run_results.json"), read("manifest.json"));
+    let mut out = Outcomes::new();
+    for result in results["results"].as_array().expect("results") {
+        let id = result["unique_id"].as_str().expect("unique_id");
+        if !id.starts_with("test.") {
+            continue;
+        }
+        let node = &manifest["nodes"][id];
+        let name = match node["test_metadata"]["name"].as_str() {
+            None => node["name"].as_str().expect("test name").to_string(),
+            Some(kind) => {
+                let model = node["attached_node"]
+                    .as_str()
+                    .and_then(|n| n.rsplit('.').next())
+                    .expect("attached_node");
+                let column = node["column_name"].as_str().expect("column_name");
+                let mut name = format!("{kind}_{model}_{column}");
+                if kind == "relationships" {
+                    let to = node["test_metadata"]["kwargs"]["to"].as_str().expect("to");
+                    let to = to.trim_start_matches("ref('").trim_end_matches("')");
+                    name.push_str(&format!("__ref_{to}"));
+                }
+                name
+            }
+        };
+        let status = result["status"].as_str().expect("status").to_string();
+        let failures = result["failures"].as_u64().unwrap_or(0);
+        assert!(
+            out.insert(name.clone(), (status, failures)).is_none(),
+            "two dbt tests map to {name}"
+        );
+    }
+    out
+}
+
+/// Our outcome for each data test, from the run's terminal summary
+/// (`test  <name>  [time]  PASS`, `WARN <rows>`, `FAIL <rows>`, `ERROR`, `SKIP`).
+fn our_outcomes(out: &Output) -> Outcomes {
+    let line = regex::Regex::new(r"^test\s+(\S+)\s.*?\b(PASS|WARN|FAIL|ERROR|SKIP)\b(?: (\d+))?")
+        .expect("pattern");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| line.captures(l))
+        .map(|c| {
+            let status = match &c[2] {
+                "SKIP" => "skipped".to_string(),
+                s => s.to_lowercase(),
+            };
+            let failures = c.get(3).map_or(0, |n| n.as_str().parse().expect("rows"));
+            (c[1].to_string(), (status, failures))
+        })
+        .collect()
+}
+
 fn row_count(snap: &Snapshot, schema: &str, name: &str) -> usize {
     snap.get(&(schema.to_string(), name.to_string()))
         .unwrap_or_else(|| panic!("dbt built no {schema}.{name}; relations: {:?}", snap.keys()))
@@ -314,6 +387,7 @@ fn builds_the_same_tables_as_dbt_duckdb() {
     let dbt_dir = tempfile::tempdir().expect("tempdir");
     let dbt_project = dbt_dir.path().join("project");
     copy_fixture(&dbt_project);
+    let mut dbt_tests = Vec::new();
     for vars in [None, Some(BATCH_2)] {
         let out = run_dbt(&dbt, &dbt_project, vars);
         let what = format!("dbt build (vars: {vars:?})");
@@ -325,6 +399,10 @@ fn builds_the_same_tables_as_dbt_duckdb() {
             "fixture: expected exactly one warning and no error from {what}\n{}",
             describe(&what, &out)
         );
+        let outcomes = dbt_outcomes(&dbt_project);
+        let warned: Vec<_> = outcomes.iter().filter(|(_, (s, _))| s == "warn").collect();
+        assert_eq!(warned.len(), 1, "fixture: dbt's warnings {outcomes:?}");
+        dbt_tests.push(outcomes);
     }
     let mut dbt_snap = snapshot(&dbt_project.join(DB_FILE), "dbt build");
     drop_dbt_internals(&mut dbt_snap);
@@ -346,10 +424,26 @@ fn builds_the_same_tables_as_dbt_duckdb() {
     let our_dir = tempfile::tempdir().expect("tempdir");
     let our_project = our_dir.path().join("project");
     copy_fixture(&our_project);
-    for vars in [None, Some(BATCH_2)] {
+    for (vars, dbt_tests) in [None, Some(BATCH_2)].into_iter().zip(&dbt_tests) {
         let out = run_ours(&our_project, our_dir.path(), vars);
         let what = format!("analytics run (vars: {vars:?})");
         assert!(out.status.success(), "{}", describe(&what, &out));
+        // Every data test: the same tests, each with dbt's status and count
+        // of failing rows.
+        let ours = our_outcomes(&out);
+        let mut diffs = Vec::new();
+        for name in dbt_tests.keys().chain(ours.keys()).collect::<BTreeSet<_>>() {
+            let (d, o) = (dbt_tests.get(name), ours.get(name));
+            if d != o {
+                diffs.push(format!("{name}: dbt {d:?}, analytics {o:?}"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "data tests of {what} differ from dbt build's:\n  {}\n{}",
+            diffs.join("\n  "),
+            describe(&what, &out)
+        );
     }
     let mut our_snap = snapshot(&our_project.join(DB_FILE), "analytics run");
     drop_our_internals(&mut our_snap);

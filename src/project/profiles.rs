@@ -1,7 +1,10 @@
 //! dbt's `profiles.yml`, read the way dbt reads it: the project's `profile:`
 //! in a `profiles.yml` found in `--profiles-dir`, else `DBT_PROFILES_DIR`,
-//! else the project folder, else `~/.dbt/`; rendered as Jinja first, with
-//! `env_var('X', 'default')` reading the run's [`Env`] (never the process).
+//! else the project folder, else `~/.dbt/`. Like dbt, the YAML is read first
+//! and its strings rendered as Jinja after, output by output, with
+//! `env_var('X', 'default')` reading the run's [`Env`] (never the process):
+//! an output that cannot render (a `prod` output whose variables a `ci` run
+//! does not set) is an error only when it is the output used.
 //! Each dbt-duckdb output (`type: duckdb`) becomes a DuckDB [`TargetYaml`];
 //! an Iceberg catalog it attaches (`attach:` with `type: iceberg`) becomes an
 //! Iceberg [`TargetYaml`], the run's `warehouse` when `analytics.yml` defines
@@ -179,19 +182,22 @@ pub fn load_as(
     parse(&text, &shown, name, env, how)
 }
 
-/// Renders and reads the text of a `profiles.yml`.
+/// Reads the text of a `profiles.yml`, then renders the profile's `target:`
+/// and each output's strings (an output that does not render keeps why, as
+/// an output that is not a target does).
 fn parse(text: &str, file: &Path, name: &str, env: &Env, how: Render) -> Result<Option<Profile>> {
-    let rendered =
-        render(text, env, how).with_context(|| format!("rendering {}", file.display()))?;
-    let doc: Value = read_yaml(&rendered, file)?;
+    let doc: Value = read_yaml(text, file)?;
     let Some(profile) = doc.get(name) else {
         return Ok(None);
     };
-    let default_target = match profile.get("target") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) if !other.is_null() => Some(other.to_string()),
-        _ => None,
-    };
+    let default_target =
+        match profile.get("target") {
+            Some(Value::String(s)) => Some(render(s, env, how).with_context(|| {
+                format!("rendering {}: profile `{name}`'s target", file.display())
+            })?),
+            Some(other) if !other.is_null() => Some(other.to_string()),
+            _ => None,
+        };
     let mut outputs = BTreeMap::new();
     for (out_name, output) in profile
         .get("outputs")
@@ -199,7 +205,15 @@ fn parse(text: &str, file: &Path, name: &str, env: &Env, how: Render) -> Result<
         .into_iter()
         .flatten()
     {
-        outputs.insert(out_name.clone(), read_output(output, file, name, out_name)?);
+        let read = match render_strings(output, env, how) {
+            Ok(rendered) => read_output(&rendered, file, name, out_name)?,
+            Err(e) => ProfileOutput {
+                target: Err(format!("rendering it: {e:#}")),
+                warnings: Vec::new(),
+                catalog: None,
+            },
+        };
+        outputs.insert(out_name.clone(), read);
     }
     Ok(Some(Profile {
         name: name.to_string(),
@@ -207,6 +221,39 @@ fn parse(text: &str, file: &Path, name: &str, env: &Env, how: Render) -> Result<
         default_target,
         outputs,
     }))
+}
+
+/// `value` with every string rendered as Jinja (keys are left as written).
+fn render_strings(value: &Value, env: &Env, how: Render) -> Result<Value> {
+    Ok(match value {
+        // A rendered number or boolean is one (`threads: "{{ env_var('T', 4) }}"`
+        // is 4), as YAML would read it unquoted.
+        Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            let text = render(s, env, how)?;
+            let t = text.trim();
+            if let Ok(n) = t.parse::<i64>() {
+                Value::from(n)
+            } else if let Some(n) = t.parse::<f64>().ok().filter(|n| n.is_finite()) {
+                Value::from(n)
+            } else if let Ok(b) = t.parse::<bool>() {
+                Value::from(b)
+            } else {
+                Value::String(text)
+            }
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_strings(v, env, how))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_strings(v, env, how)?)))
+                .collect::<Result<_>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 /// One output: `type: duckdb` becomes a DuckDB target (path, schema,
@@ -460,6 +507,36 @@ mod tests {
     use super::*;
 
     const PROFILES: &str = "shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: \"{{ env_var('SHOP_DB', 'shop.duckdb') }}\"\n      schema: \"{{ env_var('DBT_SCHEMA', 'mart') }}\"\n      threads: 4\n      settings:\n        memory_limit: 1GB\n      extensions: [httpfs]\n    pg:\n      type: postgres\n";
+
+    #[test]
+    fn only_the_output_used_must_render_as_dbt_does() {
+        // `prod` needs variables a ci run does not set: dbt renders only the
+        // selected output, so `ci` works and `prod` says what is missing.
+        let text = "shop:\n  target: \"{{ env_var('SHOP_TARGET', 'ci') }}\"\n  outputs:\n    ci:\n      type: duckdb\n      path: ':memory:'\n      settings:\n        threads: \"{{ env_var('SHOP_THREADS', '3') }}\"\n    prod:\n      type: duckdb\n      path: \"{{ env_var('SHOP_PROD_PATH') }}\"\n";
+        let env = Env::default();
+        let p = parse(
+            text,
+            Path::new("profiles.yml"),
+            "shop",
+            &env,
+            Render::Values,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.default_target.as_deref(), Some("ci"));
+        let (t, _) = p.target("ci").unwrap();
+        let TargetYaml::Duckdb { path, settings, .. } = t else {
+            panic!("not duckdb: {t:?}")
+        };
+        assert_eq!(path, ":memory:");
+        // A rendered number is a number, as YAML reads it unquoted.
+        assert_eq!(settings.get("threads"), Some(&Value::from(3)));
+        let err = format!("{:#}", p.target("prod").unwrap_err());
+        assert!(
+            err.contains("output `prod`") && err.contains("env_var('SHOP_PROD_PATH')"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn duckdb_outputs_become_targets_with_env_var_from_the_run_env() {

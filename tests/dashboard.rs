@@ -496,7 +496,7 @@ fn newest_interval(site: &Path) -> (String, String) {
     ))
     .unwrap();
     conn.query_row(
-        "SELECT max(date)::VARCHAR, strftime(max(make_time(time // 100, time % 100, 0)), '%H:%M')
+        "SELECT max(date)::VARCHAR, strftime(max(date + make_time(time // 100, time % 100, 0)), '%H:%M')
          FROM newest.intraday WHERE date = (SELECT max(date) FROM newest.intraday)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),

@@ -433,6 +433,7 @@ fn schema_changes_follow_on_schema_change_and_maintenance_compacts_and_expires()
                 target_file_size_mb: 64,
                 keep_snapshots: 1,
                 expire_after_hours: 0,
+                ..Default::default()
             },
         )
         .unwrap();

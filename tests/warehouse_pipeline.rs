@@ -5,112 +5,14 @@
 //! also read by pyiceberg, an independent Iceberg implementation.
 
 mod common;
-use common::http::{Reply, TestServer};
+use common::http::TestServer;
+use common::nem::{nemweb, project, pyiceberg_counts};
 use common::proxy::{Hold, Proxy, is_commit};
-use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg, pyiceberg_output};
-use common::{repo_root, text};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg_output};
+use common::text;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
-}
-
-/// Serves the example's sample files the way NEMWEB and GitHub serve the real
-/// ones: NEMWEB listings, the unit coordinates file, and GitHub's contents
-/// API over the registration workbooks and the history archive (whose 2024
-/// folder holds the same daily reports NEMWEB offers, so a backfill takes
-/// each market day from both feeds and must keep it once).
-fn nemweb() -> TestServer {
-    let sample = repo_root().join("example-project/sample");
-    let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
-    let b2 = base.clone();
-    let server = TestServer::start(move |path, _| {
-        let base = b2.get().cloned().unwrap_or_default();
-        let folders = [
-            ("/Reports/Current/Daily_Reports/", "daily"),
-            ("/Reports/Current/Dispatch_SCADA/", "intraday_scada"),
-            ("/Reports/Current/DispatchIS_Reports/", "intraday_price"),
-            ("/raw/daily/", "daily"),
-            ("/raw/registration/", "reference/registration"),
-        ];
-        for (prefix, folder) in folders {
-            if let Some(rest) = path.strip_prefix(prefix) {
-                let file = if rest.is_empty() { "index.html" } else { rest };
-                return match std::fs::read(sample.join(folder).join(file)) {
-                    Ok(bytes) => Reply::ok(bytes),
-                    Err(_) => Reply::status(404),
-                };
-            }
-        }
-        // The contents API: a JSON list of the folder's files.
-        let contents = |folder: &str, raw: &str, suffix: &str| {
-            let mut names: Vec<String> = std::fs::read_dir(sample.join(folder))
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(suffix))
-                .collect();
-            names.sort();
-            let list: Vec<_> = names
-                .iter()
-                .map(|n| {
-                    serde_json::json!({"type": "file", "name": n,
-                    "download_url": format!("{base}/raw/{raw}/{n}")})
-                })
-                .collect();
-            Reply::ok(serde_json::to_vec(&list).unwrap())
-        };
-        match path.split('?').next().unwrap_or_default() {
-            "/ref/geo_data.csv" => {
-                Reply::ok(std::fs::read(sample.join("reference/geo_data.csv")).unwrap())
-            }
-            "/repos/djouallah/aemo_data/contents/data/duid/registration" => {
-                contents("reference/registration", "registration", ".xls")
-            }
-            "/repos/djouallah/aemo_data/contents/data/archive/2024" => {
-                contents("daily", "daily", ".zip")
-            }
-            _ => Reply::status(404),
-        }
-    });
-    base.set(server.base.clone()).unwrap();
-    server
-}
-
-/// A copy of the example project reading from `server`, storing in namespace `schema`.
-fn project(server: &TestServer, schema: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("example-project"), dir.path());
-    let yml = dir.path().join("analytics.yml");
-    let text = std::fs::read_to_string(&yml)
-        .unwrap()
-        .replace("https://nemweb.com.au", &server.base)
-        .replace(
-            "https://raw.githubusercontent.com/djouallah/aemo_fabric/refs/heads/main/geo_data.csv",
-            &format!("{}/ref/geo_data.csv", server.base),
-        )
-        .replace(
-            "    repo: djouallah/aemo_data\n",
-            &format!("    repo: djouallah/aemo_data\n    url: {}\n", server.base),
-        )
-        .replace("schema: nem", &format!("schema: {schema}"));
-    std::fs::write(&yml, text).unwrap();
-    dir
-}
 
 fn run(project: &Path, sw: &SeaweedFs, args: &[&str]) -> Output {
     let tmp = project.join("tmp");
@@ -136,29 +38,6 @@ fn ok(out: Output) -> String {
     assert!(out.status.success(), "{t}");
     assert!(!t.contains("secretkey"), "a secret leaked:\n{t}");
     t
-}
-
-/// Per table of `namespace`: (rows, distinct grain keys) as pyiceberg reads them.
-fn pyiceberg_counts(sw: &SeaweedFs, namespace: &str) -> BTreeMap<String, (i64, i64)> {
-    let script = format!(
-        "keys = {{'fct_scada': ['settlementdate', 'duid'], 'fct_price': ['settlementdate', 'region_id'], \
-         'dim_duid': ['duid'], 'dim_calendar': ['date']}}\n\
-         for ns, t in c.list_tables('{namespace}'):\n\
-         \x20   a = c.load_table(ns + '.' + t if isinstance(ns, str) else '.'.join(ns) + '.' + t).scan().to_arrow()\n\
-         \x20   k = keys.get(t, a.column_names[:1])\n\
-         \x20   distinct = len(set(zip(*[a.column(x).to_pylist() for x in k])))\n\
-         \x20   print(t, a.num_rows, distinct)\n"
-    );
-    pyiceberg(sw, &script)
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (
-                f[0].to_string(),
-                (f[1].parse().unwrap(), f[2].parse().unwrap()),
-            )
-        })
-        .collect()
 }
 
 /// Each snapshot's operation and summary, for failure messages.

@@ -304,6 +304,11 @@ pub struct MaintainOptions {
     /// Snapshots older than this many hours are expired (beyond `keep_snapshots`).
     #[serde(default = "default_hours")]
     pub expire_after_hours: u64,
+    /// Files under a table's location that no snapshot references (left by
+    /// killed or failed writes) are deleted once older than this many hours
+    /// (younger ones may belong to a write still in progress).
+    #[serde(default = "default_orphan_hours")]
+    pub orphan_after_hours: u64,
 }
 
 fn default_target_mb() -> u64 {
@@ -315,6 +320,9 @@ fn default_keep() -> usize {
 fn default_hours() -> u64 {
     24 * 7
 }
+fn default_orphan_hours() -> u64 {
+    72
+}
 
 impl Default for MaintainOptions {
     fn default() -> Self {
@@ -322,6 +330,7 @@ impl Default for MaintainOptions {
             target_file_size_mb: default_target_mb(),
             keep_snapshots: default_keep(),
             expire_after_hours: default_hours(),
+            orphan_after_hours: default_orphan_hours(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `maintain` mode, per table: compact small data files into files of the
-//! target size, expire old snapshots, and delete the files only expired
-//! snapshots referenced (data files, manifests, manifest lists). Frequent
+//! target size, expire old snapshots, delete the files only expired
+//! snapshots referenced (data files, manifests, manifest lists), and the
+//! files no snapshot ever referenced ([`super::orphans`]). Frequent
 //! intraday commits otherwise leave thousands of small files and an ever
 //! longer snapshot history, which the seed never cleaned up.
 
@@ -53,6 +54,9 @@ impl Warehouse {
         self.expire(schema, name, options, &mut report)
             .with_context(context)
             .map_err(super::failure::explain)?;
+        let table = self.load_table(schema, name).with_context(context)?;
+        self.remove_orphans(&table, options.orphan_after_hours, &mut report)
+            .with_context(context)?;
         Ok(report)
     }
 
@@ -180,7 +184,7 @@ impl Warehouse {
 
 /// Every file (manifest lists, manifests, data files) the given snapshots
 /// use, with its size as the metadata records it (0 for manifest lists).
-async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashMap<String, u64>> {
+pub(super) async fn reachable(table: &Table, snapshot_ids: &[i64]) -> Result<HashMap<String, u64>> {
     let mut files = HashMap::new();
     let mut seen_manifests = HashSet::new();
     for id in snapshot_ids {

@@ -16,6 +16,7 @@
 mod failure;
 mod local_copy;
 pub mod maintain;
+mod orphans;
 mod rest;
 pub mod scan;
 pub mod session;

@@ -284,7 +284,7 @@ pub async fn commit(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let builder = Snapshot::builder()
-        .with_manifest_list(list_path)
+        .with_manifest_list(list_path.clone())
         .with_snapshot_id(snapshot_id)
         .with_parent_snapshot_id(parent)
         .with_sequence_number(sequence_number)
@@ -322,5 +322,17 @@ pub async fn commit(
     let outcome = client
         .commit(table.identifier(), &requirements, &updates)
         .await?;
+    if let CommitOutcome::Conflict(_) = outcome {
+        // Refused: no snapshot will ever name this attempt's manifests and
+        // manifest list (the retry writes its own). Best effort: `maintain`
+        // deletes what is left.
+        for n in 1..=manifest_counter {
+            let _ = table
+                .file_io()
+                .delete(format!("{meta_dir}/{commit_id}-m{n}.avro"))
+                .await;
+        }
+        let _ = table.file_io().delete(&list_path).await;
+    }
     Ok((outcome, snapshot_id))
 }

@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod http;
+pub mod nem;
 pub mod proxy;
 pub mod seaweedfs;
 

@@ -100,14 +100,18 @@ pub struct Proxy {
 const GUARD: Duration = Duration::from_secs(600);
 
 impl Proxy {
-    /// Starts a proxy forwarding to `upstream` (`http://host:port`).
+    /// Starts a proxy forwarding to `upstream` (`http://host:port[/base]`).
     pub fn start(upstream: &str) -> Proxy {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
+        // A base path (the fake GitHub's `/api/v3`) stays in the proxy's URL;
+        // requests are forwarded with their path unchanged.
+        let rest = upstream.trim_start_matches("http://").trim_end_matches('/');
+        let (host, base) = rest.split_once('/').unwrap_or((rest, ""));
+        let upstream = host.to_string();
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let mut url = format!("http://{}", server.server_addr().to_ip().unwrap());
+        if !base.is_empty() {
+            url = format!("{url}/{base}");
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),

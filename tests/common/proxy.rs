@@ -384,6 +384,9 @@ fn done_holding(shared: &Shared) {
     shared.changed.notify_all();
 }
 
+/// An upstream answer: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Sends one request upstream on a fresh connection (`Connection: close`)
 /// with the client's headers (Host included); (status, headers, body).
 fn forward(
@@ -392,7 +395,7 @@ fn forward(
     path: &str,
     headers: &[(String, String)],
     body: &[u8],
-) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<Answer> {
     let mut stream = TcpStream::connect(upstream).ok()?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers {

@@ -25,6 +25,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Which requests a proxy matches: method, path, body.
+type Matcher = fn(&str, &str, &[u8]) -> bool;
+/// A matcher that may capture (a kill point's own request number).
+type BoxedMatcher = Box<dyn Fn(&str, &str, &[u8]) -> bool + Send + Sync>;
+
 const TOKEN: &str = "ghs_killTrialToken0123456789";
 
 /// SeaweedFS, the loopback NEMWEB, the fake GitHub, and a proxy in front of
@@ -205,7 +210,7 @@ impl Rig {
     /// An uninterrupted intraday run in its own namespace: the rows every
     /// trial must end with, and how many requests of each kind a run makes.
     fn reference(&self) -> (BTreeMap<String, (i64, i64)>, Calls, f64) {
-        let matchers: [(&Proxy, fn(&str, &str, &[u8]) -> bool); 3] = [
+        let matchers: [(&Proxy, Matcher); 3] = [
             (&self.catalog, |m, p, b| is_commit(m, p, b, None)),
             (&self.s3, |m, p, _| is_data_put(m, p)),
             (&self.github, is_publish_write),
@@ -251,11 +256,7 @@ impl Rig {
         let dir = self.project(namespace);
         let mut outcome = Outcome::default();
         self.fresh_file_log();
-        let held: Option<(
-            &Proxy,
-            Hold,
-            Box<dyn Fn(&str, &str, &[u8]) -> bool + Send + Sync>,
-        )> = match point {
+        let held: Option<(&Proxy, Hold, BoxedMatcher)> = match point {
             Point::DataPut(k) => Some((
                 &self.s3,
                 Hold::Before(k),

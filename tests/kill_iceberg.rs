@@ -154,6 +154,18 @@ impl Rig {
             1,
         );
         assert!(text.contains("orphan_after_hours: 0"), "{text}");
+        // Each trial publishes to its own branch: on a branch an earlier
+        // trial wrote, the same rows are already published, nothing changes
+        // and the run makes no publish request to kill.
+        let text = text.replacen(
+            "  branch: gh-pages\n",
+            &format!("  branch: pages-{namespace}\n"),
+            1,
+        );
+        assert!(
+            text.contains(&format!("branch: pages-{namespace}")),
+            "{text}"
+        );
         std::fs::write(&yml, text).unwrap();
         dir
     }

@@ -2,6 +2,7 @@
 //! independent reading of the sample zips.
 
 mod common;
+use common::nem::copy_dir;
 use common::{int, repo_root, text};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
@@ -12,23 +13,6 @@ fn copy_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("example-project"), dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
 }
 
 /// (interval, key) pairs of one MMS table in every zip of a sample folder,

@@ -117,6 +117,18 @@ struct Summary {
     last_day: Option<LastDay>,
 }
 
+/// Attaches the exported file `path` read-only as `alias`; returns the query
+/// selecting its `table`.
+fn attach(conn: &duckdb::Connection, path: &Path, alias: &str, table: &str) -> Result<String> {
+    conn.execute_batch(&format!(
+        "ATTACH {} AS {} (READ_ONLY)",
+        literal(&path.display().to_string()),
+        ident(alias)
+    ))
+    .with_context(|| format!("attaching {}", path.display()))?;
+    Ok(format!("SELECT * FROM {}.{}", ident(alias), ident(table)))
+}
+
 fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -279,19 +291,8 @@ fn compute(
                 // The page would say the file is missing: no preview.
                 return Ok(None);
             }
-            let alias = format!("f{attached}");
+            parts.push(attach(&conn, &path, &format!("f{attached}"), &f.table)?);
             attached += 1;
-            conn.execute_batch(&format!(
-                "ATTACH {} AS {} (READ_ONLY)",
-                literal(&path.display().to_string()),
-                ident(&alias)
-            ))
-            .with_context(|| format!("attaching {}", path.display()))?;
-            parts.push(format!(
-                "SELECT * FROM {}.{}",
-                ident(&alias),
-                ident(&f.table)
-            ));
             used.push(UsedFile {
                 path: f.path.clone(),
                 sha256: f.sha256.clone(),
@@ -576,18 +577,7 @@ fn last_day(
         if !path.is_file() {
             return Ok(None);
         }
-        let alias = format!("last{k}");
-        conn.execute_batch(&format!(
-            "ATTACH {} AS {} (READ_ONLY)",
-            literal(&path.display().to_string()),
-            ident(&alias)
-        ))
-        .with_context(|| format!("attaching {}", path.display()))?;
-        parts.push(format!(
-            "SELECT * FROM {}.{}",
-            ident(&alias),
-            ident(&f.table)
-        ));
+        parts.push(attach(conn, &path, &format!("last{k}"), &f.table)?);
     }
     if parts.is_empty() {
         return Ok(None);

@@ -38,6 +38,9 @@ const probe = (window.__dashboard = {
   lastCsv: null,
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
+// When this script starts: after the chart library (a `defer` script before
+// it) has been parsed and run.
+mark('app');
 
 const state = {
   manifest: null,
@@ -129,12 +132,15 @@ function fmtBytes(n) {
   if (n >= 1e3) return (n / 1e3).toFixed(0) + ' kB';
   return n + ' B';
 }
+// One formatter per number of decimals (toLocaleString with options builds
+// a new one on every call: tens of milliseconds over a chart's labels).
+const numberFormats = new Map();
 function fmtNumber(v, decimals = 1) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
-  return Number(v).toLocaleString('en-AU', {
-    minimumFractionDigits: decimals,
-    maximumFractionDigits: decimals,
-  });
+  if (!numberFormats.has(decimals)) {
+    numberFormats.set(decimals, new Intl.NumberFormat('en-AU', { minimumFractionDigits: decimals, maximumFractionDigits: decimals }));
+  }
+  return numberFormats.get(decimals).format(Number(v));
 }
 // Times are naive market timestamps: shown as stored (UTC formatting of the
 // epoch value, no browser time zone applied).
@@ -171,25 +177,51 @@ function logQuery(sql, t0, t1, n) {
   if (probe.queries.length > 40) probe.queries.shift();
 }
 
-// Column arrays of a result (typed arrays for numbers): much cheaper than
-// row objects for the thousands of points of a time chart.
-async function queryColumns(sql) {
-  const t0 = performance.now();
-  const table = await state.conn.query(sql);
-  const t1 = performance.now();
-  const out = {};
-  for (const f of table.schema.fields) out[f.name] = table.getChild(f.name).toArray();
-  logQuery(sql, t0, t1, table.numRows);
-  return { n: table.numRows, ...out };
+// The data cannot change while the page is open (the manifest is read once),
+// so a query's result is kept under its SQL text: going back to a range or a
+// filter already seen costs no query. Results are never modified by callers.
+const RESULTS_KEPT = 120;
+const resultCache = new Map();
+async function cached(kind, sql, run) {
+  const key = kind + '\u0000' + sql;
+  if (resultCache.has(key)) {
+    const hit = resultCache.get(key);
+    resultCache.delete(key);
+    resultCache.set(key, hit); // most recently used last
+    probe.queries.push({ sql: sql.slice(0, 70), cached: true });
+    if (probe.queries.length > 40) probe.queries.shift();
+    return hit;
+  }
+  const p = run();
+  resultCache.set(key, p);
+  p.catch(() => resultCache.delete(key));
+  while (resultCache.size > RESULTS_KEPT) resultCache.delete(resultCache.keys().next().value);
+  return p;
 }
 
-async function query(sql) {
-  const t0 = performance.now();
-  const table = await state.conn.query(sql);
-  const t1 = performance.now();
-  const out = rows(table);
-  logQuery(sql, t0, t1, out.length);
-  return out;
+// Column arrays of a result (typed arrays for numbers): much cheaper than
+// row objects for the thousands of points of a time chart.
+function queryColumns(sql) {
+  return cached('c', sql, async () => {
+    const t0 = performance.now();
+    const table = await state.conn.query(sql);
+    const t1 = performance.now();
+    const out = {};
+    for (const f of table.schema.fields) out[f.name] = table.getChild(f.name).toArray();
+    logQuery(sql, t0, t1, table.numRows);
+    return { n: table.numRows, ...out };
+  });
+}
+
+function query(sql) {
+  return cached('r', sql, async () => {
+    const t0 = performance.now();
+    const table = await state.conn.query(sql);
+    const t1 = performance.now();
+    const out = rows(table);
+    logQuery(sql, t0, t1, out.length);
+    return out;
+  });
 }
 
 // ---------------------------------------------------------------- manifest
@@ -197,7 +229,8 @@ async function query(sql) {
 async function loadManifest() {
   // `no-cache` revalidates with the server (ETag / Last-Modified): a 304
   // costs no download, and a new export is seen at once.
-  const resp = await fetch('manifest.json', { cache: 'no-cache' });
+  const early = window.__early && window.__early.manifest;
+  const resp = await (early || fetch('manifest.json', { cache: 'no-cache' }));
   if (!resp.ok) throw new Error(`manifest.json could not be loaded (HTTP ${resp.status}): no data has been exported here yet`);
   const manifest = await resp.json();
   if (!Array.isArray(manifest.files)) throw new Error('manifest.json has no `files` list');
@@ -271,6 +304,27 @@ async function startDuckDB() {
   if (bundles.mvp) order.push('mvp');
   for (const n of Object.keys(bundles)) if (!order.includes(n)) order.push(n);
   let last;
+  // The worker index.html started before the chart library was parsed
+  // (it has been downloading and compiling the engine since).
+  const early = window.__early && window.__early.duck;
+  if (early && order[0] === early.name) {
+    try {
+      await early.ready;
+      // When the worker had the engine instantiated (before the page could use it).
+      probe.marks.engine = Math.round(early.at);
+      const db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), early.worker);
+      state.db = db;
+      state.conn = await db.connect();
+      probe.bundle = early.name;
+      probe.earlyWorker = true;
+      return;
+    } catch (e) {
+      last = e;
+      early.worker.terminate();
+      state.db = null;
+      state.conn = null;
+    }
+  } else if (early) early.worker.terminate();
   for (const name of order) {
     const bundle = bundles[name];
     const workerUrl = URL.createObjectURL(
@@ -485,8 +539,8 @@ function filterSql(except = null) {
   return parts;
 }
 
-function baseSql(grain, rel) {
-  const where = [`${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`, ...filterSql()];
+function baseSql(grain, rel, except = null) {
+  const where = [`${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`, ...filterSql(except)];
   return `(SELECT *, ${grain.time} AS _time FROM ${rel} WHERE ${where.join(' AND ')}) AS t`;
 }
 
@@ -940,6 +994,7 @@ const charts = new Map();
 function chartFor(key) {
   let c = charts.get(key);
   if (!c) {
+    $('chart-' + key).querySelector('canvas.sketch')?.remove();
     c = echarts.init($('chart-' + key), themeIsDark() ? 'dark' : null, { renderer: 'canvas' });
     charts.set(key, c);
     probe.charts[key] = c;
@@ -954,6 +1009,7 @@ function chartState(key, stateName, points, text) {
   const el = $('chart-' + key);
   if (!el) return;
   if (stateName !== 'ready' && charts.has(key)) charts.get(key).clear();
+  if (stateName !== 'ready') el.querySelector('canvas.sketch')?.remove();
   el.dataset.state = stateName;
   el.dataset.points = String(points);
   let empty = el.querySelector('.chart-empty');
@@ -1290,8 +1346,7 @@ async function renderMap(grain, rel, gen) {
   const d = dimension(mc.dimension);
   const cd = mc.color ? dimension(mc.color) : null;
   const sm = mc.size ? measure(mc.size) : null;
-  const where = [`${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`, ...filterSql(d.name)];
-  const base = `(SELECT *, ${grain.time} AS _time FROM ${rel} WHERE ${where.join(' AND ')}) AS t`;
+  const base = baseSql(grain, rel, d.name);
   const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? measureSql(sm, grain.grain) : '1'} AS v FROM ${base} GROUP BY 1`);
   if (gen !== state.generation) return;
   if (!mapRegistered) {
@@ -1554,6 +1609,154 @@ function summaryColumns(c) {
   });
   return out;
 }
+// The chart library (1 MB of script) is only preloaded by index.html: it is
+// run from here, after the summary's first paint, so parsing it never holds
+// that paint back. Resolves once it has run (or failed to load: the page
+// says so, see index.html).
+let chartLibraryP = null;
+function chartLibrary() {
+  if (window.echarts) return Promise.resolve();
+  if (!chartLibraryP) {
+    chartLibraryP = new Promise((resolve) => {
+      const s = document.createElement('script');
+      s.src = absolute(PAGE.assets.echarts_script);
+      s.onload = s.onerror = () => resolve();
+      document.head.appendChild(s);
+    });
+  }
+  return chartLibraryP;
+}
+
+// A light drawing of a time chart of the summary on a canvas (areas or
+// lines in the series' colours, value and time labels, legend), shown while
+// ECharts is still being parsed; ECharts redraws the chart in place.
+function sketchTimeChart(i, chart, data) {
+  const el = $('chart-' + i);
+  const w = el && el.clientWidth;
+  const h = el && el.clientHeight;
+  if (!w || !h || !data || !data.times || !data.series) return false;
+  const m = measure(chart.measure);
+  const d = chart.series ? dimension(chart.series) : null;
+  const stacked = chart.type === 'area';
+  const times = [];
+  for (const [first, step, count] of data.times) for (let k = 0; k < count; k++) times.push(first + step * k);
+  if (times.length < 2) return false;
+  const total = (se) => se.values.reduce((a, v) => a + (Number.isFinite(v) ? v : 0), 0);
+  const series = [...data.series].sort(stacked ? (a, b) => total(b) - total(a) : (a, b) => String(a.name).localeCompare(String(b.name)));
+  // Stacked: running sums from the first series up (as ECharts stacks).
+  const base = new Float64Array(times.length);
+  const layers = series.map((se) => {
+    const lo = Float64Array.from(base);
+    const hi = times.map((_, k) => {
+      const v = se.values[k];
+      if (!Number.isFinite(v)) return stacked ? base[k] : NaN;
+      return stacked ? (base[k] += v) : v;
+    });
+    return { name: se.name, lo, hi };
+  });
+  let min = Infinity;
+  let max = -Infinity;
+  for (const l of layers) for (let k = 0; k < times.length; k++) {
+    if (Number.isFinite(l.hi[k])) {
+      min = Math.min(min, l.hi[k], stacked ? l.lo[k] : l.hi[k]);
+      max = Math.max(max, l.hi[k]);
+    }
+  }
+  if (!Number.isFinite(min)) return false;
+  if (stacked || min > 0) min = Math.min(0, min);
+  const step = 10 ** Math.floor(Math.log10((max - min) / 4 || 1));
+  const tick = [1, 2, 2.5, 5, 10].map((f) => f * step).find((t) => (max - min) / t <= 5) || step * 10;
+  const y0 = Math.floor(min / tick) * tick;
+  const y1 = Math.ceil(max / tick) * tick || tick;
+  const canvas = document.createElement('canvas');
+  canvas.className = 'sketch';
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  canvas.style.cssText = `position:absolute;left:0;top:0;width:${w}px;height:${h}px`;
+  const g = canvas.getContext('2d');
+  g.scale(dpr, dpr);
+  const muted = cssVar('--muted') || '#5f6b7a';
+  g.font = '12px sans-serif';
+  const labels = [];
+  for (let v = y0; v <= y1 + tick / 2; v += tick) labels.push([v, fmtNumber(v, tick < 1 ? 2 : 0)]);
+  const left = 14 + Math.max(...labels.map(([, t]) => g.measureText(t).width));
+  const top = 62;
+  const bottom = h - 58;
+  const right = w - (isPhone() ? 8 : 18);
+  const x = (t) => left + ((t - times[0]) / (times[times.length - 1] - times[0])) * (right - left);
+  const y = (v) => bottom - ((v - y0) / (y1 - y0)) * (bottom - top);
+  g.fillStyle = muted;
+  g.strokeStyle = 'rgba(128,128,128,0.25)';
+  g.textAlign = 'right';
+  g.textBaseline = 'middle';
+  for (const [v, t] of labels) {
+    g.fillText(t, left - 8, y(v));
+    g.beginPath();
+    g.moveTo(left, Math.round(y(v)) + 0.5);
+    g.lineTo(right, Math.round(y(v)) + 0.5);
+    g.stroke();
+  }
+  g.textAlign = 'left';
+  g.textBaseline = 'alphabetic';
+  g.fillText(measureLabel(m) + unitLabel(m), 8, top - 12);
+  // A label at each midnight (market time, as stored) that has room.
+  g.textAlign = 'center';
+  g.textBaseline = 'top';
+  let lastX = -Infinity;
+  for (const t of times) {
+    if (t % 86400000 !== 0 || x(t) - lastX < 70) continue;
+    g.fillText(fmtTime(t, 'day').slice(5), x(t), bottom + 8);
+    lastX = x(t);
+  }
+  g.fillText(TZ ? `Time (${TZ})` : 'Time', (left + right) / 2, bottom + 28);
+  for (const l of layers) {
+    const color = colorFor(d, l.name) || cssVar('--accent') || '#3b7dd8';
+    g.beginPath();
+    let on = false;
+    for (let k = 0; k < times.length; k++) {
+      if (!Number.isFinite(l.hi[k])) {
+        on = false;
+        continue;
+      }
+      if (on) g.lineTo(x(times[k]), y(l.hi[k]));
+      else g.moveTo(x(times[k]), y(l.hi[k]));
+      on = true;
+    }
+    if (stacked) {
+      for (let k = times.length - 1; k >= 0; k--) g.lineTo(x(times[k]), y(l.lo[k]));
+      g.closePath();
+      g.globalAlpha = 0.85;
+      g.fillStyle = color;
+      g.fill();
+      g.globalAlpha = 1;
+    } else {
+      g.lineWidth = 1.5;
+      g.strokeStyle = color;
+      g.stroke();
+    }
+  }
+  // The legend, centred on top.
+  g.textAlign = 'left';
+  g.textBaseline = 'middle';
+  const items = layers.map((l) => [l.name || measureLabel(m), colorFor(d, l.name) || cssVar('--accent') || '#3b7dd8']);
+  const widths = items.map(([t]) => 25 + g.measureText(String(t)).width + 10);
+  let lx = Math.max(4, (w - widths.reduce((a, b) => a + b, 0)) / 2);
+  items.forEach(([t, c], k) => {
+    if (lx + widths[k] > w) return;
+    g.fillStyle = c;
+    g.fillRect(lx, 7, 25, 14);
+    g.fillStyle = muted;
+    g.fillText(String(t), lx + 30, 14);
+    lx += widths[k];
+  });
+  el.querySelector('canvas.sketch')?.remove();
+  el.appendChild(canvas);
+  el.dataset.state = 'ready';
+  el.dataset.points = String(data.rows ?? times.length * series.length);
+  return true;
+}
+
 function drawPreview(sum) {
   const grain = CFG.grains.find((g) => g.grain === sum.grain);
   if (!grain) return false;
@@ -1577,8 +1780,33 @@ function drawPreview(sum) {
   };
   // The KPIs and the first chart, then the page can paint (and DuckDB-WASM
   // start) while the other charts are drawn.
+  mark('summary');
   drawKpis(sum.kpis, sum.latest_at, grain);
+  if (!charts.has(0) && CFG.charts.length && CFG.charts[0].type !== 'bar' && sketchTimeChart(0, CFG.charts[0], sum.charts[0])) {
+    // On screen at once: before the chart library has been parsed, and
+    // before its first drawing (slow: its code runs for the first time).
+    // ECharts redraws it once it is there and the sketch has been painted.
+    markPreview(true);
+    probe.sketch = true;
+    if (probe.marks.preview === undefined) mark('preview');
+    (async () => {
+      await new Promise((resolve) => {
+        requestAnimationFrame(() => setTimeout(resolve, 0));
+        setTimeout(resolve, 100);
+      });
+      await chartLibrary();
+      // Not when the live numbers (or a newer export) came first.
+      if (probe.previewShown && state.summary === sum && state.generation === 0 && window.echarts) previewCharts(sum, grain, draw);
+    })();
+    return true;
+  }
+  previewCharts(sum, grain, draw);
+  return true;
+}
+// The summary's charts drawn by ECharts: the first at once, the others next.
+function previewCharts(sum, grain, draw) {
   if (CFG.charts.length) draw(0);
+  if (probe.marks.preview_echarts === undefined) mark('preview_echarts');
   markPreview(true);
   probe.preview = {
     ms: Math.round(performance.now()),
@@ -1859,6 +2087,9 @@ async function main() {
       probe.summaryError = errorText(e);
     }
   }
+  // The chart library: now, unless the sketch's continuation loads it once
+  // the sketch is painted.
+  if (!probe.sketch) chartLibrary();
   // DuckDB-WASM compiles while the manifest and the first data files download.
   const duck = startDuckDB();
   duck.then(() => {
@@ -1943,6 +2174,7 @@ async function main() {
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
   mark('lookups');
   if (CFG.grains.length) await checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning'));
+  await chartLibrary();
   await refresh();
   mark('first_render');
   if (!CFG.grains.length) {

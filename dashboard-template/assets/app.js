@@ -188,10 +188,12 @@ async function cached(kind, sql, run) {
     const hit = resultCache.get(key);
     resultCache.delete(key);
     resultCache.set(key, hit); // most recently used last
+    probe.keptHits = (probe.keptHits || 0) + 1;
     probe.queries.push({ sql: sql.slice(0, 70), cached: true });
     if (probe.queries.length > 40) probe.queries.shift();
     return hit;
   }
+  probe.ran = (probe.ran || 0) + 1;
   const p = run();
   resultCache.set(key, p);
   p.catch(() => resultCache.delete(key));
@@ -1800,7 +1802,14 @@ function drawPreview(sum) {
     })();
     return true;
   }
-  previewCharts(sum, grain, draw);
+  if (window.echarts) previewCharts(sum, grain, draw);
+  else {
+    // No sketch (a bar chart first, a hidden panel): the charts once the
+    // library has run, unless the live numbers came first.
+    chartLibrary().then(() => {
+      if (state.summary === sum && state.generation === 0 && window.echarts) previewCharts(sum, grain, draw);
+    });
+  }
   return true;
 }
 // The summary's charts drawn by ECharts: the first at once, the others next.

@@ -106,6 +106,44 @@ async function shot(page, name, { width = 1440, height = 900, dark = false } = {
   await b.close();
 }
 
+// ---- 1b. The chart library held as well: KPIs and a sketch of the first
+// chart are drawn without it; once it runs, ECharts redraws the chart in place
+{
+  const b = await launch();
+  const page = await b.context.newPage();
+  watch(page);
+  const heldLib = [];
+  await page.route('**/*.wasm', () => {});
+  await page.route('**/echarts*.js', (route) => heldLib.push(route));
+  await page.goto(server.url);
+  // (a page that cannot paint without the library never marks its preview)
+  await page.waitForFunction(() => window.__dashboard && window.__dashboard.marks.preview !== undefined, null, { timeout: 30000 }).catch(() => {});
+  await page.waitForTimeout(300);
+  const s = await page.evaluate(() => ({
+    echarts: typeof window.echarts,
+    kpis: [...document.querySelectorAll('.kpi-value')].map((e) => e.textContent),
+    sketch: (() => {
+      const c = document.querySelector('#chart-0 canvas.sketch');
+      if (!c) return null;
+      // Painted pixels (not a blank canvas): some are neither transparent nor white.
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let painted = 0;
+      for (let k = 0; k < d.length; k += 4 * 97) if (d[k + 3] > 0 && (d[k] < 240 || d[k + 1] < 240 || d[k + 2] < 240)) painted += 1;
+      return { painted, state: document.getElementById('chart-0').dataset.state };
+    })(),
+  }));
+  check(s.echarts === 'undefined' && heldLib.length > 0, 'the chart library is held: ECharts has not run', `${heldLib.length} held, echarts ${s.echarts}`);
+  check(s.kpis.every((k) => k !== '…' && k !== '–'), 'KPIs drawn from the summary without the chart library', s.kpis.join(' · '));
+  check(s.sketch && s.sketch.painted > 100 && s.sketch.state === 'ready', 'the first chart is sketched from the summary without the chart library', JSON.stringify(s.sketch));
+  await shot(page, 'preview-sketch-1440.png');
+  for (const r of heldLib) await r.continue();
+  await page.waitForFunction(() => window.__dashboard.previewDone, null, { timeout: 60000 });
+  const after = await page.evaluate(() => ({ sketch: !!document.querySelector('canvas.sketch'), marks: window.__dashboard.marks, series: window.__dashboard.charts[0]?.getOption().series.length }));
+  check(!after.sketch && after.series > 0 && after.marks.preview < after.marks.preview_echarts, 'once it runs, ECharts replaces the sketch', JSON.stringify(after));
+  await page.close();
+  await b.close();
+}
+
 // ---- 2. A cold profile: preview first, then DuckDB takes over with the same numbers
 const b = await launch();
 const page = await b.context.newPage();
@@ -118,6 +156,8 @@ const live = await shown(page);
 const marks = await page.evaluate(() => window.__dashboard.marks);
 const p = globalThis.previewShown;
 check(marks.preview !== undefined && marks.duckdb_ready !== undefined && marks.preview < marks.duckdb_ready, 'the preview is drawn before DuckDB-WASM is ready', JSON.stringify(marks));
+const early = await page.evaluate(() => ({ early: window.__dashboard.earlyWorker, bundle: window.__dashboard.bundle, engine: window.__dashboard.marks.engine, app: window.__dashboard.marks.app }));
+check(early.early === true && early.engine !== undefined, 'DuckDB-WASM runs in the worker index.html started before the page script', JSON.stringify(early));
 check(live.badges === 0, 'the "preview" marks go once DuckDB has taken over', `${live.badges} left`);
 check(JSON.stringify(live.kpis) === JSON.stringify(p.kpis), 'KPIs from the summary equal DuckDB-WASM’s after take-over', `${p.kpis.join(' · ')} ⇔ ${live.kpis.join(' · ')}`);
 live.charts.forEach((c, i) => {
@@ -156,6 +196,23 @@ await page.setViewportSize({ width: 1440, height: 900 });
 await page.emulateMedia({ colorScheme: 'light' });
 await page.waitForTimeout(500);
 await page.waitForFunction(() => window.__dashboard.ready, null, { timeout: 60000 });
+
+// ---- 2b. A view seen before is drawn from the results the page kept: no query
+{
+  const count = () => page.evaluate(() => ({ ran: window.__dashboard.ran || 0, kept: window.__dashboard.keptHits || 0, kpis: [...document.querySelectorAll('.kpi-value')].map((e) => e.textContent) }));
+  const region = await page.evaluate(() => [...document.querySelectorAll('#filter-region option')].map((o) => o.value).find((v) => v));
+  const c0 = await count();
+  let n = await renders(page);
+  await page.selectOption('#filter-region', region);
+  await waitReady(page, n);
+  const c1 = await count();
+  n = await renders(page);
+  await page.selectOption('#filter-region', '');
+  await waitReady(page, n);
+  const c2 = await count();
+  check(c1.ran > c0.ran && JSON.stringify(c1.kpis) !== JSON.stringify(c0.kpis), `a new filter (${region}) runs its queries`, `${c1.ran - c0.ran} queries`);
+  check(c2.ran === c1.ran && c2.kept > c1.kept && JSON.stringify(c2.kpis) === JSON.stringify(c0.kpis), 'back to no filter: drawn from kept results, no query, the same numbers', `${c2.ran - c1.ran} queries, ${c2.kept - c1.kept} kept results; ${c2.kpis.join(' · ')}`);
+}
 
 // ---- 3. The newest day is partial: flagged on the opening view, "1d" and the daily grain
 const lastDay = await page.evaluate(() => window.__dashboard.lastDay);

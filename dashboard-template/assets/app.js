@@ -38,8 +38,8 @@ const probe = (window.__dashboard = {
   lastCsv: null,
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
-// When this script starts: after the chart library (a `defer` script before
-// it) has been parsed and run.
+// When this script starts (an async module: it does not wait for the chart
+// library, which it runs itself after the first paint).
 mark('app');
 
 const state = {

@@ -108,6 +108,7 @@ pub fn export_site(
         project: plan.project.name.clone(),
         exported_at: exported_at.clone(),
         files: Vec::new(),
+        summary: None,
         warnings: Vec::new(),
     };
     // CREATE TABLE … ORDER BY keeps the order only while insertion order is

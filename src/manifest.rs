@@ -24,6 +24,15 @@ pub struct Manifest {
     pub exported_at: String,
     /// The data files, by dataset then period.
     pub files: Vec<ManifestFile>,
+    /// The dashboard's first-paint summary (KPIs and the series of the view
+    /// the page opens with, computed from these files when the page was
+    /// rendered; its format is `dashboard::first_paint`'s). Carried here, not
+    /// in a file of its own, because the page reads the manifest fresh on
+    /// every visit anyway: the page's HTML never changes when only data does,
+    /// and a publish whose summary changed uploads no extra file for it.
+    /// `None` before the dashboard renders, or when it has no summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
     /// Problems worth a warning (files near the size limit); not written.
     #[serde(skip)]
     pub warnings: Vec<String>,

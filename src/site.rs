@@ -19,6 +19,7 @@
 //! The site carries an empty `.nojekyll` at its root, so GitHub Pages serves
 //! the files as they are instead of running Jekyll over them.
 
+use crate::dashboard::{DashboardConfig, first_paint};
 use crate::engine::Engine;
 use crate::export::{self, PublishedSite};
 use crate::manifest::{Manifest, ManifestFile};
@@ -97,6 +98,10 @@ pub struct SiteRun {
     /// What happened so far.
     pub report: SiteReport,
     started: Instant,
+    /// Published files copied into staging for the dashboard only.
+    borrowed: Vec<String>,
+    /// `manifest.json` lists the whole site, not the export's files.
+    view_written: bool,
 }
 
 /// What the run before the site did, as far as the site cares.
@@ -149,6 +154,8 @@ impl SiteRun {
             manifest: None,
             report: SiteReport::default(),
             started: Instant::now(),
+            borrowed: Vec::new(),
+            view_written: false,
         };
         if matches!(mode, Mode::Backfill | Mode::Ci) && activity.failed {
             run.report.skipped =
@@ -203,8 +210,125 @@ impl SiteRun {
                 self.report.warnings.extend(m.warnings.clone());
                 self.manifest = Some(m);
             }
-            Err(e) => self.fail("export", e),
+            Err(e) => return self.fail("export", e),
         }
+        if let Some(previous) = &previous
+            && let Err(e) = self.stage_site_view(plan, options, previous)
+        {
+            let w = format!(
+                "no first-paint summary: the published files of the opening view could not be read: {e:#}"
+            );
+            tracing::warn!("{w}");
+            self.report.warnings.push(w);
+        }
+    }
+
+    /// Makes the staging folder show the dashboard the site as it will be
+    /// once published: the files this run exported plus the published files
+    /// it keeps and those of datasets it did not export. The dashboard's
+    /// first-paint summary is computed from that site (else a backfill that
+    /// does not export the intraday dataset, or a publish keeping unchanged
+    /// files on a branch, would give a summary of another view, or none).
+    /// `manifest.json` lists that site until [`SiteRun::publish`] puts the
+    /// export's own list back (with the summary); the opening view's files
+    /// that are not in staging are borrowed — linked from the `--site-dir`
+    /// folder, else copied from the branch (only those) — and removed
+    /// again before publishing.
+    fn stage_site_view(
+        &mut self,
+        plan: &Plan,
+        options: &SiteOptions,
+        previous: &PublishedSite,
+    ) -> Result<()> {
+        let Some(manifest) = &self.manifest else {
+            return Ok(());
+        };
+        let (view, _) = publish::merge_manifest(manifest, Some(&previous.manifest), |_| true);
+        if view.files.len() > manifest.files.len() {
+            let path = self.dir.join("manifest.json");
+            std::fs::write(&path, view.to_json())
+                .with_context(|| format!("writing {}", path.display()))?;
+            self.view_written = true;
+        }
+        let Ok(config) = DashboardConfig::from_settings(&plan.project.settings) else {
+            return Ok(());
+        };
+        let needed: Vec<String> = first_paint::inputs(&config, &view)?
+            .into_iter()
+            .filter(|p| !self.dir.join(p).is_file())
+            .collect();
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // Borrowed files are removed before publishing, even half fetched.
+        self.borrowed = needed.clone();
+        let mut bytes = 0u64;
+        if let Some(dir) = &previous.dir {
+            for path in &needed {
+                let (from, to) = (dir.join(path), self.dir.join(path));
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                if std::fs::hard_link(&from, &to).is_err() {
+                    std::fs::copy(&from, &to).with_context(|| {
+                        format!("copying {} to {}", from.display(), to.display())
+                    })?;
+                }
+            }
+        } else if let (Some(token), Some(repository)) =
+            (&options.github_token, repository(plan, options))
+        {
+            let cfg = github_config(plan, options, &repository);
+            bytes = publish::fetch_from_branch(&cfg, token, &needed, &self.dir)?;
+            for path in &needed {
+                let listed = view.files.iter().find(|f| &f.path == path);
+                let (_, sha256) = crate::hash::hash_file(&self.dir.join(path))?;
+                if listed.map(|f| f.sha256.as_str()) != Some(sha256.as_str()) {
+                    anyhow::bail!("{path} on the branch is not the file manifest.json lists");
+                }
+            }
+        }
+        tracing::info!(
+            "first paint: {} published files of the opening view read from {} ({:.2} MB) in {:.2}s",
+            needed.len(),
+            if previous.dir.is_some() {
+                "the site folder"
+            } else {
+                "the branch"
+            },
+            bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Undoes [`SiteRun::stage_site_view`] before publishing: the borrowed
+    /// files leave the staging folder (publish must not write back a
+    /// published file it did not export), and `manifest.json` lists the
+    /// export's files again, with the summary the dashboard wrote.
+    fn unstage_site_view(&mut self) -> Result<()> {
+        for path in std::mem::take(&mut self.borrowed) {
+            let file = self.dir.join(&path);
+            if file.exists() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("removing {}", file.display()))?;
+            }
+        }
+        if std::mem::take(&mut self.view_written)
+            && let Some(manifest) = &self.manifest
+        {
+            let path = self.dir.join("manifest.json");
+            let rendered = Manifest::load(&path)?;
+            let restored = Manifest {
+                summary: rendered.summary,
+                ..manifest.clone()
+            };
+            std::fs::write(&path, restored.to_json())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// Runs one more step on the exported site (the dashboard renderer):
@@ -224,6 +348,9 @@ impl SiteRun {
     /// Publishes the staging folder: to `--site-dir` when given, and to GitHub
     /// when a token and a repository are known (never in `ci` mode).
     pub fn publish(&mut self, plan: &Plan, mode: Mode, options: &SiteOptions) {
+        if let Err(e) = self.unstage_site_view() {
+            self.fail("preparing the site to publish", e);
+        }
         if !self.active() || self.manifest.is_none() {
             self.report.seconds = self.started.elapsed().as_secs_f64();
             return;

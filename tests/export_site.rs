@@ -855,13 +855,13 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     assert_eq!(gh.count("POST", "/git/blobs"), blobs, "{all}");
     assert!(all.contains("nothing changed"), "{all}");
 
-    // The daily backfill's case: one new day in the warehouse (a copy of
-    // the newest day, a day later). Exactly 3 data files are uploaded: the
-    // new day's intraday file, the half-year it falls in (hourly_2024_h1)
-    // and the daily file (one file for all history); then manifest.json, and
-    // the page's first-paint summary with the index.html naming it, when
-    // the dashboard writes one (the view it opens with ends at the new day):
-    // one blob per changed file, 6 in all. The other days' files and the
+    // One new day in the warehouse (a copy of the newest day, a day later),
+    // imported: exactly 3 data files are uploaded: the new day's intraday
+    // file (an import exports every dataset; a backfill leaves the intraday
+    // one to intraday runs), the half-year it falls in (hourly_2024_h1) and
+    // the daily file (one file for all history); then manifest.json, which
+    // carries the first-paint summary: one blob per changed file, 4 in all.
+    // The page (index.html) does not change; the other days' files and the
     // units are not uploaded again.
     let wh = duckdb::Connection::open(project.join("target/nem.duckdb")).unwrap();
     wh.execute_batch(
@@ -889,14 +889,9 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
         ],
         "{all}"
     );
-    assert!(page.contains(&"manifest.json"), "{page:?}");
-    assert!(
-        page.iter()
-            .all(|p| ["manifest.json", "index.html", "data/summary.json"].contains(p)),
-        "{page:?}"
-    );
+    assert_eq!(page, ["manifest.json"], "{all}");
     assert_eq!(uploaded, changed.len(), "one blob per changed file: {all}");
-    assert!(uploaded <= 6, "{changed:?}");
+    assert_eq!(uploaded, 4, "{changed:?}");
     // Every file the new manifest lists is the file on the branch.
     let m = Manifest::parse(std::str::from_utf8(&after["manifest.json"]).unwrap()).unwrap();
     assert_eq!(m.files.len(), 7);
@@ -908,4 +903,182 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
             f.path
         );
     }
+}
+
+/// A site with the example project's shape (a 5-minute dataset split by
+/// day that only intraday runs and imports export, half-years, one daily
+/// file, the units) and a dashboard opening on 7 days; `readings` holds
+/// `var('days')` days from 2024-06-29.
+const BRANCH_SITE: &str = "
+targets:
+  wh: { type: duckdb, path: wh.duckdb }
+exports:
+  - name: fine
+    sql: select ts, date, unit, mw from {{ ref('readings') }}
+    grain: 5min
+    time_column: ts
+    aggregate: { mw: avg }
+    window_days: 14
+    split: day
+    modes: [intraday, import]
+  - name: hourly
+    sql: select ts, date, unit, mw from {{ ref('readings') }}
+    grain: hour
+    time_column: ts
+    aggregate: { mw: avg }
+    split: half_year
+  - name: daily
+    sql: select ts, date, unit, mw from {{ ref('readings') }}
+    grain: day
+    time_column: ts
+    aggregate: { mw: avg }
+  - name: units
+    sql: select distinct unit, 'Unit ' || unit as name from {{ ref('readings') }}
+dashboard:
+  assets: cdn
+  date_column: date
+  default_days: 7
+  grains:
+    - { grain: 5min, dataset: fine, max_days: 7, time: \"date + make_time(time // 100, time % 100, 0)\" }
+    - { grain: hour, dataset: hourly, max_days: 30, time: \"date + make_time(time // 100, time % 100, 0)\" }
+    - { grain: day, dataset: daily, time: \"CAST(date AS TIMESTAMP)\" }
+  dimensions:
+    - { name: unit, column: unit, label: Unit, lookup: { dataset: units, key: unit, label: name } }
+  measures:
+    - { name: generation, label: Generation, unit: MW, decimals: 1, sql: \"sum(mw) / count(DISTINCT _time)\" }
+  kpis:
+    - { label: Latest generation, measure: generation, latest: true }
+    - { label: Average generation, measure: generation }
+  charts:
+    - { title: Generation by unit, type: area, series: unit, measure: generation }
+    - { title: Top units, type: bar, category: unit, measure: generation, limit: 5 }
+";
+
+const BRANCH_READINGS: &str = "
+{{ config(materialized='table') }}
+select
+    timestamp '2024-06-29 00:00:00' + to_minutes(5 * i) as ts,
+    cast(timestamp '2024-06-29 00:00:00' + to_minutes(5 * i) as date) as date,
+    unit,
+    case when unit = 'A' then 10.0 + (i % 12) else 100.0 + (i % 7) end::double as mw
+from range({{ var('days', 4) }} * 288) as r(i), (values ('B'), ('A')) as u(unit)
+";
+
+/// The summary the dashboard computes from the whole site as the branch
+/// holds it: every file present (`analytics dashboard` on a clone).
+fn summary_of_whole_site(
+    project: &Path,
+    branch: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> serde_json::Value {
+    let whole = tempfile::tempdir().unwrap();
+    for (path, bytes) in branch {
+        let file = whole.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["dashboard", "--project"])
+        .arg(project)
+        .arg("--site")
+        .arg(whole.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    manifest(whole.path())
+        .summary
+        .expect("a summary of the whole site")
+}
+
+#[test]
+fn a_branch_publish_keeping_files_has_the_whole_sites_summary_and_a_new_day_uploads_two_data_files()
+{
+    let p = TempProject::new("");
+    p.write("models/readings.sql", BRANCH_READINGS)
+        .write("analytics.yml", BRANCH_SITE);
+    let token = "ghs_branchTOKEN0123456789abc";
+    let gh = FakeGitHub::start("octo/site", token, true);
+    // Published to the branch only: no folder holds the kept files.
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+            .args(["run", "--target", "wh", "--project"])
+            .arg(p.path())
+            .args(args)
+            .env("GITHUB_TOKEN", token)
+            .env("GITHUB_API_URL", &gh.api_url)
+            .env("GITHUB_REPOSITORY", "octo/site")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        let all = text(&out);
+        assert!(out.status.success(), "{all}");
+        assert!(!all.contains(token), "the token leaked: {all}");
+        all
+    };
+    let summary_on_branch = |files: &std::collections::BTreeMap<String, Vec<u8>>| {
+        Manifest::parse(std::str::from_utf8(&files["manifest.json"]).unwrap())
+            .unwrap()
+            .summary
+            .expect("the branch's manifest.json carries the first-paint summary")
+    };
+    run(&["--mode", "backfill", "--vars", "{days: 4}"]);
+    run(&["--mode", "import"]);
+    let first = clone_files(&gh.repo, "gh-pages");
+    assert!(
+        !first.contains_key("data/summary.json"),
+        "{:?}",
+        first.keys()
+    );
+    assert_eq!(
+        summary_on_branch(&first),
+        summary_of_whole_site(p.path(), &first)
+    );
+
+    // The daily backfill adds a day. It does not export the 5-minute
+    // dataset (intraday runs own it), so it rewrites two data files: the
+    // half-year the day falls in and the daily file; the other half-year
+    // and the units are kept on the branch. Uploaded: those two and
+    // manifest.json (which carries the summary) — the page is unchanged.
+    let blobs = gh.count("POST", "/git/blobs");
+    let all = run(&["--mode", "backfill", "--vars", "{days: 5}"]);
+    let uploaded = gh.count("POST", "/git/blobs") - blobs;
+    let second = clone_files(&gh.repo, "gh-pages");
+    let changed: Vec<&str> = second
+        .iter()
+        .filter(|(path, bytes)| first.get(*path) != Some(*bytes))
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "data/daily.duckdb",
+            "data/hourly_2024_h2.duckdb",
+            "manifest.json"
+        ],
+        "{all}"
+    );
+    assert_eq!(uploaded, 3, "one blob per changed file: {all}");
+    assert_eq!(second["index.html"], first["index.html"]);
+    // The opening view is now hourly (the 5-minute files end a day early):
+    // its kept half-year and the units were read from the branch.
+    assert!(
+        all.contains("first paint: 2 published files of the opening view read from the branch"),
+        "{all}"
+    );
+    let summary = summary_on_branch(&second);
+    assert_eq!(summary["grain"], "hour");
+    assert_eq!(summary, summary_of_whole_site(p.path(), &second));
+
+    // An import exports the 5-minute days: the new day is written, the four
+    // before it are kept on the branch and read back for the summary.
+    let all = run(&["--mode", "import"]);
+    let third = clone_files(&gh.repo, "gh-pages");
+    let summary = summary_on_branch(&third);
+    assert_eq!(summary["grain"], "5min");
+    assert_eq!(summary["files"].as_array().unwrap().len(), 6, "{summary}");
+    assert!(
+        all.contains("first paint: 5 published files of the opening view read from the branch"),
+        "{all}"
+    );
+    assert_eq!(summary, summary_of_whole_site(p.path(), &third));
+    assert_eq!(third["index.html"], first["index.html"]);
 }

@@ -40,6 +40,7 @@ fn site(files: &[(&str, &[u8])]) -> tempfile::TempDir {
         project: "p".into(),
         exported_at: "2024-01-02T00:00:00Z".into(),
         files: Vec::new(),
+        summary: None,
         warnings: Vec::new(),
     };
     for (rel, bytes) in files {

@@ -1571,7 +1571,7 @@ async function checkLastDay() {
 
 // ---------------------------------------------------------------- first paint
 
-// The exporter's summary (data/summary.json) holds the KPIs and charts of the
+// The exporter's summary (in manifest.json) holds the KPIs and charts of the
 // view the page opens with, computed with DuckDB from the same configuration:
 // drawn at once, marked "preview", and replaced by the page's own queries
 // once DuckDB-WASM is ready. Used only for that view, and dropped when the
@@ -1584,13 +1584,11 @@ function isDefaultView(url) {
     (url.days === undefined || url.days === (CFG.default_days || 7))
   );
 }
-async function loadSummary() {
-  const ref = PAGE.summary;
-  const u = new URL(ref.path, document.baseURI);
-  u.searchParams.set('sha256', ref.sha256);
-  const resp = await fetch(u.href);
-  if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-  const sum = await resp.json();
+// The summary travels in manifest.json (read fresh on every visit), so the
+// page itself does not change when only the data does.
+async function loadSummary(manifestP) {
+  const sum = (await manifestP).summary;
+  if (!sum) return null;
   if (sum.version !== 1) throw new Error('unknown summary version');
   return sum;
 }
@@ -2086,11 +2084,11 @@ async function main() {
   // The exporter's summary first (a few requests, no engine): KPIs and charts
   // on screen before DuckDB-WASM has even been downloaded.
   let summary = null;
-  if (PAGE.summary && CFG.grains.length && isDefaultView(readUrl())) {
+  if (CFG.grains.length && isDefaultView(readUrl())) {
     try {
-      summary = await loadSummary();
+      summary = await loadSummary(manifestP);
       state.summary = summary;
-      if (!drawPreview(summary)) summary = null;
+      if (summary && !drawPreview(summary)) summary = null;
     } catch (e) {
       summary = null;
       probe.summaryError = errorText(e);

@@ -178,6 +178,79 @@ fn step_minutes(grain: &str) -> Option<i64> {
     }
 }
 
+/// The summary of the view the page opens with, as JSON (what [`write`]
+/// writes); `None` when the configuration has no grains or charts and KPIs,
+/// or a file it needs is not in `site_dir`.
+pub fn summary(
+    config: &DashboardConfig,
+    manifest: &Manifest,
+    site_dir: &Path,
+) -> Result<Option<serde_json::Value>> {
+    if config.grains.is_empty() || (config.kpis.is_empty() && config.charts.is_empty()) {
+        return Ok(None);
+    }
+    let Some(summary) = compute(config, manifest, site_dir)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        serde_json::to_value(&summary).context("serialising the summary")?,
+    ))
+}
+
+/// The data files (site paths) the summary reads: the opening view's files
+/// of its grain's dataset, the lookups' datasets and the newest day's files
+/// at the finest grain — a superset of what [`summary`] attaches, so a site
+/// whose other files are elsewhere (kept on a branch) can fetch just these.
+pub fn inputs(config: &DashboardConfig, manifest: &Manifest) -> Result<Vec<String>> {
+    if config.grains.is_empty() || (config.kpis.is_empty() && config.charts.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let Some(view) = opening_view(config, manifest)? else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<String> = Vec::new();
+    let mut add = |f: &ManifestFile| {
+        if !paths.contains(&f.path) {
+            paths.push(f.path.clone());
+        }
+    };
+    for f in manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == view.grain.dataset)
+    {
+        if let (Some(min), Some(max)) = (&f.min_date, &f.max_date)
+            && (max.as_str() < view.from.as_str() || min.as_str() > view.to.as_str())
+        {
+            continue;
+        }
+        add(f);
+    }
+    for d in &config.dimensions {
+        if let Some(l) = &d.lookup {
+            manifest
+                .files
+                .iter()
+                .filter(|f| f.dataset == l.dataset)
+                .for_each(&mut add);
+        }
+    }
+    if let Some(g) = config.grains.iter().find(|g| {
+        step_minutes(&g.grain).is_some()
+            && coverage(manifest, &g.dataset)
+                .is_some_and(|(_, max)| max == Some(view.data_max.clone()))
+    }) {
+        manifest
+            .files
+            .iter()
+            .filter(|f| {
+                f.dataset == g.dataset && f.max_date.as_deref() == Some(view.data_max.as_str())
+            })
+            .for_each(&mut add);
+    }
+    Ok(paths)
+}
+
 /// Writes `data/summary.json` into `site_dir` for the view the page opens
 /// with; `None` when the configuration has no grains or charts and KPIs, or
 /// the manifest has none of their datasets.
@@ -209,11 +282,20 @@ pub fn write(
     }))
 }
 
-fn compute(
-    config: &DashboardConfig,
+/// The view the page opens with (`main`, `setRange(default_days || 7)`,
+/// `chooseGrain`): the newest date, the range and the grain.
+struct OpeningView<'a> {
+    data_max: String,
+    days: u32,
+    from: String,
+    to: String,
+    grain: &'a GrainConfig,
+}
+
+fn opening_view<'a>(
+    config: &'a DashboardConfig,
     manifest: &Manifest,
-    site_dir: &Path,
-) -> Result<Option<Summary>> {
+) -> Result<Option<OpeningView<'a>>> {
     // `main`: the data's dates over every grain's dataset.
     let covs: Vec<(Option<String>, Option<String>)> = config
         .grains
@@ -263,6 +345,30 @@ fn compute(
                 .find(|g| coverage(manifest, &g.dataset).is_some())
         })
         .context("no grain has data")?;
+    Ok(Some(OpeningView {
+        data_max,
+        days,
+        from,
+        to,
+        grain,
+    }))
+}
+
+fn compute(
+    config: &DashboardConfig,
+    manifest: &Manifest,
+    site_dir: &Path,
+) -> Result<Option<Summary>> {
+    let Some(OpeningView {
+        data_max,
+        days,
+        from,
+        to,
+        grain,
+    }) = opening_view(config, manifest)?
+    else {
+        return Ok(None);
+    };
 
     let conn = duckdb::Connection::open_in_memory().context("opening DuckDB")?;
     // One thread: the same summation order as DuckDB-WASM's single thread.

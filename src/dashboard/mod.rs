@@ -292,8 +292,10 @@ pub fn render(
         .title
         .clone()
         .unwrap_or_else(|| manifest.project.clone());
-    // The first paint's summary: a page without it waits for DuckDB-WASM.
-    let summary = match first_paint::write(config, manifest, out_dir) {
+    // The first paint's summary (a page without it waits for DuckDB-WASM),
+    // carried in manifest.json: the page's HTML does not name it, so it
+    // stays byte for byte the same when only the data changes.
+    let summary = match first_paint::summary(config, manifest, out_dir) {
         Ok(summary) => summary,
         Err(e) => {
             rendered.warnings.push(format!(
@@ -302,8 +304,30 @@ pub fn render(
             None
         }
     };
-    if let Some(s) = &summary {
-        rendered.files.push(PathBuf::from(&s.path));
+    if summary.is_none()
+        && manifest.files.iter().any(|f| {
+            config.grains.iter().any(|g| g.dataset == f.dataset) && !out_dir.join(&f.path).is_file()
+        })
+    {
+        rendered.warnings.push(
+            "dashboard: no first-paint summary: a file of the opening view is not in the site folder"
+                .to_string(),
+        );
+    }
+    let manifest_path = out_dir.join("manifest.json");
+    if summary.is_some() || manifest_path.is_file() {
+        let with_summary = Manifest {
+            summary,
+            ..manifest.clone()
+        };
+        std::fs::write(&manifest_path, with_summary.to_json())
+            .with_context(|| format!("writing {}", manifest_path.display()))?;
+        rendered.files.push(PathBuf::from("manifest.json"));
+    }
+    // Older renders wrote the summary to a file of its own.
+    let stale = out_dir.join(first_paint::SUMMARY_PATH);
+    if stale.is_file() {
+        std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
     }
 
     let mut env = minijinja::Environment::new();
@@ -320,7 +344,6 @@ pub fn render(
         "title": title,
         "config": config,
         "assets": urls,
-        "summary": summary,
         "versions": {"duckdb_wasm": DUCKDB_WASM_VERSION, "echarts": ECHARTS_VERSION, "arrow": ARROW_VERSION},
     });
     let ctx = minijinja::context! {

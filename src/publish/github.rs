@@ -146,6 +146,72 @@ pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option
     })
 }
 
+/// Copies the files `paths` (site paths, as the manifest lists them) from
+/// `cfg.branch` (in `cfg.folder`) into `dest`, each checked against the
+/// branch's blob id: the files an export kept on the branch that a later
+/// step (the dashboard's first-paint summary) must read. Returns the bytes
+/// fetched.
+pub fn fetch_from_branch(
+    cfg: &PublishConfig,
+    token: &Secret,
+    paths: &[String],
+    dest: &Path,
+) -> Result<u64> {
+    let Some((owner, name)) = cfg.repository.split_once('/') else {
+        bail!(
+            "publish: repository `{}` is not `owner/name`",
+            cfg.repository
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the publish runtime")?;
+    let publisher = Publisher {
+        cfg,
+        owner,
+        name,
+        token,
+        files: Vec::new(),
+        manifest: None,
+    };
+    runtime.block_on(async {
+        let gh = publisher.client()?;
+        let head = publisher
+            .head(&gh)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", publisher.at("reading the branch")))?;
+        let (_, existing) = publisher.branch_tree(&gh, head.as_ref()).await?;
+        let pre = prefix(&cfg.folder);
+        let mut fetched = 0u64;
+        for path in paths {
+            let what = format!("reading {path} from the branch");
+            let sha = existing
+                .get(&format!("{pre}{path}"))
+                .ok_or_else(|| anyhow!("{}: the branch does not hold it", publisher.at(&what)))?;
+            let bytes = publisher
+                .read_blob(&gh, sha, &what)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", publisher.at(&what)))?;
+            if &git_blob_sha(&bytes) != sha {
+                bail!(
+                    "{}: the API returned content that does not hash to blob {sha}",
+                    publisher.at(&what)
+                );
+            }
+            let target = dest.join(path);
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&target, &bytes)
+                .with_context(|| format!("writing {}", target.display()))?;
+            fetched += bytes.len() as u64;
+        }
+        Ok(fetched)
+    })
+}
+
 struct Publisher<'a> {
     cfg: &'a PublishConfig,
     owner: &'a str,
@@ -634,27 +700,35 @@ impl Publisher<'_> {
         }
     }
 
-    /// The published manifest, or `None` (with a warning) when unreadable.
-    async fn read_manifest(&self, gh: &octocrab::Octocrab, sha: &str) -> Option<Manifest> {
-        let blob: Blob = match self
-            .call("reading the published manifest.json", || {
+    /// The content of blob `sha` (base64 decoded).
+    async fn read_blob(&self, gh: &octocrab::Octocrab, sha: &str, what: &str) -> Result<Vec<u8>> {
+        let blob: Blob = self
+            .call(what, || {
                 gh.get(format!("{}/git/blobs/{sha}", self.repo_path()), None::<&()>)
             })
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(if blob.encoding == "base64" {
+            let clean: String = blob.content.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .context("the blob's base64 content does not decode")?
+        } else {
+            blob.content.into_bytes()
+        })
+    }
+
+    /// The published manifest, or `None` (with a warning) when unreadable.
+    async fn read_manifest(&self, gh: &octocrab::Octocrab, sha: &str) -> Option<Manifest> {
+        let bytes = match self
+            .read_blob(gh, sha, "reading the published manifest.json")
             .await
         {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!("publish: reading the published manifest.json: {e}");
+                tracing::warn!("publish: reading the published manifest.json: {e:#}");
                 return None;
             }
-        };
-        let bytes = if blob.encoding == "base64" {
-            let clean: String = blob.content.split_whitespace().collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(clean)
-                .ok()?
-        } else {
-            blob.content.into_bytes()
         };
         match Manifest::parse(&String::from_utf8_lossy(&bytes)) {
             Ok(m) => Some(m),

@@ -24,7 +24,7 @@
 mod github;
 mod wire;
 
-pub use github::{git_blob_sha, publish, published_on_branch};
+pub use github::{fetch_from_branch, git_blob_sha, publish, published_on_branch};
 
 use crate::export::MAX_FILE_BYTES;
 use crate::manifest::Manifest;
@@ -430,6 +430,7 @@ fn empty_manifest() -> Manifest {
         project: String::new(),
         exported_at: String::new(),
         files: Vec::new(),
+        summary: None,
         warnings: Vec::new(),
     }
 }

@@ -7,7 +7,10 @@
 //!   write ROWS            write ROWS fact rows (replace), then scan them
 //!   upsert ROWS RUNS      table of ROWS rows; time one new 5-minute file and
 //!                         one re-taken file (delete+insert), median of RUNS
-//!   wide PARQUET RUNS     write the rows of PARQUET (replace), median of RUNS
+//!   wide PARQUET RUNS [copy|arrow]
+//!                         write the rows of PARQUET (replace), median of
+//!                         RUNS, with DuckDB's COPY (default) or the Arrow
+//!                         path; with the COPY breakdown
 //!   stream PARQUET        only stream the rows of PARQUET out of DuckDB as
 //!                         Arrow chunks (the hand-over a write starts with;
 //!                         the catalog URLs are ignored)
@@ -19,7 +22,7 @@
 //!
 //! Prints `key value` lines for the script to tabulate.
 
-use analytics::warehouse::{IcebergConfig, S3Config, Warehouse, WriteMode, scan};
+use analytics::warehouse::{DataEncoder, IcebergConfig, S3Config, Warehouse, WriteMode, scan};
 use anyhow::{Context, Result, bail};
 use std::time::Instant;
 
@@ -165,14 +168,21 @@ fn main() -> Result<()> {
         "wide" => {
             let parquet = args.get(4).context("missing PARQUET")?;
             let runs = arg(5)?;
+            let encoder = match args.get(6).map(String::as_str) {
+                None | Some("copy") => DataEncoder::DuckdbCopy,
+                Some("arrow") => DataEncoder::Arrow,
+                Some(other) => bail!("unknown encoder {other} (copy or arrow)"),
+            };
+            let wh = wh.clone().with_encoder(encoder);
             conn.execute_batch(&format!(
                 "CREATE TEMP TABLE staged AS SELECT * FROM read_parquet('{parquet}')"
             ))?;
             let rows: i64 = conn.query_row("SELECT count(*) FROM staged", [], |r| r.get(0))?;
             let mut times = Vec::new();
+            let mut parts: Vec<[f64; 4]> = Vec::new();
             for _ in 0..runs {
                 let started = Instant::now();
-                wh.write(
+                let report = wh.write(
                     &conn,
                     "staged",
                     "bench",
@@ -181,8 +191,22 @@ fn main() -> Result<()> {
                     "ignore",
                 )?;
                 times.push(started.elapsed().as_secs_f64());
+                if let Some(copy) = report.copy {
+                    parts.push([
+                        copy.copy_seconds,
+                        copy.footer_seconds,
+                        copy.upload_seconds,
+                        report.commit_seconds,
+                    ]);
+                }
             }
             let secs = median(times);
+            if !parts.is_empty() {
+                for (i, key) in ["copy", "footer", "upload", "commit"].iter().enumerate() {
+                    let part = median(parts.iter().map(|p| p[i]).collect());
+                    println!("wide_{key}_seconds {part:.3}");
+                }
+            }
             println!("wide_rows {rows}");
             println!("wide_seconds {secs:.3}");
             println!("wide_rows_per_s {:.0}", rows as f64 / secs);

@@ -13,6 +13,7 @@
 //! data files ([`local_copy`]). [`maintain`] compacts, expires
 //! snapshots and deletes unreferenced files.
 
+mod copy_write;
 mod failure;
 mod local_copy;
 pub mod maintain;
@@ -25,7 +26,8 @@ mod types;
 mod write;
 
 pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
-pub use write::{WriteMode, WriteReport, data_file_properties};
+pub use copy_write::CopyTimings;
+pub use write::{DataEncoder, WriteMode, WriteReport, data_file_properties};
 
 use crate::secret::Secret;
 use anyhow::{Context, Result, anyhow};
@@ -83,6 +85,7 @@ pub struct Warehouse {
     commits: Arc<rest::CommitClient>,
     runtime: Arc<tokio::runtime::Runtime>,
     local: Arc<local_copy::LocalCopies>,
+    encoder: DataEncoder,
 }
 
 impl Warehouse {
@@ -112,6 +115,7 @@ impl Warehouse {
             commits: Arc::new(commits),
             runtime: Arc::new(runtime),
             local: Arc::default(),
+            encoder: DataEncoder::default(),
         };
         // Authenticate now, so a bad credential fails here with a clear message.
         warehouse
@@ -130,6 +134,13 @@ impl Warehouse {
                 }
             })?;
         Ok(warehouse)
+    }
+
+    /// The same warehouse encoding data files with `encoder` (the
+    /// benchmarks compare the two).
+    pub fn with_encoder(mut self, encoder: DataEncoder) -> Warehouse {
+        self.encoder = encoder;
+        self
     }
 
     fn ident(schema: &str, name: &str) -> TableIdent {

@@ -45,6 +45,19 @@ pub enum WriteMode {
     },
 }
 
+/// Which Parquet writer encodes the data files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DataEncoder {
+    /// DuckDB's own `COPY … TO` local files (one per thread for large
+    /// writes), uploaded, entries read from the footers; tables with types
+    /// it cannot write as Iceberg expects use `Arrow`.
+    #[default]
+    DuckdbCopy,
+    /// The rows handed over as Arrow and encoded by parquet-rs through
+    /// iceberg-rust's writer.
+    Arrow,
+}
+
 /// What a write did, for the run summary and the benchmarks.
 #[derive(Debug, Clone, Default)]
 pub struct WriteReport {
@@ -62,6 +75,12 @@ pub struct WriteReport {
     pub attempts: u32,
     /// The snapshot created (`None` when there was nothing to write).
     pub snapshot_id: Option<i64>,
+    /// Where the new rows' encoding time went when DuckDB's `COPY` wrote
+    /// them (`None` for the Arrow path).
+    pub copy: Option<super::CopyTimings>,
+    /// Seconds from the data files being stored to the commit's answer
+    /// (all attempts).
+    pub commit_seconds: f64,
 }
 
 /// The Parquet settings of the data files we write for a table of
@@ -171,14 +190,16 @@ impl Warehouse {
             }
             _ => None,
         };
-        let new_files = self
-            .write_files(
+        let (new_files, copy) = self
+            .write_files_timed(
                 conn,
                 &format!("SELECT * FROM {staged}"),
                 &table,
                 staged_rows,
             )
             .with_context(context)?;
+        report.copy = copy;
+        let commit_started = std::time::Instant::now();
 
         for attempt in 1..=MAX_ATTEMPTS {
             report.attempts = attempt;
@@ -224,6 +245,7 @@ impl Warehouse {
                 .runtime
                 .block_on(snapshot::commit(&self.commits, &table, change))
                 .with_context(context)?;
+            report.commit_seconds = commit_started.elapsed().as_secs_f64();
             let reason = match outcome {
                 CommitOutcome::Committed => {
                     report.snapshot_id = Some(snapshot_id);
@@ -365,6 +387,34 @@ impl Warehouse {
     /// Writes the rows of `sql` as Parquet data files (zstd, column bounds)
     /// in the table's current schema; columns the query lacks are NULL.
     pub(crate) fn write_files(
+        &self,
+        conn: &duckdb::Connection,
+        sql: &str,
+        table: &Table,
+        rows_hint: u64,
+    ) -> Result<Vec<DataFile>> {
+        Ok(self.write_files_timed(conn, sql, table, rows_hint)?.0)
+    }
+
+    /// [`Self::write_files`], saying where the time went when DuckDB's
+    /// `COPY` wrote the files.
+    fn write_files_timed(
+        &self,
+        conn: &duckdb::Connection,
+        sql: &str,
+        table: &Table,
+        rows_hint: u64,
+    ) -> Result<(Vec<DataFile>, Option<super::CopyTimings>)> {
+        if self.encoder == DataEncoder::DuckdbCopy && super::copy_write::supported(table) {
+            let (files, timings) =
+                self.write_files_by_copy(conn, sql, table, rows_hint >= PARALLEL_WRITE_ROWS)?;
+            return Ok((files, Some(timings)));
+        }
+        Ok((self.write_files_arrow(conn, sql, table, rows_hint)?, None))
+    }
+
+    /// The Arrow path: DuckDB's rows streamed to parquet-rs writers.
+    fn write_files_arrow(
         &self,
         conn: &duckdb::Connection,
         sql: &str,

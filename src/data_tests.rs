@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::project::{Config, GenericTest};
 use crate::sql::{Relation, literal, quote};
 use crate::templating::{FileCatalog, Phase, QueryResult, QueryRunner, RelationMap, RenderContext};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -78,6 +78,12 @@ pub struct TestPlan {
     /// For a built-in column test: the aggregate that counts its failures,
     /// run in one scan with the other column tests of the same relation.
     pub check: Option<ColumnCheck>,
+    /// The generic test this plan runs (`None` for singular tests), kept so
+    /// [`narrow_to_new_rows`] can point it at the rows this run wrote.
+    pub generic: Option<GenericTest>,
+    /// What the test checks when not its whole model (set by
+    /// [`narrow_to_new_rows`]), e.g. "the 129600 rows this run wrote".
+    pub scope: Option<String>,
 }
 
 /// A built-in column test as an aggregate over its relation.
@@ -93,14 +99,26 @@ pub struct ColumnCheck {
 /// The aggregate of a built-in column test (`not_null`, `accepted_values`,
 /// `unique`), or `None` for other tests.
 fn column_check(test: &GenericTest, relations: &RelationMap) -> Option<ColumnCheck> {
+    let model = relations.get(&test.model)?;
+    column_check_over(test, &filtered(test, &model.to_string()))
+}
+
+/// `relation`, or `(SELECT * FROM relation WHERE <where>)` when the test's
+/// config has dbt's `where`.
+fn filtered(test: &GenericTest, relation: &str) -> String {
+    match test.config.str("where") {
+        Some(cond) => format!("(SELECT * FROM {relation} WHERE {cond})"),
+        None => relation.to_string(),
+    }
+}
+
+/// [`column_check`] scanning `from` (the model as the test's `where` leaves
+/// it, or a part of it).
+fn column_check_over(test: &GenericTest, from: &str) -> Option<ColumnCheck> {
     if test.test.contains('.') {
         return None;
     }
-    let model = relations.get(&test.model)?;
-    let from = match test.config.str("where") {
-        Some(cond) => format!("(SELECT * FROM {model} WHERE {cond})"),
-        None => model.to_string(),
-    };
+    let from = from.to_string();
     let c = column_expr(test.column.as_deref()?, &test.args);
     let aggregate = match test.test.as_str() {
         // dbt returns the null rows: their count.
@@ -157,10 +175,15 @@ pub fn generic_sql(test: &GenericTest, relations: &RelationMap) -> Result<Option
             test.model
         )
     })?;
-    let from = match test.config.str("where") {
-        Some(cond) => format!("(SELECT * FROM {model} WHERE {cond})"),
-        None => model.to_string(),
-    };
+    generic_sql_over(test, relations, &filtered(test, &model.to_string()))
+}
+
+/// [`generic_sql`] over `from` instead of the whole model.
+fn generic_sql_over(
+    test: &GenericTest,
+    relations: &RelationMap,
+    from: &str,
+) -> Result<Option<String>> {
     let column = || -> Result<String> {
         let col = test
             .column
@@ -439,6 +462,8 @@ pub fn plan_tests(
                 file: test.file.display().to_string(),
                 line: test.line,
                 check,
+                generic: Some(test.clone()),
+                scope: None,
             },
             needs,
         ));
@@ -492,11 +517,139 @@ pub fn plan_tests(
                 file: origin,
                 line: 1,
                 check: None,
+                generic: None,
+                scope: None,
             },
             parsed.captured.refs.clone(),
         ));
     }
     Ok(out)
+}
+
+/// Points the built-in generic tests of incremental models at what this run
+/// wrote, so a daily backfill's tests cost what it added, not the history.
+/// For a model whose incremental build this run kept its new rows
+/// ([`Engine::new_rows`]; a model built from scratch keeps none and is
+/// tested whole):
+///
+/// - `not_null`, `accepted_values`: the new rows only. Rows already stored
+///   were checked when they were written and an incremental build does not
+///   change them (delete+insert and merge replace them by new rows, which
+///   are checked).
+/// - `unique`: every stored row whose value a new row also has — a
+///   duplicate between an old and a new row, or between two new rows, is
+///   found with dbt's count for those values; duplicates among old rows only
+///   were found by the runs that wrote them.
+/// - `relationships`: the new rows' values against the parent, when the
+///   parent was not rebuilt this run; when it was (a `table` or `view`
+///   model built again, e.g. a calendar), the whole model as dbt does (an
+///   old value may have lost its parent).
+///
+/// dbt's `where` config applies as before (to the new rows and to the
+/// model). Project `{% test %}` macros and singular tests read what their
+/// SQL reads (the whole model unless they filter). `built`: the models this
+/// run built. Returns how many tests were narrowed.
+pub fn narrow_to_new_rows(
+    engine: &Engine,
+    plan: &crate::plan::Plan,
+    tests: &mut [(TestPlan, Vec<String>)],
+    built: &BTreeSet<String>,
+) -> Result<usize> {
+    let mut new_rows: std::collections::BTreeMap<String, Option<(String, u64)>> =
+        Default::default();
+    let mut new_rows_of = |model: &str| -> Result<Option<(String, u64)>> {
+        if let Some(known) = new_rows.get(model) {
+            return Ok(known.clone());
+        }
+        let found = match plan.relations.get(model) {
+            Some(rel) if built.contains(model) => match engine.new_rows(rel)? {
+                Some(kept) => {
+                    let n = engine
+                        .count(&format!("SELECT count(*) FROM {kept}"))
+                        .map_err(|e| anyhow!(e))
+                        .with_context(|| format!("counting the rows this run wrote to {rel}"))?;
+                    Some((kept, n))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        new_rows.insert(model.to_string(), found.clone());
+        Ok(found)
+    };
+    let mut narrowed = 0;
+    for (plan_, _) in tests.iter_mut() {
+        let Some(test) = plan_.generic.clone() else {
+            continue;
+        };
+        if test.test.contains('.') {
+            continue;
+        }
+        let Some((kept, n)) = new_rows_of(&test.model)? else {
+            continue;
+        };
+        let Some(model) = plan.relations.get(&test.model) else {
+            continue;
+        };
+        let new = filtered(&test, &kept);
+        let (from, scope) = match test.test.as_str() {
+            "not_null" | "accepted_values" => (new, format!("the {n} rows this run wrote")),
+            "unique" => {
+                let Some(col) = test.column.as_deref() else {
+                    continue;
+                };
+                let c = column_expr(col, &test.args);
+                let whole = filtered(&test, &model.to_string());
+                (
+                    format!("(SELECT * FROM {whole} AS t WHERE {c} IN (SELECT {c} FROM {new}))"),
+                    format!("the stored rows sharing a value with the {n} rows this run wrote"),
+                )
+            }
+            "relationships" => {
+                let parent = test
+                    .args
+                    .get("to")
+                    .and_then(Value::as_str)
+                    .and_then(|to| resolve_name(to, &plan.relations));
+                let parent_unchanged = parent.as_deref().is_some_and(|p| {
+                    !built.contains(p)
+                        || matches!(new_rows_of(p), Ok(Some(_)))
+                            && plan
+                                .models
+                                .iter()
+                                .find(|m| m.name == p)
+                                .is_some_and(|m| m.config.materialized() == "incremental")
+                });
+                if !parent_unchanged {
+                    continue;
+                }
+                (
+                    new,
+                    format!("the {n} rows this run wrote (parent not rebuilt)"),
+                )
+            }
+            _ => continue,
+        };
+        let Some(sql) = generic_sql_over(&test, &plan.relations, &from)? else {
+            continue;
+        };
+        plan_.sql = sql;
+        plan_.check = column_check_over(&test, &from);
+        tracing::info!("test `{}` checks {scope}", plan_.name);
+        plan_.scope = Some(scope);
+        narrowed += 1;
+    }
+    Ok(narrowed)
+}
+
+/// The model named by `ref('x')`, `ref("x")` or a bare name.
+fn resolve_name(to: &str, relations: &RelationMap) -> Option<String> {
+    let re = regex::Regex::new(r#"^\s*ref\(\s*['"]([^'"]+)['"]\s*\)\s*$"#).ok()?;
+    let name = re
+        .captures(to)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| to.trim().to_string());
+    relations.contains_key(&name).then_some(name)
 }
 
 /// A generic test defined by the project as `{% test name(model, column_name) %}`.

@@ -202,11 +202,18 @@ pub fn run_then(
 
     // Intraday runs every few minutes; tests run in the daily backfill.
     stage("tests");
-    let tests = if opts.mode == Mode::Intraday {
+    let mut tests = if opts.mode == Mode::Intraday {
         Vec::new()
     } else {
         data_tests::plan_tests(&plan, &selected, &runner, &catalog)?
     };
+    let built: BTreeSet<String> = report
+        .models
+        .iter()
+        .filter(|m| m.status == ModelStatus::Success)
+        .map(|m| m.name.clone())
+        .collect();
+    data_tests::narrow_to_new_rows(&engine, &plan, &mut tests, &built)?;
     // A test whose model failed or was not selected is skipped; the others
     // run together (column tests of one relation share a scan).
     let blocked: Vec<Option<&String>> = tests
@@ -262,6 +269,7 @@ pub fn run_then(
         report.tests.push(outcome);
     }
 
+    engine.drop_new_rows(plan.models.iter().map(|m| &m.relation))?;
     run_project_hooks(
         &plan,
         &engine,

@@ -337,6 +337,7 @@ impl Engine {
             quote(&this.schema)
         ))
         .map_err(|e| anyhow!(e))?;
+        self.drop_new_rows([this])?;
         if let Some(warehouse) = &self.warehouse
             && matches!(config.materialized(), "table" | "incremental")
         {
@@ -436,6 +437,9 @@ impl Engine {
                 config.str("on_schema_change").unwrap_or("ignore"),
             )
         };
+        if result.is_ok() && mode != WriteMode::Replace {
+            self.keep_new_rows(this, &staged)?;
+        }
         let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
         let report = result?;
         tracing::debug!("{this}: {report:?}");
@@ -472,8 +476,52 @@ impl Engine {
         let staged = quote(&format!("{}__dbt_tmp", this.identifier));
         self.execute(&format!("CREATE OR REPLACE TEMP TABLE {staged} AS {body}"))?;
         let result = self.apply_staged(this, config, &staged);
+        if result.is_ok() {
+            self.keep_new_rows(this, &staged)?;
+        }
         let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
         result
+    }
+
+    /// Keeps the rows an incremental build just wrote into an existing
+    /// table (its staged rows) as [`Engine::new_rows`], for the data tests
+    /// that check only what this run wrote (`data_tests::narrow_to_new_rows`):
+    /// a table next to the model, `<model>__dbt_new_rows` (like dbt's
+    /// `__dbt_tmp`), so every connection of the session sees it;
+    /// [`Engine::drop_new_rows`] removes them after the tests.
+    fn keep_new_rows(&self, this: &Relation, staged: &str) -> Result<()> {
+        let kept = new_rows_relation(this);
+        self.execute_batch(&format!(
+            "CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {staged}"
+        ))
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("keeping the rows this run wrote to {this} for its tests"))
+    }
+
+    /// The rows this run's incremental build wrote into `rel` (a relation to
+    /// query), or `None` when the model was not built incrementally (built
+    /// from scratch, as a table or view). Every build of a model first
+    /// drops what an earlier build kept, so only a model built in this run
+    /// can have them.
+    pub fn new_rows(&self, rel: &Relation) -> Result<Option<String>> {
+        let kept = new_rows_relation(rel);
+        Ok((self.relation_kind(&kept)? == Some(RelationKind::Table)).then(|| kept.to_string()))
+    }
+
+    /// Drops what [`Engine::new_rows`] kept for `relations`.
+    pub fn drop_new_rows<'a>(
+        &self,
+        relations: impl IntoIterator<Item = &'a Relation>,
+    ) -> Result<()> {
+        for rel in relations {
+            if self.new_rows(rel)?.is_some() {
+                let kept = new_rows_relation(rel);
+                self.execute_batch(&format!("DROP TABLE IF EXISTS {kept}"))
+                    .map_err(|e| anyhow!(e))
+                    .with_context(|| format!("dropping {kept}"))?;
+            }
+        }
+        Ok(())
     }
 
     fn apply_staged(&self, this: &Relation, config: &Config, staged: &str) -> Result<Written> {
@@ -630,6 +678,15 @@ impl Engine {
 impl QueryRunner for Engine {
     fn query(&self, sql: &str) -> Result<QueryResult> {
         self.query_rows(sql, None).map_err(|e| anyhow!(e))
+    }
+}
+
+/// Where [`Engine::new_rows`] keeps an incremental model's rows of this run.
+fn new_rows_relation(rel: &Relation) -> Relation {
+    Relation {
+        identifier: format!("{}__dbt_new_rows", rel.identifier),
+        raw: None,
+        ..rel.clone()
     }
 }
 

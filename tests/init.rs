@@ -177,6 +177,12 @@ fn init_from_the_dbt_compat_fixture_gives_a_project_whose_ci_run_passes() {
         before
     );
     assert!(!repo.join(".github").exists(), "{all}");
+    // Refused before the in-memory build (which writes target/compiled/):
+    // a refusal on a large project is not minutes late.
+    assert!(
+        !project.join("target").exists(),
+        "the project was built before the refusal: {all}"
+    );
 
     let out = run(true);
     assert!(out.status.success(), "{}", text(&out));

@@ -1,168 +1,35 @@
-//! `analytics init [--from-dbt DIR]`: scaffolds what a dbt-duckdb project
-//! needs to run here, next to what it already has:
-//!
-//! - `analytics.yml` beside `dbt_project.yml`: targets from the dbt profile
-//!   (its DuckDB output; a `ci` target in memory with the same schema; an
-//!   attached Iceberg catalog as `warehouse`, written with `${VAR}`
-//!   placeholders, never values), a commented `sources:` skeleton, and
-//!   `exports:` and `dashboard:` for the fact models it finds;
-//! - the consumer workflows under `.github/workflows/` of the repository
-//!   (ci on pull requests, intraday on a schedule, backfill daily, maintain
-//!   weekly).
-//!
-//! A front-end stage: the project is built once in memory (a `ci` run) so the
-//! fact models' columns can be described; nothing is written until every
-//! file is known, and an existing file is never overwritten without `force`.
+//! `analytics.yml` as `init` writes it: targets from the dbt profile, a
+//! commented `sources:` skeleton, `exports:` and `dashboard:` for the fact
+//! models (described by one in-memory ci build).
 
-use crate::environ::Env;
+use super::InitOptions;
 use crate::mode::Mode;
 use crate::pipeline::{self, RunOptions};
 use crate::project::Project;
-use crate::project::profiles::{self, Profile, Render};
+use crate::project::profiles::Profile;
 use crate::project::targets::{IcebergYaml, TargetYaml};
-use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-
-/// What `analytics init` was asked, resolved by the front-end.
-#[derive(Debug, Clone)]
-pub struct InitOptions {
-    /// The dbt project (holds `dbt_project.yml`); `analytics.yml` is written there.
-    pub project_dir: PathBuf,
-    /// The repository root `.github/workflows/` goes under; default: the Git
-    /// work tree holding the project, else the project folder.
-    pub repo_dir: Option<PathBuf>,
-    /// dbt's `--profiles-dir`.
-    pub profiles_dir: Option<PathBuf>,
-    /// Overwrite files that exist.
-    pub force: bool,
-    /// The environment the profile's `env_var()` defaults are read against.
-    pub env: Env,
-}
-
-/// The files to write and what the user should know about them.
-#[derive(Debug, Clone, Default)]
-pub struct Scaffold {
-    /// Each file's path and text.
-    pub files: Vec<(PathBuf, String)>,
-    /// Things to do or check, one line each.
-    pub notes: Vec<String>,
-}
+use std::path::Path;
 
 /// A fact model found in the project, with its columns when the in-memory
 /// build described it.
 #[derive(Debug, Clone)]
-struct Fact {
+pub(super) struct Fact {
     model: String,
     dataset: String,
     columns: Option<Vec<(String, String)>>,
 }
 
-/// Works out every file; writes nothing.
-pub fn scaffold(opts: &InitOptions) -> Result<Scaffold> {
-    let root = &opts.project_dir;
-    if !root.join("dbt_project.yml").is_file() {
-        bail!(
-            "{} holds no dbt_project.yml: give the dbt project with --from-dbt DIR (or run \
-             `analytics init` in it)",
-            root.display()
-        );
-    }
-    let project = Project::read(root)
-        .with_context(|| format!("reading the dbt project in {}", root.display()))?;
-    let mut notes = Vec::new();
-    for u in &project.unsupported {
-        notes.push(format!("to change before a run: {u}"));
-    }
-
-    let (values, placeholders) = match &project.profile {
-        Some(name) => (
-            profiles::load_as(
-                root,
-                name,
-                opts.profiles_dir.as_deref(),
-                &opts.env,
-                Render::Values,
-            )?,
-            profiles::load_as(
-                root,
-                name,
-                opts.profiles_dir.as_deref(),
-                &opts.env,
-                Render::Placeholders,
-            )?,
-        ),
-        None => (None, None),
-    };
-    if project.profile.is_some() && values.is_none() {
-        notes.push(format!(
-            "no profile `{}` found (--profiles-dir, DBT_PROFILES_DIR, the project, ~/.dbt): \
-             targets are the defaults",
-            project.profile.as_deref().unwrap_or_default()
-        ));
-    }
-
-    let facts = describe_facts(opts, &project, &mut notes);
-    let mut yml = String::new();
-    write_header(&mut yml, &project);
-    let warehouse = write_targets(&mut yml, values.as_ref(), placeholders.as_ref(), &mut notes);
-    write_sources(&mut yml);
-    write_exports(&mut yml, &facts);
-    write_dashboard(&mut yml, &project, &facts);
-
-    let repo = match &opts.repo_dir {
-        Some(dir) => dir.clone(),
-        None => git_root(root).unwrap_or_else(|| root.clone()),
-    };
-    let project_rel = relative_to(&repo, root).with_context(|| {
-        format!(
-            "the project {} is not inside {} (where .github/workflows/ goes)",
-            root.display(),
-            repo.display()
-        )
-    })?;
-    let inputs = catalog_inputs(&warehouse);
-    let mut files = vec![(root.join("analytics.yml"), yml)];
-    for kind in WORKFLOWS {
-        files.push((
-            repo.join(".github/workflows")
-                .join(format!("analytics-{}.yml", kind.name())),
-            workflow(*kind, &project_rel, &inputs),
-        ));
-    }
-    Ok(Scaffold { files, notes })
-}
-
-/// Writes the scaffold: all files, or none when one exists and `force` is
-/// not set (the error names every one).
-pub fn write(scaffold: &Scaffold, force: bool) -> Result<()> {
-    let existing: Vec<String> = scaffold
-        .files
-        .iter()
-        .filter(|(p, _)| p.exists())
-        .map(|(p, _)| p.display().to_string())
-        .collect();
-    if !existing.is_empty() && !force {
-        bail!(
-            "nothing was written: these files exist ({}); pass --force to overwrite them",
-            existing.join(", ")
-        );
-    }
-    for (path, text) in &scaffold.files {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Builds the project once in memory (a `ci` run on the built-in `memory`
 /// target) and describes the fact models; without a build (it failed), the
 /// facts are found by name and written as skeletons.
-fn describe_facts(opts: &InitOptions, project: &Project, notes: &mut Vec<String>) -> Vec<Fact> {
+pub(super) fn describe_facts(
+    opts: &InitOptions,
+    project: &Project,
+    notes: &mut Vec<String>,
+) -> Vec<Fact> {
     let run = RunOptions {
         project_dir: opts.project_dir.clone(),
         mode: Mode::Ci,
@@ -361,7 +228,7 @@ fn ident(name: &str) -> String {
 
 /// A YAML scalar: bare when it is a plain name, else double-quoted (JSON
 /// string syntax is YAML's).
-fn yaml(text: &str) -> String {
+pub(super) fn yaml(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()
@@ -388,7 +255,7 @@ fn label(name: &str) -> String {
     }
 }
 
-fn write_header(out: &mut String, project: &Project) {
+pub(super) fn write_header(out: &mut String, project: &Project) {
     let _ = writeln!(
         out,
         "# analytics.yml for the dbt project `{}`, written by `analytics init`.\n\
@@ -401,7 +268,7 @@ fn write_header(out: &mut String, project: &Project) {
 }
 
 /// Writes `targets:`; returns the `warehouse` target written (placeholders).
-fn write_targets(
+pub(super) fn write_targets(
     out: &mut String,
     values: Option<&Profile>,
     placeholders: Option<&Profile>,
@@ -620,7 +487,7 @@ fn settings_yaml(
     }
 }
 
-fn write_sources(out: &mut String) {
+pub(super) fn write_sources(out: &mut String) {
     out.push_str(
         "# Files to download before the models run (what a dbt-duckdb project does in\n\
          # Python or a separate script). Each source's files are taken once, kept\n\
@@ -652,7 +519,7 @@ fn write_sources(out: &mut String) {
     );
 }
 
-fn write_exports(out: &mut String, facts: &[Fact]) {
+pub(super) fn write_exports(out: &mut String, facts: &[Fact]) {
     out.push_str(
         "# Dashboard files: compact DuckDB files the published page queries in the\n\
          # browser (data/<name>.duckdb). One per fact model found; `grain: day` sums\n\
@@ -723,7 +590,7 @@ fn write_exports(out: &mut String, facts: &[Fact]) {
     out.push('\n');
 }
 
-fn write_dashboard(out: &mut String, project: &Project, facts: &[Fact]) {
+pub(super) fn write_dashboard(out: &mut String, project: &Project, facts: &[Fact]) {
     let _ = writeln!(
         out,
         "# The published page (README \"Dashboard\"): every query it runs comes from\n\
@@ -829,203 +696,10 @@ fn write_dashboard(out: &mut String, project: &Project, facts: &[Fact]) {
     );
 }
 
-/// The consumer workflows.
-#[derive(Debug, Clone, Copy)]
-enum Workflow {
-    Ci,
-    Intraday,
-    Backfill,
-    Maintain,
-}
-
-const WORKFLOWS: &[Workflow] = &[
-    Workflow::Ci,
-    Workflow::Intraday,
-    Workflow::Backfill,
-    Workflow::Maintain,
-];
-
-impl Workflow {
-    fn name(self) -> &'static str {
-        match self {
-            Workflow::Ci => "ci",
-            Workflow::Intraday => "intraday",
-            Workflow::Backfill => "backfill",
-            Workflow::Maintain => "maintain",
-        }
-    }
-}
-
-/// How the warehouse target's `${VAR}`s reach the run: the action's inputs
-/// for the standard variables, the step's `env:` for others.
-#[derive(Debug, Default)]
-struct CatalogInputs {
-    inputs: Vec<(&'static str, String)>,
-    env: Vec<String>,
-}
-
-/// The standard variables and the inputs that set them.
-const STANDARD: &[(&str, &str)] = &[
-    ("ICEBERG_REST_ENDPOINT", "catalog-uri"),
-    ("ICEBERG_CREDENTIAL", "catalog-credential"),
-    ("ICEBERG_TOKEN", "catalog-token"),
-    ("ICEBERG_WAREHOUSE", "warehouse"),
-    ("AWS_ENDPOINT_URL_S3", "s3-endpoint"),
-    ("AWS_REGION", "s3-region"),
-    ("AWS_ACCESS_KEY_ID", "s3-access-key-id"),
-    ("AWS_SECRET_ACCESS_KEY", "s3-secret-access-key"),
-];
-
-fn catalog_inputs(catalog: &IcebergYaml) -> CatalogInputs {
-    let s3 = &catalog.s3;
-    let mut names = BTreeSet::new();
-    for text in [Some(&catalog.uri)]
-        .into_iter()
-        .chain([
-            catalog.warehouse.as_ref(),
-            catalog.credential.as_ref(),
-            catalog.token.as_ref(),
-            s3.endpoint.as_ref(),
-            s3.region.as_ref(),
-            s3.access_key_id.as_ref(),
-            s3.secret_access_key.as_ref(),
-        ])
-        .flatten()
-    {
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find("${") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else { break };
-            let name = after[..end].split(":-").next().unwrap_or_default();
-            if !name.is_empty() {
-                names.insert(name.to_string());
-            }
-            rest = &after[end + 1..];
-        }
-    }
-    let mut out = CatalogInputs::default();
-    for (var, input) in STANDARD {
-        if names.remove(*var) {
-            out.inputs.push((input, var.to_string()));
-        }
-    }
-    out.env = names.into_iter().collect();
-    out
-}
-
-fn workflow(kind: Workflow, project_dir: &str, catalog: &CatalogInputs) -> String {
-    let (about, on, permissions, timeout, extra) = match kind {
-        Workflow::Ci => (
-            "On every pull request: build every model in memory and run every test;\n\
-             # broken SQL or a failing test fails the check, with annotations on the files.",
-            "  pull_request:\n  workflow_dispatch:\n",
-            "  contents: read\n",
-            20,
-            "",
-        ),
-        Workflow::Intraday => (
-            "Every 30 minutes: take the newest source files, build the models\n\
-             # incrementally into the Iceberg warehouse (no tests), publish the intraday files.",
-            "  schedule:\n    - cron: \"*/30 * * * *\"\n  workflow_dispatch:\n",
-            "  contents: write   # commit the dashboard to the pages branch\n  \
-             pages: read       # the dashboard address (pages-url output)\n",
-            25,
-            "",
-        ),
-        Workflow::Backfill => (
-            "Daily: backfill history and reference data, rebuild, run every test against\n\
-             # the warehouse, and publish every dashboard file only if the tests pass.",
-            "  schedule:\n    - cron: \"15 5 * * *\"\n  workflow_dispatch:\n    inputs:\n      \
-             full-refresh:\n        description: Rebuild incremental models from scratch\n        \
-             type: boolean\n        default: false\n",
-            "  contents: write   # commit the dashboard to the pages branch\n  \
-             pages: read       # the dashboard address (pages-url output)\n",
-            120,
-            "          full-refresh: ${{ inputs.full-refresh || false }}\n",
-        ),
-        Workflow::Maintain => (
-            "Weekly: compact the small files intraday runs leave in the Iceberg tables,\n\
-             # expire old snapshots and delete files no snapshot uses.",
-            "  schedule:\n    - cron: \"40 3 * * 0\"\n  workflow_dispatch:\n",
-            "  contents: read\n",
-            60,
-            "",
-        ),
-    };
-    let name = kind.name();
-    let concurrency = match kind {
-        Workflow::Ci => "analytics-ci-${{ github.ref }}\n  cancel-in-progress: true".to_string(),
-        _ => format!("analytics-{name}\n  cancel-in-progress: false"),
-    };
-    let mut with = format!(
-        "          mode: {name}\n          project-dir: {}\n{extra}",
-        yaml(project_dir)
-    );
-    let mut env = String::new();
-    if !matches!(kind, Workflow::Ci) {
-        for (input, var) in &catalog.inputs {
-            let _ = writeln!(with, "          {input}: ${{{{ secrets.{var} }}}}");
-        }
-        for var in &catalog.env {
-            let _ = writeln!(env, "          {var}: ${{{{ secrets.{var} }}}}");
-        }
-    }
-    let env = if env.is_empty() {
-        String::new()
-    } else {
-        format!("        env:\n{env}")
-    };
-    format!(
-        "# Written by `analytics init`. {about}\n\
-         # Each workflow has its own concurrency group: runs of different workflows may\n\
-         # overlap safely (every Iceberg commit is atomic), runs of one wait in turn.\n\
-         name: analytics {name}\n\n\
-         on:\n{on}\n\
-         permissions:\n{permissions}\n\
-         concurrency:\n  group: {concurrency}\n\n\
-         jobs:\n  {name}:\n    runs-on: ubuntu-latest\n    timeout-minutes: {timeout}\n    \
-         steps:\n      - uses: actions/checkout@v4\n      \
-         - uses: analytics-action/analytics-action@v1\n{env}        with:\n{with}"
-    )
-}
-
-/// The Git work tree holding `dir`, if any.
-fn git_root(dir: &Path) -> Option<PathBuf> {
-    let abs = std::path::absolute(dir).ok()?;
-    abs.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_path_buf)
-}
-
-/// `path` relative to `base` (`.` when the same), `/`-separated.
-fn relative_to(base: &Path, path: &Path) -> Option<String> {
-    let base = std::path::absolute(base).ok()?;
-    let path = std::path::absolute(path).ok()?;
-    let norm = |p: &Path| -> PathBuf {
-        let mut out = PathBuf::new();
-        for c in p.components() {
-            match c {
-                std::path::Component::CurDir => {}
-                std::path::Component::ParentDir => {
-                    out.pop();
-                }
-                other => out.push(other.as_os_str()),
-            }
-        }
-        out
-    };
-    let rel = norm(&path).strip_prefix(norm(&base)).ok()?.to_path_buf();
-    let text = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/");
-    Some(if text.is_empty() { ".".into() } else { text })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn facts_by_name_else_marts_tables() {
@@ -1044,23 +718,5 @@ mod tests {
         ];
         assert_eq!(fact_models(&models), ["fct_orders"]);
         assert_eq!(fact_models(&models[1..]), ["orders_daily"]);
-    }
-
-    #[test]
-    fn workflows_take_standard_variables_as_inputs_and_others_as_env() {
-        let catalog = IcebergYaml {
-            uri: "${LAKE_URI:-https://x}".into(),
-            token: Some("${ICEBERG_TOKEN}".into()),
-            ..Default::default()
-        };
-        let inputs = catalog_inputs(&catalog);
-        let text = workflow(Workflow::Intraday, "analytics", &inputs);
-        assert!(
-            text.contains("catalog-token: ${{ secrets.ICEBERG_TOKEN }}"),
-            "{text}"
-        );
-        assert!(text.contains("LAKE_URI: ${{ secrets.LAKE_URI }}"), "{text}");
-        let ci = workflow(Workflow::Ci, ".", &inputs);
-        assert!(!ci.contains("secrets."), "{ci}");
     }
 }

@@ -403,19 +403,43 @@ fn export_dataset(
     let window = match (d.window_days, &date_col) {
         (Some(n), Some(dc)) => {
             let q = quote(dc);
-            let newest = engine
-                .query_rows(
-                    &format!(
-                        "SELECT CAST(max(CAST({q} AS DATE)) AS VARCHAR) FROM (\n{sql}\n) AS __q"
-                    ),
-                    None,
-                )
-                .map_err(|e| anyhow!("finding the newest date: {e}"))?
-                .rows
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|v| v.as_str())
-                .map(str::to_string);
+            let newest_since = |since: Option<&str>| -> Result<Option<String>> {
+                let filter = since
+                    .map(|day| format!(" WHERE CAST({q} AS DATE) >= DATE {}", literal(day)))
+                    .unwrap_or_default();
+                Ok(engine
+                    .query_rows(
+                        &format!(
+                            "SELECT CAST(max(CAST({q} AS DATE)) AS VARCHAR) FROM (\n{sql}\n) AS __q{filter}"
+                        ),
+                        None,
+                    )
+                    .map_err(|e| anyhow!("finding the newest date: {e}"))?
+                    .rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string))
+            };
+            // The newest date the published files hold bounds the search: a
+            // filter DuckDB pushes into the models' scans, so an intraday
+            // cycle reads the newest day, not all history. Exact: when a row
+            // is that new, the newest row is too; else all rows are read.
+            let published = target.previous.and_then(|site| {
+                site.manifest
+                    .files
+                    .iter()
+                    .filter(|f| f.dataset == d.name)
+                    .filter_map(|f| f.max_date.clone())
+                    .max()
+            });
+            let newest = match published.as_deref() {
+                Some(day) => match newest_since(Some(day))? {
+                    Some(newest) => Some(newest),
+                    None => newest_since(None)?,
+                },
+                None => newest_since(None)?,
+            };
             match newest {
                 Some(day) => format!(
                     "WHERE CAST({q} AS DATE) > DATE {} - INTERVAL {n} DAY",

@@ -74,7 +74,8 @@ pub fn run(opts: &RunOptions) -> Result<RunReport> {
 
 /// [`run`], handing the plan and the still open session to `inspect` at the
 /// end (`analytics init` describes the models a ci run built in memory).
-/// Import and maintain runs do not call it.
+/// Import and maintain runs, and an intraday run with nothing new, do not
+/// call it.
 pub fn run_then(
     opts: &RunOptions,
     inspect: impl FnOnce(&Plan, &Engine) -> Result<()>,
@@ -96,10 +97,20 @@ pub fn run_then(
         tracing::warn!("{w}");
     }
     let engine = Engine::open(&plan.project.root, &plan.target)?;
-    attach_stored_models(&plan, &engine)?;
     if opts.mode == Mode::Maintain {
+        attach_stored_models(&plan, &engine, |_| true)?;
         return maintain(&plan, &engine, report, started);
     }
+    // Only the models `also_when_empty` probes before ingest; the others
+    // once the run knows it has something new to build.
+    let probed: BTreeSet<&str> = plan
+        .project
+        .settings
+        .sources
+        .iter()
+        .filter_map(|s| s.also_when_empty.as_deref())
+        .collect();
+    attach_stored_models(&plan, &engine, |m| probed.contains(m.name.as_str()))?;
     let archive = plan.project.root.join(
         plan.project
             .settings
@@ -131,6 +142,16 @@ pub fn run_then(
         },
     )?;
     report.ingest = files.reports.clone();
+    if let Some(why) = nothing_new(opts, &files) {
+        // Decided from the file log alone, before any model, test, export or
+        // catalog commit: the stored tables and the published site are
+        // current, so the cycle writes nothing anywhere.
+        tracing::info!("{why}");
+        report.nothing_new = Some(why);
+        report.duration = started.elapsed();
+        return Ok(report);
+    }
+    attach_stored_models(&plan, &engine, |m| !probed.contains(m.name.as_str()))?;
     let files: Arc<IngestRun> = Arc::new(files);
     let runner: Arc<dyn QueryRunner> = Arc::new(engine.clone());
     let catalog: Arc<dyn FileCatalog> = files.clone();
@@ -284,6 +305,26 @@ pub fn run_then(
     Ok(report)
 }
 
+/// Why an intraday run stops right after ingest: its sources took no new
+/// file (the file log already holds every file listed), so no model has new
+/// input and the published site is current. `None` in other modes, with
+/// `--full-refresh`, when no source runs in the mode (nothing tells whether
+/// the data changed), or when a file was taken.
+fn nothing_new(opts: &RunOptions, files: &IngestRun) -> Option<String> {
+    (opts.mode == Mode::Intraday
+        && !opts.full_refresh
+        && !files.reports.is_empty()
+        && files.taken.is_empty())
+    .then(|| {
+        let n = files.reports.len();
+        format!(
+            "nothing new: {n} source{} took no new file, so no model, test, export or publish ran \
+             (no snapshot, no commit, no file written)",
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
 /// Export → dashboard → publish (README stages 7–9), after the tests.
 fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunReport) {
     stage("export, dashboard, publish");
@@ -312,11 +353,16 @@ fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunRep
     report.site = Some(site.report);
 }
 
-/// On an Iceberg target, makes every stored model readable by name (a view
-/// streaming its table), so `ref()`, `this`, tests and exports see it.
-fn attach_stored_models(plan: &Plan, engine: &Engine) -> Result<()> {
+/// On an Iceberg target, makes the stored models `which` picks readable by
+/// name (a view streaming its table), so `ref()`, `this`, tests and exports
+/// see them.
+fn attach_stored_models(
+    plan: &Plan,
+    engine: &Engine,
+    which: impl Fn(&PlannedModel) -> bool,
+) -> Result<()> {
     if engine.is_warehouse() {
-        for model in &plan.models {
+        for model in plan.models.iter().filter(|m| which(m)) {
             if matches!(model.config.materialized(), "table" | "incremental") {
                 engine.attach_stored(&model.relation)?;
             }
@@ -337,7 +383,7 @@ fn run_import(opts: &RunOptions, started: Instant) -> Result<RunReport> {
         ..Default::default()
     };
     let engine = Engine::open(&plan.project.root, &plan.target)?;
-    attach_stored_models(&plan, &engine)?;
+    attach_stored_models(&plan, &engine, |_| true)?;
     run_site(&plan, &engine, opts, &mut report);
     report.duration = started.elapsed();
     Ok(report)

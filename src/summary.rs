@@ -62,6 +62,9 @@ pub struct RunReport {
     pub duration: Duration,
     /// Dashboard files exported and published, when the run built a site.
     pub site: Option<crate::site::SiteReport>,
+    /// Why an intraday run stopped after ingest (its sources took no new
+    /// file): nothing was built, tested, exported or published.
+    pub nothing_new: Option<String>,
 }
 
 impl RunReport {
@@ -162,7 +165,9 @@ impl RunReport {
             }
             md.push('\n');
         }
-        if self.is_mode(Mode::Maintain) {
+        if let Some(why) = &self.nothing_new {
+            let _ = writeln!(md, "### Nothing new\n\n{}", escape(why));
+        } else if self.is_mode(Mode::Maintain) {
             self.maintenance_markdown(&mut md);
         } else if self.is_mode(Mode::Import) {
             let _ = writeln!(
@@ -401,7 +406,9 @@ impl RunReport {
         let rows: u64 = self.models.iter().filter_map(|m| m.rows).sum();
         let (pass, warn, fail, error, skipped) = self.test_counts();
         let seconds = self.duration.as_secs_f64();
-        let _ = if self.is_mode(Mode::Maintain) {
+        let _ = if let Some(why) = &self.nothing_new {
+            writeln!(out, "\n{why}; {seconds:.1}s")
+        } else if self.is_mode(Mode::Maintain) {
             writeln!(
                 out,
                 "\n{} stored tables maintained; {seconds:.1}s",

@@ -615,14 +615,16 @@ fn an_intraday_run_that_took_nothing_exports_and_publishes_nothing_and_the_site_
     let staged_before = std::fs::read(p.path().join("target/site-staging/manifest.json")).unwrap();
     let requests_before = gh.requests.lock().unwrap().len();
 
-    // Nothing new: the same file is not taken again, the incremental model
-    // writes no row — no export, no publish, and the run says why.
+    // Nothing new: the same file is not taken again — no model, no export,
+    // no publish, and the run says why.
     let all = intraday_publishing(&p, &site, &gh, token);
     assert!(
-        all.contains("site  not exported: nothing new: 1 source took no new file and no incremental model wrote a row"),
+        all.contains(
+            "nothing new: 1 source took no new file, so no model, test, export or publish ran"
+        ),
         "{all}"
     );
-    assert!(all.contains("tests do not run in intraday mode"), "{all}");
+    assert!(!all.contains("models built"), "{all}");
     assert_eq!(
         std::fs::read(site.join("manifest.json")).unwrap(),
         manifest_before

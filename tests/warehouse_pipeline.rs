@@ -84,10 +84,10 @@ fn intraday_then_backfill_on_iceberg_matches_an_in_memory_run() {
     assert!(after_intraday["fct_scada"].0 > 0, "{after_intraday:?}");
     assert!(t.contains("tests do not run in intraday mode"), "{t}");
 
-    // intraday again: every file was taken, the incremental tables get no
-    // row, so nothing is exported (nor published) and the run says why.
+    // intraday again: every file was taken, so no model runs, nothing is
+    // exported (nor published) and the run says why.
     let t = ok(run(dir.path(), &sw, &["run", "--mode", "intraday"]));
-    assert!(t.contains("site  not exported: nothing new:"), "{t}");
+    assert!(t.contains("nothing new: 2 sources took no new file"), "{t}");
     assert_eq!(pyiceberg_counts(&sw, "nem"), after_intraday);
 
     // backfill: daily reports and reference data too, and every test, on the stored tables.

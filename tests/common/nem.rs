@@ -30,7 +30,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// folder holds the same daily reports NEMWEB offers, so a backfill takes
 /// each market day from both feeds and must keep it once).
 pub fn nemweb() -> TestServer {
-    let sample = repo_root().join("example-project/sample");
+    nemweb_from(repo_root().join("example-project/sample"))
+}
+
+/// [`nemweb`] over a copy of the sample folder (a test that edits its
+/// listings publishes files one at a time).
+pub fn nemweb_from(sample: std::path::PathBuf) -> TestServer {
     let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     let b2 = base.clone();
     let server = TestServer::start(move |path, _| {

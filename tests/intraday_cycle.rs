@@ -1,0 +1,231 @@
+//! The intraday cycle of the example project on a real Iceberg REST catalog
+//! (SeaweedFS), files published one interval at a time by a loopback
+//! NEMWEB: a cycle that finds no new file changes nothing anywhere (no
+//! snapshot, no catalog commit, no file in the site folder), and cycles that
+//! take one new interval each end with the same tables and the same exported
+//! rows as one run that takes them all at once.
+
+mod common;
+use common::nem::{copy_dir, nemweb_from, project};
+use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
+use common::{repo_root, text};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+fn run(project: &Path, sw: &SeaweedFs, site: &Path) -> String {
+    let tmp = project.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .env("TMPDIR", &tmp)
+        .args(["run", "--mode", "intraday", "--project"])
+        .arg(project)
+        .arg("--site-dir")
+        .arg(site)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_TOKEN")
+        .env("ICEBERG_REST_ENDPOINT", &sw.catalog)
+        .env("ICEBERG_WAREHOUSE", "s3://warehouse")
+        .env("ICEBERG_CREDENTIAL", "admin:secretkey")
+        .env("AWS_ENDPOINT_URL_S3", &sw.s3)
+        .env("AWS_ACCESS_KEY_ID", "admin")
+        .env("AWS_SECRET_ACCESS_KEY", "secretkey")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    t
+}
+
+/// A copy of the example's sample folder whose two intraday listings show
+/// only their first `n` intervals (see [`list_first`]).
+fn sample_copy(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("example-project/sample"), dir.path());
+    list_first(dir.path(), n);
+    dir
+}
+
+/// Rewrites the SCADA and DispatchIS listings to link their first `n` files
+/// (oldest first), as NEMWEB's folder looks when the `n`th was just published.
+fn list_first(sample: &Path, n: usize) {
+    for folder in ["intraday_scada", "intraday_price"] {
+        let dir = sample.join(folder);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".zip"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= n, "{folder} holds {} files", names.len());
+        let links: String = names[..n]
+            .iter()
+            .map(|f| format!("<A HREF=\"{f}\">{f}</A><br>"))
+            .collect();
+        std::fs::write(
+            dir.join("index.html"),
+            format!("<html><body><pre>{links}</pre></body></html>"),
+        )
+        .unwrap();
+    }
+}
+
+/// Every table of the catalog: (metadata location, number of snapshots).
+fn catalog_state(sw: &SeaweedFs) -> BTreeMap<String, (String, usize)> {
+    pyiceberg(
+        sw,
+        "for ns in c.list_namespaces():\n\
+         \x20   for ident in c.list_tables(ns):\n\
+         \x20       t = c.load_table(ident)\n\
+         \x20       print('.'.join(ident), t.metadata_location, len(t.metadata.snapshots))\n",
+    )
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f[0].to_string(), (f[1].to_string(), f[2].parse().unwrap()))
+    })
+    .collect()
+}
+
+/// Every file under `dir`: (sha256, modification time).
+fn folder_state(dir: &Path) -> BTreeMap<String, (String, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let sha = format!("{:x}", Sha256::digest(std::fs::read(&p).unwrap()));
+                let mtime = p.metadata().unwrap().modified().unwrap();
+                out.insert(
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    (sha, mtime),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Rows and an order-independent hash of the rows of each stored model, read
+/// by DuckDB's iceberg extension.
+fn table_contents(sw: &SeaweedFs) -> BTreeMap<String, String> {
+    ["fct_scada", "fct_price", "dim_duid", "dim_calendar"]
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                duckdb_iceberg(
+                    sw,
+                    &format!("SELECT count(*), bit_xor(hash(x)) FROM lake.nem.{t} AS x"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Rows and an order-independent hash of the rows of every exported data
+/// file (the writer's bytes differ between two exports of the same rows).
+fn site_contents(site: &Path) -> BTreeMap<String, String> {
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(site.join("data")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "duckdb") {
+            continue;
+        }
+        conn.execute_batch(&format!("ATTACH '{}' AS f (READ_ONLY)", p.display()))
+            .unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT table_name FROM duckdb_tables() WHERE database_name = 'f' ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for t in tables {
+            let (rows, hash): (i64, String) = conn
+                .query_row(
+                    &format!("SELECT count(*), bit_xor(hash(x))::VARCHAR FROM f.\"{t}\" AS x"),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let name = p.file_name().unwrap().to_string_lossy();
+            out.insert(format!("{name}:{t}"), format!("{rows} {hash}"));
+        }
+        conn.execute_batch("DETACH f").unwrap();
+    }
+    out
+}
+
+#[test]
+fn an_intraday_cycle_with_no_new_file_writes_nothing_anywhere() {
+    let sw = SeaweedFs::start();
+    let sample = sample_copy(12);
+    let server = nemweb_from(sample.path().to_path_buf());
+    let dir = project(&server, "nem");
+    let site = dir.path().join("site-out");
+
+    let t = run(dir.path(), &sw, &site);
+    assert!(t.contains("models built"), "{t}");
+    let catalog = catalog_state(&sw);
+    assert!(catalog.contains_key("nem.fct_scada"), "{catalog:?}");
+    let folder = folder_state(&site);
+    assert!(folder.keys().any(|f| f.starts_with("data/")), "{folder:?}");
+
+    // Nothing new listed: the run stops after the file log says so, and the
+    // catalog (no snapshot, no commit) and the site folder (no file written)
+    // are as they were.
+    let t = run(dir.path(), &sw, &site);
+    assert!(
+        t.contains(
+            "nothing new: 2 sources took no new file, so no model, test, export or publish ran"
+        ),
+        "{t}"
+    );
+    assert!(!t.contains("models built"), "{t}");
+    assert_eq!(catalog_state(&sw), catalog, "{t}");
+    assert_eq!(folder_state(&site), folder, "{t}");
+}
+
+#[test]
+fn intraday_cycles_taking_one_new_interval_each_give_the_rows_of_one_run() {
+    // One interval at a time: 10 listed, then the 11th, then the 12th.
+    let sw = SeaweedFs::start();
+    let sample = sample_copy(10);
+    let server = nemweb_from(sample.path().to_path_buf());
+    let dir = project(&server, "nem");
+    let site = dir.path().join("site-out");
+    run(dir.path(), &sw, &site);
+    for n in [11, 12] {
+        list_first(sample.path(), n);
+        let t = run(dir.path(), &sw, &site);
+        for source in ["scada", "price"] {
+            assert!(
+                t.lines()
+                    .any(|l| l.starts_with(&format!("source {source} "))
+                        && l.contains("taken     1 of     1 new")),
+                "{t}"
+            );
+        }
+    }
+
+    // All 12 at once, into another warehouse.
+    let sw_all = SeaweedFs::start();
+    let sample_all = sample_copy(12);
+    let server_all = nemweb_from(sample_all.path().to_path_buf());
+    let dir_all = project(&server_all, "nem");
+    let site_all = dir_all.path().join("site-out");
+    run(dir_all.path(), &sw_all, &site_all);
+
+    let (cycled, at_once) = (table_contents(&sw), table_contents(&sw_all));
+    assert!(!cycled["fct_scada"].starts_with("0 "), "{cycled:?}");
+    assert_eq!(cycled, at_once, "stored tables");
+    let (cycled, at_once) = (site_contents(&site), site_contents(&site_all));
+    assert!(!cycled.is_empty());
+    assert_eq!(cycled, at_once, "exported files");
+}

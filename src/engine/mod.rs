@@ -42,6 +42,9 @@ pub struct Engine {
     /// On an Iceberg target: where `table` and `incremental` models are
     /// stored (DuckDB only computes them).
     warehouse: Option<Warehouse>,
+    /// Statements that set up a connection's session (the default database,
+    /// the target's settings): replayed on each [`Engine::worker`].
+    session: Arc<str>,
 }
 
 /// The Iceberg namespace of the file log (catalogs such as S3 Tables refuse
@@ -86,6 +89,7 @@ impl Engine {
                 threads, settings, ..
             } => (":memory:", threads, settings),
         };
+        let mut session = String::new();
         let conn = if path == ":memory:" {
             let conn = Connection::open_in_memory()?;
             // In-memory databases store tables uncompressed unless
@@ -95,6 +99,8 @@ impl Engine {
                 "ATTACH ':memory:' AS memory_compressed (COMPRESS); USE memory_compressed;",
             )
             .context("attaching a compressed in-memory database")?;
+            // The attachment is the database's; `USE` is the connection's.
+            session.push_str("USE memory_compressed;\n");
             conn
         } else {
             let file = root.join(path);
@@ -113,8 +119,10 @@ impl Engine {
                 serde_json::Value::String(s) => literal(s),
                 other => other.to_string(),
             };
-            conn.execute_batch(&format!("SET {} = {value}", quote(key)))
+            let set = format!("SET {} = {value};\n", quote(key));
+            conn.execute_batch(&set)
                 .with_context(|| format!("applying the target setting `{key}`"))?;
+            session.push_str(&set);
         }
         let warehouse = match target {
             TargetConfig::Iceberg { catalog, .. } => {
@@ -127,7 +135,50 @@ impl Engine {
         Ok(Engine {
             conn: Arc::new(Mutex::new(conn)),
             warehouse,
+            session: session.into(),
         })
+    }
+
+    /// Another session on the same database: its own DuckDB connection (so
+    /// its queries run while this one's do), the same default database,
+    /// settings and warehouse. Temporary objects (ephemeral models, staged
+    /// rows) are each connection's own.
+    pub fn worker(&self) -> Result<Engine> {
+        let conn = self
+            .conn()
+            .try_clone()
+            .context("opening another connection to the database")?;
+        conn.execute_batch(&self.session)
+            .context("setting up another connection to the database")?;
+        Ok(Engine {
+            conn: Arc::new(Mutex::new(conn)),
+            warehouse: self.warehouse.clone(),
+            session: self.session.clone(),
+        })
+    }
+
+    /// DuckDB's `threads` setting (the machine's cores unless the target
+    /// sets it).
+    pub fn concurrency(&self) -> usize {
+        self.count("SELECT current_setting('threads')")
+            .map_or(1, |n| usize::try_from(n).unwrap_or(1).max(1))
+    }
+
+    /// Creates the schemas models of this run write to that do not exist
+    /// yet, so models built at once on several connections do not race to
+    /// create one (DuckDB refuses the second as a write-write conflict).
+    pub fn create_schemas<'a>(&self, schemas: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let mut done: Vec<&str> = Vec::new();
+        for schema in schemas {
+            if done.contains(&schema) {
+                continue;
+            }
+            self.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)))
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("creating schema {schema}"))?;
+            done.push(schema);
+        }
+        Ok(())
     }
 
     /// Whether models are stored in Iceberg (rather than in this database).

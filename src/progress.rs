@@ -51,13 +51,38 @@ fn escape(text: &str) -> String {
         .replace('\n', "%0A")
 }
 
+/// Libraries that hold credentials and print them in their own debug logs
+/// (opendal's S3 backend prints its credential provider with the secret key,
+/// seen with `ANALYTICS_LOG=debug`): never logged below `info`, whatever
+/// `ANALYTICS_LOG` asks.
+const CAPPED_AT_INFO: &[&str] = &[
+    "opendal",
+    "reqsign",
+    "reqsign_core",
+    "reqsign_aws_v4",
+    "iceberg",
+    "iceberg_catalog_rest",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "octocrab",
+    "tower",
+];
+
 /// Logs (level from `ANALYTICS_LOG`, default `info`) to `writer`.
 pub fn init_logging_to<W>(writer: W, ansi: bool)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANALYTICS_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("ANALYTICS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in CAPPED_AT_INFO {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -29,6 +29,8 @@ fn run(project: &Path, sw: &SeaweedFs, args: &[&str]) -> Output {
         .env("AWS_ENDPOINT_URL_S3", &sw.s3)
         .env("AWS_ACCESS_KEY_ID", "admin")
         .env("AWS_SECRET_ACCESS_KEY", "secretkey")
+        // Debug logs too: a library's debug output once printed the S3 key.
+        .env("ANALYTICS_LOG", "debug")
         .output()
         .unwrap()
 }

@@ -25,8 +25,8 @@ mod snapshot;
 mod types;
 mod write;
 
-pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
 pub use copy_write::CopyTimings;
+pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
 pub use write::{DataEncoder, WriteMode, WriteReport, data_file_properties};
 
 use crate::secret::Secret;

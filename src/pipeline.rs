@@ -212,7 +212,11 @@ pub fn run_then(
         .filter(|m| m.status == ModelStatus::Success)
         .map(|m| m.name.clone())
         .collect();
-    data_tests::narrow_to_new_rows(&engine, &plan, &mut tests, &built)?;
+    // dbt's results by default; the rows this run wrote when the project asks
+    // (`tests: {incremental_scope: new_rows}`).
+    if plan.project.settings.tests.incremental_scope == crate::project::TestScope::NewRows {
+        data_tests::narrow_to_new_rows(&engine, &plan, &mut tests, &built)?;
+    }
     // A test whose model failed or was not selected is skipped; the others
     // run together (column tests of one relation share a scan).
     let blocked: Vec<Option<&String>> = tests

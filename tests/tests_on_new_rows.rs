@@ -19,7 +19,7 @@ fn project() -> TempProject {
     let p = TempProject::new("vars:\n  batch: 1\n");
     p.write(
         "analytics.yml",
-        "targets:\n  dev: {type: duckdb, path: warehouse.duckdb}\n",
+        "targets:\n  dev: {type: duckdb, path: warehouse.duckdb}\ntests: {incremental_scope: new_rows}\n",
     );
     // Batch 2's calendar no longer holds 2024-01-01, which an old fact uses.
     p.write(

@@ -14,7 +14,7 @@ pub mod unsupported;
 
 pub use config::Config;
 pub use dashboard::{AssetsMode, DashboardConfig};
-pub use settings::{Settings, SourceConfig};
+pub use settings::{Settings, SourceConfig, TestScope};
 pub use targets::{IcebergConfig, MaintainOptions, S3Config, TargetConfig, TargetYaml};
 pub use unsupported::{Severity, Unsupported};
 

@@ -33,6 +33,9 @@ pub struct Settings {
     /// Where the site (dashboard + data files) is published.
     #[serde(default)]
     pub publish: PublishSettings,
+    /// How the data tests run (`tests:`).
+    #[serde(default)]
+    pub tests: TestSettings,
     /// The dashboard page (`dashboard:`), parsed and validated at load;
     /// `None` when the file has no such section.
     #[serde(skip)]
@@ -40,6 +43,28 @@ pub struct Settings {
     /// Unknown sections (reported as warnings).
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// `tests:` in analytics.yml.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TestSettings {
+    /// What the built-in generic tests of an incrementally built model read.
+    #[serde(default)]
+    pub incremental_scope: TestScope,
+}
+
+/// What the built-in generic tests (`not_null`, `accepted_values`, `unique`,
+/// `relationships`) of a model built incrementally read.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TestScope {
+    /// The whole model, as `dbt build` does (same failures, same counts).
+    #[default]
+    All,
+    /// What the run wrote (see `data_tests::narrow_to_new_rows`): a daily
+    /// backfill's tests cost what it added, not the history.
+    NewRows,
 }
 
 /// How a source finds its files.

@@ -176,14 +176,14 @@ pub fn run_then(
         &catalog,
     )?;
     report.models = outcomes;
+    let built: BTreeSet<String> = report
+        .models
+        .iter()
+        .filter(|m| m.status == ModelStatus::Success)
+        .map(|m| m.name.clone())
+        .collect();
 
     if has_sources {
-        let built: BTreeSet<String> = report
-            .models
-            .iter()
-            .filter(|m| m.status == ModelStatus::Success)
-            .map(|m| m.name.clone())
-            .collect();
         let readers = plan
             .models
             .iter()
@@ -206,12 +206,6 @@ pub fn run_then(
     } else {
         data_tests::plan_tests(&plan, &selected, &runner, &catalog)?
     };
-    let built: BTreeSet<String> = report
-        .models
-        .iter()
-        .filter(|m| m.status == ModelStatus::Success)
-        .map(|m| m.name.clone())
-        .collect();
     // dbt's results by default; the rows this run wrote when the project asks
     // (`tests: {incremental_scope: new_rows}`).
     if plan.project.settings.tests.incremental_scope == crate::project::TestScope::NewRows {

@@ -80,10 +80,9 @@ fn describe(e: &octocrab::Error) -> String {
     }
 }
 
-/// Publishes `site_dir` to `cfg.branch` of `cfg.repository` in one commit.
-pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<PublishOutcome> {
-    let (files, manifest) = site_files(site_dir)?;
-    let Some((owner, name)) = cfg.repository.split_once('/') else {
+/// `cfg.repository` as `(owner, name)`, and a runtime for the API calls.
+fn repository_and_runtime(cfg: &PublishConfig) -> Result<((&str, &str), tokio::runtime::Runtime)> {
+    let Some(repo) = cfg.repository.split_once('/') else {
         bail!(
             "publish: repository `{}` is not `owner/name`",
             cfg.repository
@@ -93,6 +92,13 @@ pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<P
         .enable_all()
         .build()
         .context("starting the publish runtime")?;
+    Ok((repo, runtime))
+}
+
+/// Publishes `site_dir` to `cfg.branch` of `cfg.repository` in one commit.
+pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<PublishOutcome> {
+    let (files, manifest) = site_files(site_dir)?;
+    let ((owner, name), runtime) = repository_and_runtime(cfg)?;
     runtime.block_on(Publisher::run(Publisher {
         cfg,
         owner,
@@ -107,16 +113,7 @@ pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<P
 /// the files the branch still has: what an export may keep. `None` when the
 /// branch or its manifest does not exist.
 pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option<Manifest>> {
-    let Some((owner, name)) = cfg.repository.split_once('/') else {
-        bail!(
-            "publish: repository `{}` is not `owner/name`",
-            cfg.repository
-        );
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the publish runtime")?;
+    let ((owner, name), runtime) = repository_and_runtime(cfg)?;
     let publisher = Publisher {
         cfg,
         owner,
@@ -127,11 +124,7 @@ pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option
     };
     runtime.block_on(async {
         let gh = publisher.client()?;
-        let head = publisher
-            .head(&gh)
-            .await
-            .map_err(|e| anyhow!("{}: {e}", publisher.at("reading the branch")))?;
-        let (_, existing) = publisher.branch_tree(&gh, head.as_ref()).await?;
+        let existing = publisher.files_on_branch(&gh).await?;
         let pre = prefix(&cfg.folder);
         let Some(sha) = existing.get(&format!("{pre}manifest.json")) else {
             return Ok(None);
@@ -157,16 +150,7 @@ pub fn fetch_from_branch(
     paths: &[String],
     dest: &Path,
 ) -> Result<u64> {
-    let Some((owner, name)) = cfg.repository.split_once('/') else {
-        bail!(
-            "publish: repository `{}` is not `owner/name`",
-            cfg.repository
-        );
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the publish runtime")?;
+    let ((owner, name), runtime) = repository_and_runtime(cfg)?;
     let publisher = Publisher {
         cfg,
         owner,
@@ -177,11 +161,7 @@ pub fn fetch_from_branch(
     };
     runtime.block_on(async {
         let gh = publisher.client()?;
-        let head = publisher
-            .head(&gh)
-            .await
-            .map_err(|e| anyhow!("{}: {e}", publisher.at("reading the branch")))?;
-        let (_, existing) = publisher.branch_tree(&gh, head.as_ref()).await?;
+        let existing = publisher.files_on_branch(&gh).await?;
         let pre = prefix(&cfg.folder);
         let mut fetched = 0u64;
         for path in paths {
@@ -354,6 +334,16 @@ impl Publisher<'_> {
             local.push((path, f.clone(), git_blob_sha(&content)));
         }
         Ok(local)
+    }
+
+    /// The blobs by path of the branch's head tree (empty when the branch
+    /// does not exist yet).
+    async fn files_on_branch(&self, gh: &octocrab::Octocrab) -> Result<BTreeMap<String, String>> {
+        let head = self
+            .head(gh)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", self.at("reading the branch")))?;
+        Ok(self.branch_tree(gh, head.as_ref()).await?.1)
     }
 
     /// The tree of `head`: its id and its blobs by path (empty when the

@@ -119,3 +119,100 @@ fn tests_of_an_incremental_model_check_the_new_rows_and_what_they_can_break() {
         .unwrap();
     assert_eq!(kept, 0);
 }
+
+/// A project whose fact table is appended to (no unique key, so a reading
+/// can be stored twice), tested by the example project's own uniqueness test
+/// and two singular tests written with `new_rows()`; `scope` is analytics.yml's
+/// `tests:` line (empty: dbt's default).
+fn singular_project(scope: &str) -> TempProject {
+    let p = TempProject::new("vars:\n  batch: 1\n");
+    p.write(
+        "analytics.yml",
+        &format!("targets:\n  dev: {{type: duckdb, path: warehouse.duckdb}}\n{scope}"),
+    );
+    p.write(
+        "models/fct_scada.sql",
+        "{{ config(materialized='incremental') }}\n\
+         select * from (values\n\
+         {% if var('batch') == 1 %}\
+         (timestamp '2024-01-01 00:05', 'U1', 1.0, 'a'), (timestamp '2024-01-01 00:10', 'U1', 2.0, 'a')\n\
+         {% else %}\
+         (timestamp '2024-01-01 00:10', 'U1', 3.0, 'b'), (timestamp '2024-01-01 00:15', 'U1', 4.0, 'b')\n\
+         {% endif %}\
+         ) t(settlementdate, duid, mw, source_file)\n",
+    );
+    // The example project's test, as it is in example-project/tests.
+    p.write(
+        "tests/assert_fct_scada_one_row_per_unit_interval.sql",
+        include_str!("../example-project/tests/assert_fct_scada_one_row_per_unit_interval.sql"),
+    );
+    p.write(
+        "tests/assert_mw_not_null.sql",
+        "select * from {{ new_rows('fct_scada') }} where mw is null\n",
+    );
+    p
+}
+
+#[test]
+fn singular_tests_read_the_new_rows_through_new_rows_and_an_old_new_duplicate_still_fails() {
+    let p = singular_project("tests: {incremental_scope: new_rows}\n");
+    let first = p.run(&["run", "--target", "dev"]);
+    let all = text(&first);
+    assert!(first.status.success(), "{all}");
+    {
+        let db = duckdb::Connection::open(p.path().join("warehouse.duckdb")).unwrap();
+        // Written behind the model's back: a null reading and a duplicate,
+        // both of intervals batch 2 does not write.
+        db.execute_batch(
+            "insert into main.fct_scada values (timestamp '2023-12-31 23:55', 'U1', null, 'x'), \
+             (timestamp '2024-01-01 00:05', 'U1', 1.0, 'x')",
+        )
+        .unwrap();
+    }
+    let second = p.run(&["run", "--target", "dev", "--vars", "{batch: 2}"]);
+    let all = text(&second);
+    assert!(!second.status.success(), "{all}");
+    // Batch 2's 00:10 reading duplicates the stored one: found, and only that
+    // key (the stored 00:05 duplicate is outside the intervals it wrote).
+    let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
+    assert!(unique.contains("FAIL 1"), "{unique}");
+    // The old null reading is not read again.
+    let not_null = line(&all, "assert_mw_not_null");
+    assert!(not_null.contains("PASS"), "{not_null}");
+}
+
+#[test]
+fn without_the_new_rows_scope_new_rows_is_the_whole_model_as_ref() {
+    let p = singular_project("");
+    let first = p.run(&["run", "--target", "dev"]);
+    assert!(first.status.success(), "{}", text(&first));
+    {
+        let db = duckdb::Connection::open(p.path().join("warehouse.duckdb")).unwrap();
+        db.execute_batch(
+            "insert into main.fct_scada values (timestamp '2023-12-31 23:55', 'U1', null, 'x'), \
+             (timestamp '2024-01-01 00:05', 'U1', 1.0, 'x')",
+        )
+        .unwrap();
+    }
+    let second = p.run(&["run", "--target", "dev", "--vars", "{batch: 2}"]);
+    let all = text(&second);
+    assert!(!second.status.success(), "{all}");
+    // dbt's reading: both duplicated keys (00:05 and 00:10), the null row.
+    let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
+    assert!(unique.contains("FAIL 2"), "{unique}");
+    let not_null = line(&all, "assert_mw_not_null");
+    assert!(not_null.contains("FAIL 1"), "{not_null}");
+}
+
+#[test]
+fn a_model_cannot_read_new_rows() {
+    let p = singular_project("tests: {incremental_scope: new_rows}\n");
+    p.write(
+        "models/downstream.sql",
+        "select * from {{ new_rows('fct_scada') }}\n",
+    );
+    let out = p.run(&["run", "--target", "dev"]);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("new_rows('fct_scada') is for tests"), "{all}");
+}

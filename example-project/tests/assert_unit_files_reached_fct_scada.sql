@@ -2,15 +2,19 @@
 -- (found by source_file), or it is an intraday file whose interval a daily
 -- report already covers (those rows are replaced on purpose). Returns the files
 -- that went missing.
+-- A file this run took reaches the rows this run wrote (new_rows: see
+-- assert_fct_scada_one_row_per_unit_interval.sql), so those are searched.
 with taken as (
     select distinct file_name
     from {{ file_log() }}
     where source in ('daily', 'scada', 'history')
+      -- The log holds every run's files: this run's were taken after it started.
+      and taken_at >= timestamp '{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}'
 ),
 
 newest_daily as (
     select max(settlementdate) as settlementdate
-    from {{ ref('fct_scada') }}
+    from {{ new_rows('fct_scada') }}
     where source_file like 'PUBLIC_DAILY_%'
 )
 
@@ -18,16 +22,16 @@ select taken.file_name
 from taken
 cross join newest_daily
 where not exists (
-        select 1 from {{ ref('fct_scada') }} as f where f.source_file = taken.file_name
+        select 1 from {{ new_rows('fct_scada') }} as f where f.source_file = taken.file_name
     )
     -- The same market day from NEMWEB and from the GitHub archive: one copy
     -- of its rows is kept.
     and not exists (
-        select 1 from {{ ref('fct_scada') }} as f
+        select 1 from {{ new_rows('fct_scada') }} as f
         where taken.file_name like 'PUBLIC_DAILY_%'
           and f.source_file like 'PUBLIC_DAILY_' || regexp_extract(taken.file_name, 'PUBLIC_DAILY_(\d{8})', 1) || '%'
     )
     and not (
         taken.file_name like 'PUBLIC_DISPATCHSCADA_%'
-        and {{ file_interval('taken.file_name') }} <= newest_daily.settlementdate
+        and {{ file_interval('taken.file_name') }} <= coalesce(newest_daily.settlementdate, TIMESTAMP '1900-01-01')
     )

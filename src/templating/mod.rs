@@ -136,6 +136,9 @@ pub struct Templater {
     invocation_id: String,
     /// What `env_var()` reads: the run's environment, resolved by the front-end.
     env: Arc<Env>,
+    /// `tests: {incremental_scope: new_rows}`: `new_rows('m')` reads the rows
+    /// this run wrote to `m` (else the whole model, as `ref`).
+    new_rows_scope: bool,
 }
 
 /// The output of one render.
@@ -237,6 +240,8 @@ impl Templater {
             started_at: chrono::Utc::now(),
             invocation_id: invocation_id(),
             env: Arc::new(env.clone()),
+            new_rows_scope: project.settings.tests.incremental_scope
+                == crate::project::TestScope::NewRows,
         };
         // Fail early, naming the file, when a macro file does not parse.
         if !templater.macros.is_empty() {
@@ -419,6 +424,49 @@ impl Templater {
                         )
                     }),
             }
+        });
+
+        // `new_rows('m')`: in a test, the rows this run's incremental build
+        // wrote to `m` when the project asks for that scope and the build
+        // kept them (the engine keeps them as `<m>__dbt_new_rows` until the
+        // tests end); otherwise `m` itself, as `ref('m')` — so a test written
+        // with it reads the whole model under dbt's default scope.
+        let (cap, relations, runner, scoped, in_model) = (
+            captured.clone(),
+            ctx.relations.clone(),
+            ctx.runner.clone(),
+            self.new_rows_scope,
+            ctx.this.is_some(),
+        );
+        let schema = self.default_schema.clone();
+        env.add_function("new_rows", move |name: String| -> Result<Value, Error> {
+            {
+                let mut c = lock(&cap);
+                if !c.refs.contains(&name) {
+                    c.refs.push(name.clone());
+                }
+            }
+            if phase == Phase::Parse {
+                return Ok(Value::from_object(Relation::new(&schema, &name)));
+            }
+            if in_model {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("new_rows('{name}') is for tests: a model reads ref('{name}')"),
+                ));
+            }
+            let model = relations.get(&name).cloned().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("new_rows('{name}'): no such model"),
+                )
+            })?;
+            let kept = if scoped {
+                kept_new_rows(&model, runner.as_deref())
+            } else {
+                None
+            };
+            Ok(Value::from_object(kept.unwrap_or(model)))
         });
 
         let (cap, sources, files) = (
@@ -703,6 +751,24 @@ fn read_source_sql(
         }
         None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
     }
+}
+
+/// The rows an incremental build of `model` kept for this run's tests
+/// (`engine::Engine::new_rows`: a table `<identifier>__dbt_new_rows` next to
+/// the model), when the session has it.
+fn kept_new_rows(model: &Relation, runner: Option<&dyn QueryRunner>) -> Option<Relation> {
+    if model.raw.is_some() {
+        return None;
+    }
+    let kept = Relation {
+        identifier: format!("{}__dbt_new_rows", model.identifier),
+        raw: None,
+        ..model.clone()
+    };
+    runner?
+        .query(&format!("SELECT 1 FROM {kept} LIMIT 0"))
+        .ok()
+        .map(|_| kept)
 }
 
 #[cfg(test)]

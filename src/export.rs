@@ -236,7 +236,7 @@ fn render(
     plan: &Plan,
     runner: &Arc<dyn QueryRunner>,
     dataset: &ExportConfig,
-) -> Result<String> {
+) -> Result<Rendered> {
     let origin = format!("analytics.yml exports `{}`", dataset.name);
     let ctx = RenderContext {
         phase: Phase::Execute,
@@ -249,6 +249,7 @@ fn render(
         files: None,
     };
     let rendered = plan.templater.render(&origin, &dataset.sql, &ctx)?;
+    let mut models = Vec::new();
     for model in &rendered.captured.refs {
         let Some(relation) = plan.relations.get(model) else {
             let hint = plan
@@ -266,16 +267,26 @@ fn render(
                 plan.target_name
             );
         }
-        // Exports read whole tables: DuckDB's own Parquet reader over local
-        // copies beats streaming them (see warehouse::local_copy).
-        engine
-            .read_stored_locally(relation)
-            .with_context(|| format!("reading model `{model}` ({relation})"))?;
+        models.push((model.clone(), relation.clone()));
     }
-    Ok(rendered
-        .sql
-        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
-        .to_string())
+    Ok(Rendered {
+        sql: rendered
+            .sql
+            .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+            .to_string(),
+        models,
+        reads_sources: !rendered.captured.sources.is_empty()
+            || !rendered.captured.ingest_sources.is_empty(),
+    })
+}
+
+/// A dataset's rendered query and what it reads.
+struct Rendered {
+    sql: String,
+    /// The models it `ref()`s: name and relation.
+    models: Vec<(String, crate::sql::Relation)>,
+    /// Whether it also reads `source()`s or ingested files.
+    reads_sources: bool,
 }
 
 /// Where a dataset's files go, and what the published site already holds.
@@ -300,7 +311,36 @@ fn export_dataset(
     target: &Target,
     kept: &mut Vec<String>,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
-    let sql = render(engine.engine, plan, runner, d)?;
+    let rendered = render(engine.engine, plan, runner, d)?;
+    let sql = rendered.sql.clone();
+    // The snapshot of each stored table the query reads, taken before it
+    // is read: the files written record it (`as_of`), and the next export
+    // restages only what changed since (a commit landing in between is
+    // then counted twice, never missed).
+    let mut as_of = Vec::new();
+    for (model, relation) in &rendered.models {
+        match engine.engine.stored_snapshot(relation) {
+            Ok(Some(id)) => as_of.push(format!("{model}={id}")),
+            Ok(None) => as_of.clear(),
+            Err(e) => {
+                tracing::debug!("export `{}`: no snapshot of `{model}`: {e:#}", d.name);
+                as_of.clear();
+            }
+        }
+        if as_of.is_empty() {
+            break;
+        }
+    }
+    let as_of =
+        (!as_of.is_empty() && as_of.len() == rendered.models.len()).then(|| as_of.join(","));
+    // Exports read whole tables: DuckDB's own Parquet reader over local
+    // copies beats streaming them (see warehouse::local_copy).
+    for (model, relation) in &rendered.models {
+        engine
+            .engine
+            .read_stored_locally(relation)
+            .with_context(|| format!("reading model `{model}` ({relation})"))?;
+    }
     let columns = engine
         .columns_of(&format!("SELECT * FROM (\n{sql}\n) AS __q"))
         .map_err(|e| anyhow!("the query does not run: {e}"))?;
@@ -400,6 +440,7 @@ fn export_dataset(
     }
     // The window's first date is looked up first, so the main query filters
     // on a constant DuckDB can push down into the models' scans.
+    let mut newest_date = None;
     let window = match (d.window_days, &date_col) {
         (Some(n), Some(dc)) => {
             let q = quote(dc);
@@ -440,6 +481,7 @@ fn export_dataset(
                 },
                 None => newest_since(None)?,
             };
+            newest_date = newest.as_deref().and_then(parse_date);
             match newest {
                 Some(day) => format!(
                     "WHERE CAST({q} AS DATE) > DATE {} - INTERVAL {n} DAY",
@@ -486,6 +528,100 @@ fn export_dataset(
             }
         })
         .collect();
+    let engine_version = engine
+        .query_rows("SELECT version()", None)
+        .map_err(|e| anyhow!(e))?
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    // Everything that shapes the files but the window's dates: published
+    // files made by another definition are never kept without restaging.
+    let definition = crate::hash::sha256_hex(
+        format!(
+            "analytics export definition 1\nduckdb {engine_version}\nstorage {STORAGE_VERSION}\n\
+             table {}\nsql {sql}\nselect {}\n{group}\ncompact {}\nwindow {:?}\nsplit {:?}\n\
+             sort {:?}\nkeys {:?}\n",
+            d.name,
+            select.join(", "),
+            compact.join(", "),
+            d.window_days,
+            d.split,
+            d.sort,
+            keys
+        )
+        .as_bytes(),
+    )[..16]
+        .to_string();
+    let suffix = match &as_of {
+        Some(ids) => format!(" definition:{definition} as_of:{ids}"),
+        None => format!(" definition:{definition}"),
+    };
+    let restage = match date_col.as_deref() {
+        Some(dc) => restage_plan(
+            engine.engine,
+            d,
+            &rendered,
+            dc,
+            &definition,
+            newest_date,
+            target,
+        ),
+        None => Restage::All("the dataset has no date column".into()),
+    };
+    let (periods, mut keep) = match restage {
+        Restage::All(why) => {
+            tracing::info!("export `{}`: every file restaged ({why})", d.name);
+            (None, Vec::new())
+        }
+        Restage::Periods { ranges, keep, why } => {
+            tracing::info!(
+                "export `{}`: {} date range(s) restaged, {} published file(s) kept as they are ({why})",
+                d.name,
+                ranges.len(),
+                keep.len()
+            );
+            (Some(ranges), keep)
+        }
+    };
+    for entry in &mut keep {
+        // Current as of the same snapshots as the files written now.
+        entry.fingerprint = entry
+            .fingerprint
+            .as_deref()
+            .map(|fp| format!("{}{suffix}", rows_fingerprint(fp)));
+        if let Some(dir) = target.previous.and_then(|site| site.dir.as_ref()) {
+            link_or_copy(&dir.join(&entry.path), &target.out_dir.join(&entry.path))?;
+        }
+        kept.push(entry.path.clone());
+    }
+    if periods.as_ref().is_some_and(|r| r.is_empty()) {
+        return Ok((keep, Vec::new()));
+    }
+    let shaped = match (&periods, &date_col) {
+        (Some(ranges), Some(dc)) => {
+            let q = quote(dc);
+            let within: Vec<String> = ranges
+                .iter()
+                .map(|(from, to)| {
+                    format!(
+                        "CAST({q} AS DATE) BETWEEN DATE '{}' AND DATE '{}'",
+                        from.format("%Y-%m-%d"),
+                        to.format("%Y-%m-%d")
+                    )
+                })
+                .collect();
+            let join = if window.is_empty() { "WHERE" } else { "AND" };
+            format!(
+                "WITH __base AS (\n{sql}\n)\nSELECT {} FROM __base {window} {join} ({}) {group}",
+                select.join(", "),
+                within.join(" OR ")
+            )
+        }
+        _ => shaped,
+    };
     let staged = quote(&format!("__export_{}", d.name));
     engine
         .execute_batch(&format!(
@@ -493,9 +629,225 @@ fn export_dataset(
             compact.join(", ")
         ))
         .map_err(|e| anyhow!("{e}"))?;
-    let result = write_files(engine, d, &staged, &keys, target, kept);
+    let result = write_files(engine, d, &staged, &keys, target, kept, &suffix);
     let _ = engine.execute_batch(&format!("DROP TABLE IF EXISTS temp.main.{staged}"));
-    result
+    let (mut files, warnings) = result?;
+    if !keep.is_empty() {
+        files.append(&mut keep);
+        files.sort_by(|a, b| a.period.cmp(&b.period).then_with(|| a.path.cmp(&b.path)));
+    }
+    Ok((files, warnings))
+}
+
+/// The part of a file's fingerprint that stands for its rows and shape
+/// (without the definition and the snapshots it was exported as of).
+fn rows_fingerprint(fingerprint: &str) -> &str {
+    fingerprint
+        .split_once(" definition:")
+        .map_or(fingerprint, |(rows, _)| rows)
+}
+
+/// What an export of a dataset restages.
+enum Restage {
+    /// Every file of the dataset (the rows are all staged, then each
+    /// file's fingerprint decides whether it is written), for this reason.
+    All(String),
+    /// Only these inclusive date ranges (whole periods of a split dataset;
+    /// possibly none); the published files in `keep` stay as they are.
+    Periods {
+        ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+        keep: Vec<ManifestFile>,
+        why: String,
+    },
+}
+
+fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// The first day of the period `day` falls in, and of the next one.
+fn period_bounds(split: Split, day: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    use chrono::Datelike;
+    let months = |first_month: u32, n: u32| {
+        let start = chrono::NaiveDate::from_ymd_opt(day.year(), first_month, 1).unwrap_or(day);
+        let next = start
+            .checked_add_months(chrono::Months::new(n))
+            .unwrap_or(chrono::NaiveDate::MAX);
+        (start, next)
+    };
+    match split {
+        Split::Day => (day, day.succ_opt().unwrap_or(chrono::NaiveDate::MAX)),
+        Split::Month => months(day.month(), 1),
+        Split::Quarter => months((day.month() - 1) / 3 * 3 + 1, 3),
+        Split::HalfYear => months(if day.month() <= 6 { 1 } else { 7 }, 6),
+        Split::Year => months(1, 12),
+    }
+}
+
+/// Decides which periods of dataset `d` this export restages, from what
+/// changed in the stored tables it reads since the published files were
+/// exported (README "Exports: what a run rewrites"). Falls back to
+/// restaging everything whenever that cannot be told exactly: no published
+/// files of the dataset, another definition (query, grain, columns, DuckDB),
+/// a source or a model not stored in Iceberg read, a changed table without
+/// the date column or without its bounds, a snapshot expired, or a newest
+/// date older than the published one.
+fn restage_plan(
+    engine: &Engine,
+    d: &ExportConfig,
+    rendered: &Rendered,
+    dc: &str,
+    definition: &str,
+    newest: Option<chrono::NaiveDate>,
+    target: &Target,
+) -> Restage {
+    let all = |why: String| Restage::All(why);
+    let previous: Vec<&ManifestFile> = target
+        .previous
+        .map(|site| {
+            site.manifest
+                .files
+                .iter()
+                .filter(|f| f.dataset == d.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    if previous.is_empty() {
+        return all("no published file of the dataset".into());
+    }
+    if rendered.reads_sources {
+        return all("the query reads a source, not only models".into());
+    }
+    // Every published file: this definition, as of the same snapshots.
+    let mut published_as_of = None;
+    for f in &previous {
+        let tail = f
+            .fingerprint
+            .as_deref()
+            .and_then(|fp| fp.split_once(" definition:"))
+            .map(|(_, tail)| tail);
+        let (def, ids) = match tail.map(|t| t.split_once(" as_of:")) {
+            Some(Some((def, ids))) => (def, Some(ids)),
+            Some(None) => (tail.unwrap_or_default(), None),
+            None => ("", None),
+        };
+        if def != definition {
+            return all("the published files were made by another definition".into());
+        }
+        let Some(ids) = ids else {
+            return all("the published files do not say which snapshots they hold".into());
+        };
+        if published_as_of.is_some_and(|p| p != ids) {
+            return all("the published files hold different snapshots".into());
+        }
+        published_as_of = Some(ids);
+    }
+    let snapshots: std::collections::BTreeMap<&str, i64> = published_as_of
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(model, id)| Some((model, id.parse().ok()?)))
+        .collect();
+    let mut ranges = Vec::new();
+    for (model, rel) in &rendered.models {
+        let Some(base) = snapshots.get(model.as_str()) else {
+            return all(format!(
+                "the published files do not say which snapshot of `{model}` they hold"
+            ));
+        };
+        match engine.stored_changes_since(rel, *base, dc) {
+            Ok(crate::warehouse::StoredChanges::Dates(r)) => ranges.extend(r),
+            Ok(crate::warehouse::StoredChanges::Unknown(why)) => {
+                return all(format!("model `{model}`: {why}"));
+            }
+            Err(e) => return all(format!("model `{model}`: {e:#}")),
+        }
+    }
+    let changed = ranges.len();
+    // The window now and as published: dates before its start are dropped.
+    let mut window_moved = false;
+    let mut start = None;
+    if let Some(n) = d.window_days {
+        let published_newest = previous.iter().filter_map(|f| f.max_date.as_deref()).max();
+        let (Some(newest), Some(published_newest)) =
+            (newest, published_newest.and_then(parse_date))
+        else {
+            return all("no newest date to window by".into());
+        };
+        if newest < published_newest {
+            return all("the newest date is older than the published one".into());
+        }
+        let back = chrono::Duration::days(i64::from(n.max(1)) - 1);
+        start = Some(newest - back);
+        window_moved = newest != published_newest;
+        ranges = ranges
+            .into_iter()
+            .filter_map(|(from, to)| {
+                let from = start.map_or(from, |s| from.max(s));
+                (from <= to.min(newest)).then_some((from, to.min(newest)))
+            })
+            .collect();
+    }
+    let Some(split) = d.split else {
+        // One file: restaged when anything in it changed.
+        if !ranges.is_empty() || window_moved {
+            return all("its one file changed".into());
+        }
+        return Restage::Periods {
+            ranges: Vec::new(),
+            keep: previous.into_iter().cloned().collect(),
+            why: "nothing it reads changed".into(),
+        };
+    };
+    let mut periods: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+    for (from, to) in &ranges {
+        let mut day = *from;
+        while day <= *to {
+            let (first, next) = period_bounds(split, day);
+            periods.push((first, next));
+            day = next;
+        }
+    }
+    if let Some(s) = start
+        && window_moved
+    {
+        // The period the window now starts in lost its first days.
+        let (first, next) = period_bounds(split, s);
+        if first < s {
+            periods.push((first, next));
+        }
+    }
+    periods.sort();
+    periods.dedup();
+    let mut keep = Vec::new();
+    for f in previous {
+        let Some(min) = f.min_date.as_deref().and_then(parse_date) else {
+            return all(format!("published file {} has no dates", f.path));
+        };
+        let max = f.max_date.as_deref().and_then(parse_date).unwrap_or(min);
+        if start.is_some_and(|s| max < s) {
+            continue; // out of the window now
+        }
+        let (first, _) = period_bounds(split, min);
+        if !periods.iter().any(|(p, _)| *p == first) {
+            keep.push(f.clone());
+        }
+    }
+    // Consecutive periods staged as one range, cut to the window.
+    let mut staged: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+    for (first, next) in periods {
+        let first = start.map_or(first, |s| first.max(s));
+        let last = next.pred_opt().unwrap_or(next);
+        match staged.last_mut() {
+            Some(prev) if prev.1.succ_opt() == Some(first) => prev.1 = last,
+            _ => staged.push((first, last)),
+        }
+    }
+    Restage::Periods {
+        ranges: staged,
+        keep,
+        why: format!("{changed} changed date range(s) in the models it reads"),
+    }
 }
 
 /// Puts the published file `from` at `to` in the staging folder: a hard
@@ -567,6 +919,7 @@ fn write_files(
     keys: &[String],
     target: &Target,
     kept: &mut Vec<String>,
+    suffix: &str,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let columns = engine.columns_of(staged).map_err(|e| anyhow!(e))?;
     let has_date = columns.iter().any(|(n, _)| n == "date");
@@ -646,7 +999,10 @@ fn write_files(
             _ => (format!("{}.duckdb", d.name), String::new()),
         };
         let rel = format!("data/{file_name}");
-        let fingerprint = fingerprint(&engine_version, &d.name, &columns, &order, &stats);
+        let fingerprint = format!(
+            "{}{suffix}",
+            fingerprint(&engine_version, &d.name, &columns, &order, &stats)
+        );
         let entry = ManifestFile {
             dataset: d.name.clone(),
             path: rel.clone(),
@@ -671,7 +1027,10 @@ fn write_files(
         let path = target.out_dir.join(&rel);
         let published = target.previous.and_then(|site| {
             site.manifest.files.iter().find(|f| {
-                f.path == rel && f.fingerprint == entry.fingerprint && !f.sha256.is_empty()
+                f.path == rel
+                    && f.fingerprint.as_deref().map(rows_fingerprint)
+                        == entry.fingerprint.as_deref().map(rows_fingerprint)
+                    && !f.sha256.is_empty()
             })
         });
         if let Some(old) = published {

@@ -15,11 +15,15 @@ use std::path::Path;
 use std::process::Output;
 
 fn run(project: &Path, sw: &SeaweedFs, site: &Path) -> String {
+    run_mode("intraday", project, sw, site)
+}
+
+fn run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> String {
     let tmp = project.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
         .env("TMPDIR", &tmp)
-        .args(["run", "--mode", "intraday", "--project"])
+        .args(["run", "--mode", mode, "--project"])
         .arg(project)
         .arg("--site-dir")
         .arg(site)
@@ -228,4 +232,147 @@ fn intraday_cycles_taking_one_new_interval_each_give_the_rows_of_one_run() {
     let (cycled, at_once) = (site_contents(&site), site_contents(&site_all));
     assert!(!cycled.is_empty());
     assert_eq!(cycled, at_once, "exported files");
+}
+
+/// The data files whose bytes or modification time differ between two
+/// states of a site folder (added and removed ones included).
+fn data_files_changed(
+    before: &BTreeMap<String, (String, std::time::SystemTime)>,
+    after: &BTreeMap<String, (String, std::time::SystemTime)>,
+) -> Vec<String> {
+    let mut paths: Vec<&String> = before.keys().chain(after.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .filter(|p| p.starts_with("data/") && before.get(*p) != after.get(*p))
+        .cloned()
+        .collect()
+}
+
+/// Adds a SCADA file for 2024-01-02 12:00 (a day the daily report already
+/// filled) to the intraday listing: late data for an old day. Its readings
+/// are the first interval's, scaled, so the day's rows change.
+fn publish_late_scada_file(sample: &Path) {
+    let dir = sample.join("intraday_scada");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".zip"))
+        .collect();
+    names.sort();
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(dir.join(&names[0])).unwrap()).unwrap();
+    let mut csv = String::new();
+    std::io::Read::read_to_string(&mut archive.by_index(0).unwrap(), &mut csv).unwrap();
+    let csv: String = csv
+        .lines()
+        .map(|l| {
+            let l = l.replace("2024/01/03 00:05:00", "2024/01/02 12:00:00");
+            if !l.starts_with("D,") {
+                return format!("{l}\n");
+            }
+            // D,DISPATCH,UNIT_SCADA,1,"time",DUID,SCADAVALUE,"changed"
+            let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+            let v: f64 = f[6].parse().unwrap();
+            f[6] = format!("{}", v * 2.0 + 1.0);
+            format!("{}\n", f.join(","))
+        })
+        .collect();
+    let name = "PUBLIC_DISPATCHSCADA_202401021200_0000000417300000";
+    let mut zip =
+        zip::ZipWriter::new(std::fs::File::create(dir.join(format!("{name}.zip"))).unwrap());
+    zip.start_file(
+        format!("{name}.CSV"),
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut zip, csv.as_bytes()).unwrap();
+    zip.finish().unwrap();
+    let index = dir.join("index.html");
+    let html = std::fs::read_to_string(&index).unwrap().replace(
+        "</pre>",
+        &format!("<A HREF=\"{name}.zip\">{name}.zip</A><br></pre>"),
+    );
+    std::fs::write(&index, html).unwrap();
+}
+
+/// The exported `intraday` files' rows (count and hash per file).
+fn intraday_contents(site: &Path) -> BTreeMap<String, String> {
+    site_contents(site)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("intraday_"))
+        .collect()
+}
+
+#[test]
+fn an_intraday_export_restages_only_the_days_the_run_changed() {
+    let sw = SeaweedFs::start();
+    let sample = sample_copy(10);
+    let server = nemweb_from(sample.path().to_path_buf());
+    let dir = project(&server, "nem");
+    let site = dir.path().join("site-out");
+    // History from the daily reports (2024-01-01 to 2024-01-03 04:00),
+    // then the first intraday export: every file, nothing published yet.
+    run_mode("backfill", dir.path(), &sw, &site);
+    list_first(sample.path(), 11);
+    let t = run(dir.path(), &sw, &site);
+    assert!(
+        t.contains("export `intraday`: every file restaged (no published file of the dataset)"),
+        "{t}"
+    );
+    let days: Vec<String> = folder_state(&site)
+        .into_keys()
+        .filter(|k| k.starts_with("data/intraday_"))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            "data/intraday_2024_01_01.duckdb",
+            "data/intraday_2024_01_02.duckdb",
+            "data/intraday_2024_01_03.duckdb"
+        ],
+        "{t}"
+    );
+
+    // One new interval (2024-01-03 00:55): the days the stored tables'
+    // changed files span are restaged, the other day kept without reading
+    // it; only today's file is written.
+    let before = folder_state(&site);
+    list_first(sample.path(), 12);
+    let t = run(dir.path(), &sw, &site);
+    assert!(
+        t.lines().any(|l| l.contains("export `intraday`: ")
+            && l.contains("date range(s) restaged, 1 published file(s) kept as they are")),
+        "{t}"
+    );
+    assert_eq!(
+        data_files_changed(&before, &folder_state(&site)),
+        ["data/intraday_2024_01_03.duckdb"],
+        "{t}"
+    );
+
+    // Late data for an old day: that day's file is rewritten, no other.
+    let before = folder_state(&site);
+    publish_late_scada_file(sample.path());
+    let t = run(dir.path(), &sw, &site);
+    assert!(t.contains("taken     1 of     1 new"), "{t}");
+    assert!(t.contains("export `intraday`: "), "{t}");
+    assert_eq!(
+        data_files_changed(&before, &folder_state(&site)),
+        ["data/intraday_2024_01_02.duckdb"],
+        "{t}"
+    );
+
+    // Every file holds the rows a full export writes (import mode into an
+    // empty folder: nothing published, so every period is staged).
+    let full = dir.path().join("site-full");
+    let t = run_mode("import", dir.path(), &sw, &full);
+    assert!(
+        t.contains("export `intraday`: every file restaged (no published file of the dataset)"),
+        "{t}"
+    );
+    let (cycled, restaged) = (intraday_contents(&site), intraday_contents(&full));
+    assert_eq!(cycled.len(), 3, "{cycled:?}");
+    assert_eq!(cycled, restaged);
 }

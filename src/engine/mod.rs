@@ -7,7 +7,7 @@ mod file_log;
 use crate::project::{Config, TargetConfig};
 use crate::sql::{Relation, literal, quote};
 use crate::templating::{QueryResult, QueryRunner};
-use crate::warehouse::{LocalRead, Warehouse, WriteMode, scan};
+use crate::warehouse::{LocalRead, StoredChanges, Warehouse, WriteMode, scan};
 use anyhow::{Context, Result, anyhow, bail};
 use duckdb::Connection;
 use duckdb::types::{TimeUnit, Value};
@@ -252,6 +252,36 @@ impl Engine {
                 Ok(false)
             }
         }
+    }
+
+    /// The current snapshot of `rel`'s stored table; `None` when `rel` is
+    /// not a stored Iceberg table (or has no snapshot).
+    pub fn stored_snapshot(&self, rel: &Relation) -> Result<Option<i64>> {
+        match &self.warehouse {
+            Some(w) if w.table_exists(&rel.schema, &rel.identifier)? => {
+                w.current_snapshot_id(&rel.schema, &rel.identifier)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The dates `rel`'s stored table changed since its snapshot `base`, by
+    /// the bounds of its column `column` in the data files added or removed
+    /// since (`Warehouse::changes_since`); unknown when `rel` is not a
+    /// stored Iceberg table.
+    pub fn stored_changes_since(
+        &self,
+        rel: &Relation,
+        base: i64,
+        column: &str,
+    ) -> Result<StoredChanges> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(StoredChanges::Unknown("the target is not Iceberg".into()));
+        };
+        if !warehouse.table_exists(&rel.schema, &rel.identifier)? {
+            return Ok(StoredChanges::Unknown("it is not a stored table".into()));
+        }
+        warehouse.changes_since(&rel.schema, &rel.identifier, base, column)
     }
 
     /// Whether the relation is stored in the warehouse.

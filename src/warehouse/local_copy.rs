@@ -324,3 +324,155 @@ async fn copy_file(io: &FileIO, path: &str, size: u64, local: &Path) -> Result<(
         .with_context(|| format!("renaming {}", part.display()))?;
     Ok(())
 }
+
+/// What changed in a stored table since a time, told by the bounds of one
+/// DATE (or TIMESTAMP) column in the data files added or removed since: an
+/// export reading the table restages only the periods those dates fall in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredChanges {
+    /// Inclusive date ranges covering every row added or removed since;
+    /// empty when the table did not change.
+    Dates(Vec<(chrono::NaiveDate, chrono::NaiveDate)>),
+    /// The changes cannot be dated, for this reason.
+    Unknown(String),
+}
+
+impl Warehouse {
+    /// The id of `schema.name`'s current snapshot (`None` without one).
+    pub fn current_snapshot_id(&self, schema: &str, name: &str) -> Result<Option<i64>> {
+        let table = self.load_table(schema, name)?;
+        Ok(table.metadata().current_snapshot_id())
+    }
+
+    /// The dates of `column` that `schema.name` changed since its snapshot
+    /// `base`: the live data files of the current snapshot compared with
+    /// those of `base` (manifests both list are not read), and each added or
+    /// removed file's bounds of `column`. Unknown when `base` is gone
+    /// (expired), when a changed file has no bound for the column, or when
+    /// delete files appeared.
+    pub fn changes_since(
+        &self,
+        schema: &str,
+        name: &str,
+        base: i64,
+        column: &str,
+    ) -> Result<StoredChanges> {
+        self.dated_changes(schema, name, base, column)
+            .map_err(super::failure::explain)
+    }
+
+    fn dated_changes(
+        &self,
+        schema: &str,
+        name: &str,
+        base_id: i64,
+        column: &str,
+    ) -> Result<StoredChanges> {
+        use iceberg::spec::{ManifestContentType, PrimitiveLiteral, PrimitiveType};
+        let unknown = |why: String| Ok(StoredChanges::Unknown(why));
+        let table = self.load_table(schema, name)?;
+        let metadata = table.metadata();
+        let Some(current) = metadata.current_snapshot() else {
+            return unknown("the table has no snapshot".into());
+        };
+        if base_id == current.snapshot_id() {
+            return Ok(StoredChanges::Dates(Vec::new()));
+        }
+        let Some(base) = metadata.snapshot_by_id(base_id).cloned() else {
+            return unknown(format!(
+                "snapshot {base_id} (read by the published export) has expired"
+            ));
+        };
+        if base.snapshot_id() == current.snapshot_id() {
+            return Ok(StoredChanges::Dates(Vec::new()));
+        }
+        let Some(field) = metadata.current_schema().field_by_name(column) else {
+            return unknown(format!("it has no column `{column}` to date its changes"));
+        };
+        let (field_id, field_type) = (field.id, field.field_type.clone());
+        let changed = self
+            .runtime
+            .block_on(async {
+                let old = table.manifest_list_reader(&base).load().await?;
+                let new = table.manifest_list_reader(current).load().await?;
+                let old_paths: std::collections::HashSet<&str> = old
+                    .entries()
+                    .iter()
+                    .map(|m| m.manifest_path.as_str())
+                    .collect();
+                let new_paths: std::collections::HashSet<&str> = new
+                    .entries()
+                    .iter()
+                    .map(|m| m.manifest_path.as_str())
+                    .collect();
+                // A file live in both snapshots is in a manifest both list
+                // or in one manifest of each side: those cancel out.
+                let mut files: HashMap<String, (iceberg::spec::DataFile, i32)> = HashMap::new();
+                for (list, other, side) in [(&old, &new_paths, -1), (&new, &old_paths, 1)] {
+                    for manifest in list.entries() {
+                        if other.contains(manifest.manifest_path.as_str()) {
+                            continue;
+                        }
+                        if manifest.content != ManifestContentType::Data {
+                            return Ok::<_, iceberg::Error>(None);
+                        }
+                        let loaded = manifest.load_manifest(table.file_io()).await?;
+                        for entry in loaded.entries().iter().filter(|e| e.is_alive()) {
+                            let seen = files
+                                .entry(entry.file_path().to_string())
+                                .or_insert_with(|| (entry.data_file().clone(), 0));
+                            seen.1 += side;
+                        }
+                    }
+                }
+                Ok(Some(
+                    files
+                        .into_values()
+                        .filter(|(_, side)| *side != 0)
+                        .map(|(file, _)| file)
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .map_err(|e| anyhow!("comparing snapshots of {schema}.{name}: {e}"))?;
+        let Some(changed) = changed else {
+            return unknown("delete files were added".into());
+        };
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+        let to_date = |datum: Option<&iceberg::spec::Datum>| -> Option<chrono::NaiveDate> {
+            let datum = datum?;
+            match (&*field_type, datum.literal()) {
+                (Type::Primitive(PrimitiveType::Date), PrimitiveLiteral::Int(days)) => {
+                    epoch.checked_add_signed(chrono::Duration::days(i64::from(*days)))
+                }
+                (Type::Primitive(PrimitiveType::Timestamp), PrimitiveLiteral::Long(micros)) => {
+                    chrono::DateTime::from_timestamp_micros(*micros).map(|t| t.date_naive())
+                }
+                _ => None,
+            }
+        };
+        let mut ranges = Vec::new();
+        for file in &changed {
+            let lower = to_date(file.lower_bounds().get(&field_id));
+            let upper = to_date(file.upper_bounds().get(&field_id));
+            let (Some(lower), Some(upper)) = (lower, upper) else {
+                return unknown(format!(
+                    "data file {} has no bounds of `{column}` ({})",
+                    file.file_path(),
+                    field_type
+                ));
+            };
+            ranges.push((lower, upper));
+        }
+        ranges.sort();
+        let mut merged: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+        for (lower, upper) in ranges {
+            match merged.last_mut() {
+                Some(last) if lower <= last.1.succ_opt().unwrap_or(last.1) => {
+                    last.1 = last.1.max(upper);
+                }
+                _ => merged.push((lower, upper)),
+            }
+        }
+        Ok(StoredChanges::Dates(merged))
+    }
+}

@@ -26,7 +26,7 @@ mod types;
 mod write;
 
 pub use copy_write::CopyTimings;
-pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead};
+pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead, StoredChanges};
 pub use write::{DataEncoder, WriteMode, WriteReport, data_file_properties};
 
 use crate::secret::Secret;

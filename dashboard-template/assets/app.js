@@ -36,6 +36,7 @@ const probe = (window.__dashboard = {
   unmatchedColors: {},
   charts: {},
   lastCsv: null,
+  drawMs: {},
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
 // When this script starts (an async module: it does not wait for the chart
@@ -173,7 +174,7 @@ function rows(table) {
 }
 
 function logQuery(sql, t0, t1, n) {
-  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
+  probe.queries.push({ sql: probe.fullSql ? sql : sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
   if (probe.queries.length > 40) probe.queries.shift();
 }
 
@@ -533,7 +534,7 @@ const selected = (name) => state.filters[name] || [];
 function filterSql(except = null) {
   const parts = [];
   for (const d of CFG.dimensions) {
-    if (d.name === except) continue;
+    if (d.name === except || (Array.isArray(except) && except.includes(d.name))) continue;
     const v = selected(d.name);
     if (v.length === 1) parts.push(`${ident(d.column)} = ${sqlString(v[0])}`);
     else if (v.length > 1) parts.push(`${ident(d.column)} IN (${v.map(sqlString).join(', ')})`);
@@ -546,6 +547,139 @@ function baseSql(grain, rel, except = null) {
   return `(SELECT *, ${grain.time} AS _time FROM ${rel} WHERE ${where.join(' AND ')}) AS t`;
 }
 
+// ---------------------------------------------------------------- rollups
+
+// The rows of the current range aggregated once (per range and grain) into
+// the rollups `dashboard.rollups` declares, as temporary tables: a view whose
+// dimensions (grouped by or filtered on) a rollup keeps, and whose measures
+// declare how they roll up (`rollup: {columns, sql}`), reads the rollup, a
+// few thousand rows instead of every unit's rows. A filter change then scans
+// no data file. `window.__dashboard.setRollups(false)` draws from the rows
+// (the browser test compares both).
+probe.useRollups = true;
+probe.sources = {};
+probe.setRollups = (on) => {
+  probe.useRollups = !!on;
+  refresh();
+};
+const escapeRe = (s) => String(s).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const mentions = (sql, name) => new RegExp(`(^|[^A-Za-z0-9_])${escapeRe(name)}([^A-Za-z0-9_]|$)`).test(sql);
+// Whether rollup `r` can give measure `m`: it declares how, and its SQL
+// names no dimension column (or `_time`) the rollup drops.
+function rollupServes(r, m) {
+  if (!m.rollup) return false;
+  const sql = m.rollup.sql;
+  if (r.time === false && mentions(sql, '_time')) return false;
+  return CFG.dimensions.every((d) => r.by.includes(d.name) || !mentions(sql, d.column));
+}
+// The rollup's aggregate columns: those of every measure it can give.
+function rollupColumns(r) {
+  const cols = new Map();
+  for (const m of CFG.measures) if (rollupServes(r, m)) for (const [c, sql] of Object.entries(m.rollup.columns)) cols.set(c, sql);
+  return cols;
+}
+// The dataset's columns the grain's timestamp is made from (e.g. date and
+// time): the build groups by them and makes the timestamp once per group,
+// not once per row. Null when the manifest has no column list.
+function timeColumns(grain) {
+  const cols = datasetFiles(grain.dataset)[0]?.columns;
+  if (!Array.isArray(cols) || !cols.length) return null;
+  const names = cols.map((c) => c.name).filter((n) => mentions(grain.time, n));
+  return names.length ? names : null;
+}
+// Below this many rows in the range (e.g. a year of daily rows) the panels
+// read the rows: building the rollups would cost more than it saves
+// (bench/dashboard_changes). The browser test sets it to 0.
+probe.rollupMinRows = 200000;
+function rowsInRange(grain) {
+  let n = 0;
+  for (const f of filesInRange(grain.dataset, state.from, state.to)) {
+    if (!f.rows) continue;
+    if (!f.min_date || !f.max_date) {
+      n += f.rows;
+      continue;
+    }
+    const days = rangeDays(f.min_date, f.max_date);
+    const lo = f.min_date > state.from ? f.min_date : state.from;
+    const hi = f.max_date < state.to ? f.max_date : state.to;
+    n += (f.rows * Math.max(0, rangeDays(lo, hi))) / days;
+  }
+  return n;
+}
+const rollupTables = new Map(); // index|grain|range|files -> Promise<table name | null>
+const ROLLUP_RANGES_KEPT = 12;
+let rollupCount = 0;
+function ensureRollup(idx, grain, rel) {
+  const range = `${grain.grain}|${grain.dataset}|${state.from}|${state.to}|${rel}`;
+  const key = `${idx}|${range}`;
+  if (!rollupTables.has(key)) {
+    const r = CFG.rollups[idx];
+    const name = `_rollup_${++rollupCount}`;
+    const dims = r.by.map((n) => ident(dimension(n).column));
+    const aggs = [...rollupColumns(r)].map(([c, sql]) => [ident(c), sql]);
+    const where = `${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`;
+    let sql;
+    const raw = r.time !== false ? (timeColumns(grain) || []).filter((c) => !r.by.some((n) => dimension(n).column === c)).map(ident) : [];
+    if (r.time !== false && raw.length) {
+      const inner = `SELECT ${[...raw, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rel} WHERE ${where} GROUP BY ALL`;
+      sql = `SELECT ${[`${grain.time} AS _time`, ...dims, ...aggs.map(([c]) => c)].join(', ')} FROM (${inner})`;
+    } else {
+      const time = r.time !== false ? [`${grain.time} AS _time`] : [];
+      sql = `SELECT ${[...time, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rel} WHERE ${where}${time.length || dims.length ? ' GROUP BY ALL' : ''}`;
+    }
+    const p = (async () => {
+      const t0 = performance.now();
+      await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${sql}`);
+      probe.rollupBuilds = (probe.rollupBuilds || 0) + 1;
+      logQuery(`CREATE ${name} ` + sql, t0, performance.now(), 0);
+      return ident(name);
+    })();
+    p.catch((e) => {
+      rollupTables.delete(key);
+      console.warn(`dashboard: rollup by ${r.by.join(', ')} could not be built (views read the rows): ${errorText(e)}`);
+    });
+    rollupTables.set(key, p);
+    // Tables of ranges left long ago are dropped (their results stay kept).
+    const ranges = [...new Set([...rollupTables.keys()].map((k) => k.slice(k.indexOf('|') + 1)))];
+    for (const old of ranges.slice(0, Math.max(0, ranges.length - ROLLUP_RANGES_KEPT))) {
+      for (const k of [...rollupTables.keys()].filter((k) => k.slice(k.indexOf('|') + 1) === old)) {
+        const t = rollupTables.get(k);
+        rollupTables.delete(k);
+        t.then((n) => n && state.conn.query(`DROP TABLE IF EXISTS ${n}`)).catch(() => {});
+      }
+    }
+  }
+  return rollupTables.get(key).catch(() => null);
+}
+
+// Where a view reads its rows and how its measures are computed there:
+// `dims` it groups by, `measures`, `time` (grouped by the timestamp),
+// `except` (a dimension whose filter does not apply), `filters: false` (no
+// filter at all). The first rollup that fits, else the rows of the range.
+async function source(grain, rel, { dims = [], measures = [], time = false, except = null, filters = true, panel = null }) {
+  const filtered = filters ? CFG.dimensions.filter((d) => d.name !== except && selected(d.name).length).map((d) => d.name) : [];
+  const need = new Set([...dims, ...filtered]);
+  if (probe.useRollups && rowsInRange(grain) >= probe.rollupMinRows) {
+    for (const [idx, r] of (CFG.rollups || []).entries()) {
+      if (![...need].every((n) => r.by.includes(n))) continue;
+      if (time && r.time === false) continue;
+      if (!measures.every((m) => rollupServes(r, m))) continue;
+      const table = await ensureRollup(idx, grain, rel);
+      if (!table) break;
+      const where = filters ? filterSql(except) : [];
+      if (panel !== null) probe.sources[panel] = `rollup ${idx}`;
+      return {
+        base: `(SELECT * FROM ${table}${where.length ? ' WHERE ' + where.join(' AND ') : ''}) AS t`,
+        msql: (m) => `CAST((${m.rollup.sql}) AS DOUBLE)`,
+        rollup: idx,
+      };
+    }
+  }
+  if (panel !== null) probe.sources[panel] = 'rows';
+  const base = filters ? baseSql(grain, rel, except) : baseSql(grain, rel, CFG.dimensions.map((d) => d.name));
+  return { base, msql: (m) => measureSql(m, grain.grain), rollup: null };
+}
+
 // The distinct combinations of the dimensions over the current range (a few
 // thousand rows at most): every list is narrowed from them by the other
 // filters, so no list offers a value that would give an empty page.
@@ -553,8 +687,8 @@ async function loadCombos(rel, key) {
   if (state.combos && state.combos.key === key) return;
   const cols = CFG.dimensions.map((d, i) => `CAST(${ident(d.column)} AS VARCHAR) AS d${i}`);
   if (!cols.length) return;
-  const where = `${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`;
-  const data = await queryColumns(`SELECT DISTINCT ${cols.join(', ')} FROM ${rel} WHERE ${where}`);
+  const src = await source(state.grainNow, rel, { dims: CFG.dimensions.map((d) => d.name), filters: false, panel: 'lists' });
+  const data = await queryColumns(`SELECT DISTINCT ${cols.join(', ')} FROM ${src.base}`);
   const list = [];
   for (let k = 0; k < data.n; k++) list.push(CFG.dimensions.map((d, i) => data['d' + i][k]));
   state.combos = { key, list };
@@ -1039,10 +1173,8 @@ let drawnForPhone = null;
 // filter changes and reset when the range changes.
 let zoom = { start: 0, end: 100, key: '' };
 
-async function renderTimeChart(i, chart, grain, base, gen) {
+async function renderTimeChart(i, chart, grain, rel, gen) {
   const m = measure(state.measures[i] || chart.measure);
-  const msql = measureSql(m, grain.grain);
-  const decimals = m.decimals ?? 1;
   const sd = chart.series ? dimension(chart.series) : null;
   // Drill-down: the series dimension filtered to one value is split by the
   // drill dimension (its top `limit`, the rest as "Other").
@@ -1051,7 +1183,8 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   let order = null;
   const limit = Number(chart.limit || 15);
   if (drill) {
-    const top = await query(`SELECT CAST(${ident(drill.column)} AS VARCHAR) AS k FROM ${base} GROUP BY 1 ORDER BY ${msql} DESC NULLS LAST LIMIT ${limit + 1}`);
+    const src = await source(grain, rel, { dims: [drill.name], measures: [m], panel: `${i}:top` });
+    const top = await query(`SELECT CAST(${ident(drill.column)} AS VARCHAR) AS k FROM ${src.base} GROUP BY 1 ORDER BY ${src.msql(m)} DESC NULLS LAST LIMIT ${limit + 1}`);
     if (gen !== state.generation) return;
     order = top.map((r) => r.k);
     if (order.length > limit) {
@@ -1063,13 +1196,17 @@ async function renderTimeChart(i, chart, grain, base, gen) {
   const title = $('chart-title-' + i);
   if (title) title.textContent = drill ? `${selected(sd.name)[0]} by ${dimLabel(drill).toLowerCase()} (top ${limit})` : chart.title;
   const d = drill || sd;
-  const data = await queryColumns(`SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, ${seriesSql} AS s, ${msql} AS v FROM ${base} GROUP BY ALL ORDER BY 1, 2`);
+  const src = await source(grain, rel, { dims: d ? [d.name] : [], measures: [m], time: true, panel: i });
+  // Grouped by the timestamp itself; its epoch milliseconds are computed once
+  // per point, not once per row.
+  const data = await queryColumns(`SELECT CAST(epoch_ms(t) AS DOUBLE) AS t, s, v FROM (SELECT _time AS t, ${seriesSql} AS s, ${src.msql(m)} AS v FROM ${src.base} GROUP BY ALL) ORDER BY 1, 2`);
   if (gen !== state.generation) return;
   drawTimeChart(i, chart, grain, m, d, drill, order, data);
 }
 
 // Draws a time chart from columns {n, t, s, v} (the query's or the summary's).
 function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
+  const drawStart = performance.now();
   const decimals = m.decimals ?? 1;
   // Every series gets every timestamp (0 in a stack, a gap in a line), so the
   // tooltip lists every series at any point and stacks add up.
@@ -1190,6 +1327,7 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
     if (z) zoom = { start: z.start, end: z.end, key: zoomKey };
   });
   chartState(i, points ? 'ready' : 'empty', points, points ? '' : 'No data for this selection');
+  probe.drawMs[i] = Math.round(performance.now() - drawStart);
   $('chart-' + i).dataset.series = String(names.length);
   $('chart-' + i).dataset.clipped = clipped ? String(clipped.max) : '';
 }
@@ -1284,17 +1422,18 @@ function partialMark(partial, times, grain) {
   };
 }
 
-async function renderBarChart(i, chart, grain, base, gen) {
+async function renderBarChart(i, chart, grain, rel, gen) {
   const m = measure(chart.measure);
-  const msql = measureSql(m, grain.grain);
   const d = dimension(chart.category);
-  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS c, ${msql} AS v FROM ${base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT ${Number(chart.limit || 10)}`);
+  const src = await source(grain, rel, { dims: [d.name], measures: [m], panel: i });
+  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS c, ${src.msql(m)} AS v FROM ${src.base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT ${Number(chart.limit || 10)}`);
   if (gen !== state.generation) return;
   drawBarChart(i, chart, data);
 }
 
 // Draws a bar chart from rows [{c, v}] (the query's or the summary's).
 function drawBarChart(i, chart, data) {
+  const drawStart = performance.now();
   const m = measure(chart.measure);
   const decimals = m.decimals ?? 1;
   const d = dimension(chart.category);
@@ -1323,6 +1462,7 @@ function drawBarChart(i, chart, data) {
     if (k !== undefined) setFilter(d.name, [k]);
   });
   chartState(i, data.length ? 'ready' : 'empty', data.length, data.length ? '' : 'No data for this selection');
+  probe.drawMs[i] = Math.round(performance.now() - drawStart);
 }
 
 // The map: one point per value of the map's dimension that has coordinates,
@@ -1348,8 +1488,8 @@ async function renderMap(grain, rel, gen) {
   const d = dimension(mc.dimension);
   const cd = mc.color ? dimension(mc.color) : null;
   const sm = mc.size ? measure(mc.size) : null;
-  const base = baseSql(grain, rel, d.name);
-  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? measureSql(sm, grain.grain) : '1'} AS v FROM ${base} GROUP BY 1`);
+  const src = await source(grain, rel, { dims: [d.name, ...(cd ? [cd.name] : [])], measures: sm ? [sm] : [], except: d.name, panel: 'map' });
+  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? src.msql(sm) : '1'} AS v FROM ${src.base} GROUP BY 1`);
   if (gen !== state.generation) return;
   if (!mapRegistered) {
     echarts.registerMap('australia', AUSTRALIA);
@@ -1407,28 +1547,39 @@ async function renderMap(grain, rel, gen) {
   chartState('map', placed ? 'ready' : 'empty', placed, placed ? '' : 'No unit of this selection has coordinates');
 }
 
-async function renderKpis(grain, base, gen) {
+async function renderKpis(grain, rel, gen) {
   const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
-  const simple = [];
-  const latest = [];
-  CFG.kpis.forEach((k, i) => {
-    if (k.measure && k.latest) latest.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
-    else if (k.measure) simple.push(`${measureSql(measure(k.measure), grain.grain)} AS k${i}`);
-    else if (k.latest) simple.push(`strftime(max(_time), '${fmt}') AS k${i}`);
-  });
-  const values = {};
-  if (simple.length) Object.assign(values, (await query(`SELECT ${simple.join(', ')} FROM ${base}`))[0]);
+  // Every card is a scalar subquery over the source it reads (a rollup or
+  // the rows), all in one query: one round trip to DuckDB-WASM, not one per
+  // source and kind of card.
+  const items = [];
   let latestAt = null;
+  const latest = CFG.kpis.map((k, i) => [i, k]).filter(([, k]) => k.measure && k.latest);
   if (latest.length) {
-    const r = (await query(`SELECT ${latest.join(', ')}, strftime(max(_time), '${fmt}') AS at FROM ${base} WHERE _time = (SELECT max(_time) FROM ${base})`))[0] || {};
-    latestAt = r.at;
-    Object.assign(values, r);
+    const ms = latest.map(([, k]) => measure(k.measure));
+    const src = await source(grain, rel, { measures: ms, time: true, panel: 'kpi-latest' });
+    const at = `(SELECT max(_time) FROM ${src.base})`;
+    latest.forEach(([i], j) => items.push(`(SELECT ${src.msql(ms[j])} FROM ${src.base} WHERE _time = ${at}) AS k${i}`));
+    items.push(`strftime(${at}, '${fmt}') AS at`);
   }
   for (const [i, k] of CFG.kpis.entries()) {
-    if (!k.top) continue;
-    const d = dimension(k.top);
-    const r = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS v FROM ${base} GROUP BY 1 ORDER BY ${measureSql(measure(k.by), grain.grain)} DESC NULLS LAST LIMIT 1`);
-    values['k' + i] = r.length ? r[0].v : null;
+    if (k.measure && k.latest) continue;
+    if (k.measure || k.latest) {
+      const m = k.measure ? measure(k.measure) : null;
+      const src = await source(grain, rel, { measures: m ? [m] : [], time: !m, panel: `kpi${i}` });
+      items.push(`(SELECT ${m ? src.msql(m) : `strftime(max(_time), '${fmt}')`} FROM ${src.base}) AS k${i}`);
+    } else if (k.top) {
+      const d = dimension(k.top);
+      const by = measure(k.by);
+      const src = await source(grain, rel, { dims: [d.name], measures: [by], panel: `kpi${i}` });
+      items.push(`(SELECT CAST(${ident(d.column)} AS VARCHAR) FROM ${src.base} GROUP BY 1 ORDER BY ${src.msql(by)} DESC NULLS LAST LIMIT 1) AS k${i}`);
+    }
+  }
+  const values = {};
+  if (items.length) {
+    const r = (await query(`SELECT ${items.join(', ')}`))[0] || {};
+    latestAt = r.at ?? null;
+    Object.assign(values, r);
   }
   if (gen !== state.generation) return;
   drawKpis(values, latestAt, grain);
@@ -1460,6 +1611,8 @@ async function refresh() {
   const gen = ++state.generation;
   const t0 = performance.now();
   probe.ready = false;
+  probe.sources = {};
+  probe.drawMs = {}; // chart -> ms drawing it (ECharts included)
   setBusy(true);
   status('Querying…');
   clearRangeMessages();
@@ -1499,18 +1652,17 @@ async function refresh() {
     state.rel = rel;
     state.grainNow = grain;
     status('Querying: filter lists…');
-    await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}`);
+    await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}`);
     if (gen !== state.generation) return;
     updateOptions();
-    const base = baseSql(grain, rel);
     status('Querying: KPIs…');
-    await renderKpis(grain, base, gen);
+    await renderKpis(grain, rel, gen);
     if (gen !== state.generation) return;
     for (const [i, c] of CFG.charts.entries()) {
       status(`Querying: ${c.title}…`);
       try {
-        if (c.type === 'bar') await renderBarChart(i, c, grain, base, gen);
-        else await renderTimeChart(i, c, grain, base, gen);
+        if (c.type === 'bar') await renderBarChart(i, c, grain, rel, gen);
+        else await renderTimeChart(i, c, grain, rel, gen);
       } catch (e) {
         chartState(i, 'error', 0, 'This chart could not be drawn: ' + errorText(e));
         message(`Chart “${c.title}”: ${errorText(e)}`, 'error');

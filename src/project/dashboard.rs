@@ -73,6 +73,42 @@ pub struct DashboardConfig {
     /// A map of points (e.g. generating units) drawn over Australia's outline.
     #[serde(default)]
     pub map: Option<MapConfig>,
+    /// Aggregates of the rows the page builds once per date range (first
+    /// that fits wins): a view that groups and filters only by a rollup's
+    /// dimensions, with measures that declare a `rollup:`, reads it instead
+    /// of the rows.
+    #[serde(default)]
+    pub rollups: Vec<RollupConfig>,
+}
+
+/// A rollup: the rows of the current date range and grain aggregated by
+/// `by` (and the timestamp, unless `time: false`), with the columns the
+/// measures' `rollup:` declare.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupConfig {
+    /// The dimensions kept.
+    pub by: Vec<String>,
+    /// Whether the timestamp (`_time`) is kept (default true).
+    #[serde(default = "default_true")]
+    pub time: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How a measure is computed from a rollup: the rollup columns it needs,
+/// each an aggregate over the rows (`{mw: "sum(mw)"}`), and an expression
+/// over those columns that gives the measure's value
+/// (`sum(mw) / count(DISTINCT _time)`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureRollup {
+    /// Rollup column name -> aggregate over the rows.
+    pub columns: BTreeMap<String, String>,
+    /// The measure over the rollup's rows.
+    pub sql: String,
 }
 
 fn default_date_column() -> String {
@@ -101,6 +137,7 @@ impl Default for DashboardConfig {
             download: None,
             analyze_sql: None,
             map: None,
+            rollups: Vec::new(),
         }
     }
 }
@@ -174,6 +211,10 @@ pub struct MeasureConfig {
     pub decimals: Option<u32>,
     /// The SQL aggregate: a string, or a map from grain to string.
     pub sql: MeasureSql,
+    /// How it is computed from a rollup (`rollups:`); without it, views of
+    /// this measure read the rows.
+    #[serde(default)]
+    pub rollup: Option<MeasureRollup>,
 }
 
 /// A measure's SQL: the same for every grain or per grain.
@@ -355,6 +396,33 @@ impl DashboardConfig {
                 }
             }
         }
+        // A rollup column is one aggregate whichever measure declares it, and
+        // never shadows a dimension's column or the timestamp.
+        let mut rollup_columns: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+        for m in &self.measures {
+            let Some(r) = &m.rollup else { continue };
+            for (col, sql) in &r.columns {
+                if col == "_time" || self.dimensions.iter().any(|d| &d.column == col) {
+                    bail!(
+                        "{ctx}: measure `{}`: rollup column `{col}` has the name of a dimension's column or `_time`",
+                        m.name
+                    );
+                }
+                if let Some((other, prev)) = rollup_columns.insert(col, (&m.name, sql))
+                    && prev != sql
+                {
+                    bail!(
+                        "{ctx}: rollup column `{col}` is `{prev}` in measure `{other}` but `{sql}` in measure `{}`",
+                        m.name
+                    );
+                }
+            }
+        }
+        for r in &self.rollups {
+            for d in &r.by {
+                check_dim("rollup", d)?;
+            }
+        }
         for k in &self.kpis {
             // `latest` alone is the newest time; with `measure`, that
             // measure at the newest time.
@@ -503,6 +571,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("drill"), "{err:#}");
+    }
+
+    #[test]
+    fn rollup_columns_must_agree_and_name_declared_dimensions() {
+        let ok = "dimensions: [{name: fuel, column: fuel}]\n\
+             measures: [{name: mw, sql: 'sum(mw)', rollup: {columns: {mw: 'sum(mw)'}, sql: 'sum(mw)'}}, \
+             {name: avg, sql: 'avg(mw)', rollup: {columns: {mw: 'sum(mw)', n: 'count(*)'}, sql: 'sum(mw) / sum(n)'}}]\n";
+        let c = parse(&format!(
+            "{ok}rollups: [{{by: [fuel]}}, {{by: [], time: false}}]"
+        ))
+        .unwrap();
+        assert!(c.rollups[0].time && !c.rollups[1].time);
+        let err = parse(&format!("{ok}rollups: [{{by: [region]}}]")).unwrap_err();
+        assert!(format!("{err:#}").contains("`region`"), "{err:#}");
+        let err = parse(
+            "measures: [{name: a, sql: 'sum(mw)', rollup: {columns: {x: 'sum(mw)'}, sql: 'sum(x)'}}, \
+             {name: b, sql: 'max(mw)', rollup: {columns: {x: 'max(mw)'}, sql: 'max(x)'}}]",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("rollup column `x`"), "{err:#}");
+        let err = parse(
+            "dimensions: [{name: fuel, column: fuel}]\n\
+             measures: [{name: a, sql: 'count(*)', rollup: {columns: {fuel: 'count(*)'}, sql: 'sum(fuel)'}}]",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("dimension's column"), "{err:#}");
     }
 
     #[test]

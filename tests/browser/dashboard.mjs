@@ -114,6 +114,7 @@ check(!s.downloaded.some((p) => p.includes('hourly') || p.includes('daily')), 'o
 check(s.messages.length === 0, 'no messages on a healthy site', s.messages.join(' | '));
 await page.screenshot({ path: path.join(OUT, '01-overview-7d.png'), fullPage: true });
 await ui.afterFirstVisit({ page, check, kpi: (st, label) => st.kpis.find((k) => k.label === label), state, manifest, dataMax, OUT, consoleWarnings });
+await ui.rollupsMatchRows({ page, check });
 
 // ------------------------------------------------------------- filters
 const kpi = (st, label) => st.kpis.find((k) => k.label === label);

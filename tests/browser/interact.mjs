@@ -463,3 +463,82 @@ export async function sharedUrl({ browser, server, check, state, watch, OUT, dat
   check(tab.analyze && !tab.overview, 'a shared Analyze URL opens on the Analyze tab', JSON.stringify(tab));
   await Promise.all([p.close(), q.close(), r.close()]);
 }
+
+// The rollups (`dashboard.rollups`, built by the page per date range) give
+// the numbers the unit rows give: every KPI, chart series, bar and map point
+// of several views, drawn once from the rollups and once from the rows
+// (window.__dashboard.setRollups(false)); equal up to float summation order
+// (relative 1e-9) and shown with the same text.
+export async function rollupsMatchRows({ page, check }) {
+  const snapshot = () =>
+    page.evaluate(() => {
+      const d = window.__dashboard;
+      const kpis = [...document.querySelectorAll('.kpi .kpi-value')].map((e) => ({ v: e.dataset.value, t: e.textContent }));
+      const charts = {};
+      for (const [k, c] of Object.entries(d.charts)) {
+        const o = c.getOption();
+        charts[k] = {
+          categories: o.yAxis && o.yAxis[0] && o.yAxis[0].data ? o.yAxis[0].data : null,
+          series: o.series.map((s) => ({ name: s.name, data: s.data.map((p) => (p && typeof p === 'object' && !Array.isArray(p) ? [p.name, p.value] : p)) })),
+        };
+      }
+      const lists = [...document.querySelectorAll('select[id^="filter-"]')].map((e) => [...e.options].map((o) => o.value).join(','));
+      return { kpis, charts, lists, sources: { ...d.sources }, grain: d.grain };
+    });
+  // First difference between two snapshots (numbers: relative 1e-9), or null.
+  const diff = (a, b, at = '') => {
+    if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b)) ? null : `${at}: ${a} vs ${b}`;
+    if (typeof a === 'string' && typeof b === 'string' && a !== '' && b !== '' && Number.isFinite(Number(a)) && Number.isFinite(Number(b))) return diff(Number(a), Number(b), at);
+    if (Array.isArray(a) && Array.isArray(b)) {
+      if (a.length !== b.length) return `${at}: ${a.length} vs ${b.length} items`;
+      for (let i = 0; i < a.length; i++) {
+        const d = diff(a[i], b[i], `${at}[${i}]`);
+        if (d) return d;
+      }
+      return null;
+    }
+    if (a && b && typeof a === 'object' && typeof b === 'object') {
+      const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+      for (const k of keys) {
+        const d = diff(a[k], b[k], `${at}.${k}`);
+        if (d) return d;
+      }
+      return null;
+    }
+    return a === b ? null : `${at}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+  };
+  const both = async (label, setup) => {
+    await setup();
+    const r = await snapshot();
+    await waitAfter(page, () => page.evaluate(() => window.__dashboard.setRollups(false)));
+    const u = await snapshot();
+    await waitAfter(page, () => page.evaluate(() => window.__dashboard.setRollups(true)));
+    const fromRollups = Object.entries(r.sources).filter(([, s]) => s.startsWith('rollup')).map(([k]) => k);
+    const d = diff({ kpis: r.kpis, charts: r.charts, lists: r.lists }, { kpis: u.kpis, charts: u.charts, lists: u.lists });
+    const points = Object.values(r.charts).reduce((n, c) => n + c.series.reduce((m, s) => m + s.data.length, 0), 0);
+    check(!d && fromRollups.length > 0 && Object.values(u.sources).every((s) => s === 'rows'), `${label}: the rollups give the unit rows' numbers`, d || `${r.grain}; ${fromRollups.length} panels from rollups (${fromRollups.join(' ')}), ${points} chart points, KPIs ${r.kpis.map((k) => k.t).join(' · ')}`);
+    return r;
+  };
+  // The fixture's ranges are small: rollups for every range, however few rows.
+  const minRows = await page.evaluate(() => window.__dashboard.rollupMinRows);
+  await waitAfter(page, () => page.evaluate(() => {
+    window.__dashboard.rollupMinRows = 0;
+    window.__dashboard.setRollups(true);
+  }));
+  const region = await page.$eval('#filter-region', (e) => e.options[2]?.value || e.options[1].value);
+  await both('default view', async () => {});
+  await both(`region ${region}`, () => waitAfter(page, () => page.selectOption('#filter-region', region)));
+  // A fuel the region has (the list is narrowed by the region).
+  const fuel = await page.$eval('#filter-fuel', (e) => e.options[1].value);
+  const drill = await both(`region ${region} + fuel ${fuel} (drill-down by unit: rows)`, () => waitAfter(page, () => page.selectOption('#filter-fuel', fuel)));
+  check(drill.sources[0] === 'rows' && drill.sources[1]?.startsWith('rollup'), 'a view by unit and time reads the rows, the others still the rollups', JSON.stringify(drill.sources));
+  await waitAfter(page, () => page.selectOption('#filter-fuel', ''));
+  await waitAfter(page, () => page.selectOption('#filter-region', ''));
+  await both('30 days (hour grain)', () => waitAfter(page, () => page.click('.presets button[data-days="30"]')));
+  await both('365 days (day grain)', () => waitAfter(page, () => page.click('.presets button[data-days="365"]')));
+  await waitAfter(page, () => page.click(`.presets button[data-days="7"]`));
+  await waitAfter(page, () => page.evaluate((n) => {
+    window.__dashboard.rollupMinRows = n;
+    window.__dashboard.setRollups(true);
+  }, minRows));
+}

@@ -12,6 +12,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { serve, launch, waitReady, renders } from './harness.mjs';
 
+// Bytes of compiled WebAssembly Chromium keeps in the profile's code cache
+// (Default/Code Cache/wasm: one entry per module URL). V8 writes an entry
+// once the visit has produced enough optimized (TurboFan) code: in Chromium
+// 156 only when 1 MB of it has accumulated (--wasm-caching-hard-threshold);
+// the write 2 s after tier-up stops (--wasm-caching-timeout-ms) never comes
+// (bench/RESULTS.md, 2026-11-29 18:10). A visit whose profile has an entry skips the
+// lazy compilation of the code it holds.
+function wasmCodeCache(userDataDir) {
+  const dir = path.join(userDataDir, 'Default', 'Code Cache', 'wasm');
+  let bytes = 0;
+  try {
+    for (const f of fs.readdirSync(dir)) if (/^[0-9a-f]{16}_0$/.test(f)) bytes += fs.statSync(path.join(dir, f)).size;
+  } catch {
+    // no code cache folder yet
+  }
+  return bytes;
+}
+
 const SITE = process.env.SITE_DIR;
 const RUNS = Number(process.env.RUNS || 3);
 const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'manifest.json'), 'utf8'));
@@ -86,11 +104,41 @@ for (let run = 0; run < RUNS; run++) {
       results.filterBack.push(await filter(cold.page, '#filter-region', ''));
     }
     await cold.page.close();
+    const cache = wasmCodeCache(b.userDataDir);
     const warm = await visit(b.context, w, h, server.log.length);
+    warm.r.codeCache = cache;
     results[name].warm.push(warm.r);
     await warm.page.close();
     await b.close();
   }
+}
+// CODE_CACHE=1: the engine's code cache alone. Two profiles, each opened
+// once at 1440×900: one visit that used the page (ranges and filters: enough
+// optimized code for V8 to write its cache entry), one that only waited for
+// it (no entry); then warm visits to each, alternating, RUNS times.
+const ab = { with: [], without: [], bytes: {} };
+if (process.env.CODE_CACHE) {
+  const profiles = {};
+  for (const kind of ['with', 'without']) {
+    const b = await launch();
+    const first = await visit(b.context, 1440, 900, server.log.length);
+    if (kind === 'with') {
+      for (const days of [30, 365, 7]) await preset(first.page, days);
+      for (const v of ['SA1', 'VIC1', '']) await filter(first.page, '#filter-region', v);
+    }
+    await first.page.waitForTimeout(3000);
+    await first.page.close();
+    ab.bytes[kind] = wasmCodeCache(b.userDataDir);
+    profiles[kind] = b;
+  }
+  for (let run = 0; run < RUNS; run++) {
+    for (const kind of ['with', 'without']) {
+      const v = await visit(profiles[kind].context, 1440, 900, server.log.length);
+      ab[kind].push(v.r);
+      await v.page.close();
+    }
+  }
+  for (const b of Object.values(profiles)) await b.close();
 }
 await server.close();
 
@@ -101,6 +149,9 @@ const median = (xs) => {
 const ms = (x) => `${Math.round(x)} ms`;
 const rows = manifest.files.reduce((n, f) => n + (f.rows || 0), 0);
 const bytes = manifest.files.reduce((n, f) => n + (f.bytes || 0), 0);
+const summaryJson = JSON.stringify(manifest.summary ?? null);
+const { gzipSync } = await import('node:zlib');
+console.log(`first-paint summary in manifest.json: ${(summaryJson.length / 1e3).toFixed(1)} kB (${(gzipSync(summaryJson).length / 1e3).toFixed(1)} kB gzip)`);
 console.log(`dashboard_speed: ${manifest.files.length} data files, ${rows.toLocaleString('en')} rows, ${(bytes / 1e6).toFixed(1)} MB; Chromium headless, bundled assets, loopback (gzip for text files); median of ${RUNS}`);
 console.log('');
 console.log('| visit | KPIs + first chart (summary) | DuckDB-WASM ready | interactive (live numbers) | bytes received before first chart | data files downloaded |');
@@ -113,13 +164,14 @@ for (const name of Object.keys(sizes)) {
   }
 }
 console.log('');
-console.log('| visit | app.js starts | first chart by ECharts | first paint was a light canvas drawing | engine instantiated in the early worker |');
-console.log('| --- | ---: | ---: | ---: | ---: |');
+console.log('| visit | app.js starts | first chart by ECharts | first paint was a light canvas drawing | engine instantiated in the early worker | engine code cache in the profile before the visit |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const name of Object.keys(sizes)) {
   for (const kind of ['cold', 'warm']) {
     const xs = results[name][kind];
     const pick = (k) => median(xs.map((x) => x[k]));
-    console.log(`| ${kind}, ${sizes[name].join('×')} | ${ms(pick('app'))} | ${ms(pick('echarts'))} | ${xs.filter((x) => x.sketch).length} of ${xs.length} | ${ms(pick('engine'))} |`);
+    const cache = kind === 'warm' ? xs.map((x) => `${(x.codeCache / 1e6).toFixed(1)} MB`).join(', ') : '';
+    console.log(`| ${kind}, ${sizes[name].join('×')} | ${ms(pick('app'))} | ${ms(pick('echarts'))} | ${xs.filter((x) => x.sketch).length} of ${xs.length} | ${ms(pick('engine'))} | ${cache} |`);
   }
 }
 console.log('');
@@ -131,3 +183,13 @@ for (const days of [7, 30, 365]) {
 }
 console.log(`| filter change (region SA1, 7 days at 5-minute grain) | ${ms(median(results.filter))} | |`);
 console.log(`| filter back to none (seen before) | ${ms(median(results.filterBack))} | |`);
+if (process.env.CODE_CACHE) {
+  console.log('');
+  console.log('| warm visit, 1440×900 (CODE_CACHE=1, alternating) | engine code cache in the profile | engine instantiated | DuckDB-WASM ready | interactive |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const kind of ['with', 'without']) {
+    const pick = (k) => median(ab[kind].map((x) => x[k]));
+    const all = (k) => ab[kind].map((x) => Math.round(x[k])).join(', ');
+    console.log(`| after a visit that ${kind === 'with' ? 'used the page' : 'only loaded it'} | ${(ab.bytes[kind] / 1e6).toFixed(1)} MB | ${ms(pick('engine'))} (${all('engine')}) | ${ms(pick('duckdb'))} | ${ms(pick('live'))} |`);
+  }
+}

@@ -101,7 +101,7 @@ export async function launch() {
     await context.close();
     fs.rmSync(userDataDir, { recursive: true, force: true });
   };
-  return { context, close };
+  return { context, close, userDataDir };
 }
 
 /** Waits until the page finished `after` refreshes (or the first one). */

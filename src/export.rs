@@ -312,6 +312,79 @@ fn export_dataset(
     kept: &mut Vec<String>,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let rendered = render(engine.engine, plan, runner, d)?;
+    let mut reads = Reads {
+        engine: engine.engine,
+        rendered: &rendered,
+        narrowed: false,
+    };
+    let result = export_rendered(engine, &mut reads, d, target, kept);
+    // Views read within some dates go back to the whole table for what
+    // comes next (another dataset, another stage).
+    if reads.narrowed {
+        for (model, relation) in &rendered.models {
+            engine
+                .engine
+                .attach_stored(relation)
+                .with_context(|| format!("reading model `{model}` ({relation}) again"))?;
+        }
+    }
+    result
+}
+
+/// How the models a dataset reads are read: whole tables, or only the data
+/// files that can hold some dates.
+struct Reads<'a> {
+    engine: &'a Engine,
+    rendered: &'a Rendered,
+    /// Whether a view was last pointed at some dates only.
+    narrowed: bool,
+}
+
+impl Reads<'_> {
+    /// Every model's whole table (local copies where possible).
+    fn all(&mut self) -> Result<()> {
+        for (model, relation) in &self.rendered.models {
+            if self.narrowed {
+                self.engine
+                    .attach_stored(relation)
+                    .with_context(|| format!("reading model `{model}` ({relation})"))?;
+            }
+            // Exports read whole tables: DuckDB's own Parquet reader over
+            // local copies beats streaming them (see warehouse::local_copy).
+            self.engine
+                .read_stored_locally(relation)
+                .with_context(|| format!("reading model `{model}` ({relation})"))?;
+        }
+        self.narrowed = false;
+        Ok(())
+    }
+
+    /// Only the data files whose bounds of `column` overlap `ranges`, the
+    /// rows of those dates being all the export reads (README "Project
+    /// format": the column dates the rows exported under it).
+    fn within(
+        &mut self,
+        column: &str,
+        ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
+    ) -> Result<()> {
+        for (model, relation) in &self.rendered.models {
+            self.narrowed = true;
+            self.engine
+                .read_stored_within(relation, column, ranges)
+                .with_context(|| format!("reading model `{model}` ({relation})"))?;
+        }
+        Ok(())
+    }
+}
+
+fn export_rendered(
+    engine: &Recorder,
+    reads: &mut Reads,
+    d: &ExportConfig,
+    target: &Target,
+    kept: &mut Vec<String>,
+) -> Result<(Vec<ManifestFile>, Vec<String>)> {
+    let rendered = reads.rendered;
     let sql = rendered.sql.clone();
     // The snapshot of each stored table the query reads, taken before it
     // is read: the files written record it (`as_of`), and the next export
@@ -333,14 +406,6 @@ fn export_dataset(
     }
     let as_of =
         (!as_of.is_empty() && as_of.len() == rendered.models.len()).then(|| as_of.join(","));
-    // Exports read whole tables: DuckDB's own Parquet reader over local
-    // copies beats streaming them (see warehouse::local_copy).
-    for (model, relation) in &rendered.models {
-        engine
-            .engine
-            .read_stored_locally(relation)
-            .with_context(|| format!("reading model `{model}` ({relation})"))?;
-    }
     let columns = engine
         .columns_of(&format!("SELECT * FROM (\n{sql}\n) AS __q"))
         .map_err(|e| anyhow!("the query does not run: {e}"))?;
@@ -438,6 +503,40 @@ fn export_dataset(
             }
         }
     }
+    // What the stored tables read changed since the published files
+    // (manifests only); then the models are read: only the data files that
+    // can hold those dates (and the newest published date, for the window)
+    // when that is known, else every file.
+    let changes = match date_col.as_deref() {
+        Some(dc) => changed_since_published(engine.engine, d, rendered, dc, target),
+        None => Err("the dataset has no date column".to_string()),
+    };
+    let published_newest = target
+        .previous
+        .and_then(|site| {
+            site.manifest
+                .files
+                .iter()
+                .filter(|f| f.dataset == d.name)
+                .filter_map(|f| f.max_date.clone())
+                .max()
+        })
+        .as_deref()
+        .and_then(parse_date);
+    match (&changes, date_col.as_deref()) {
+        (Ok(changed), Some(dc)) => {
+            let mut dates = changed.ranges.clone();
+            if d.window_days.is_some()
+                && let Some(day) = published_newest
+            {
+                dates.push((day, day));
+            }
+            if !dates.is_empty() {
+                reads.within(dc, &dates)?;
+            }
+        }
+        _ => reads.all()?,
+    }
     // The window's first date is looked up first, so the main query filters
     // on a constant DuckDB can push down into the models' scans.
     let mut newest_date = None;
@@ -474,13 +573,15 @@ fn export_dataset(
                     .filter_map(|f| f.max_date.clone())
                     .max()
             });
-            let newest = match published.as_deref() {
-                Some(day) => match newest_since(Some(day))? {
-                    Some(newest) => Some(newest),
-                    None => newest_since(None)?,
-                },
-                None => newest_since(None)?,
+            let mut newest = match published.as_deref() {
+                Some(day) => newest_since(Some(day))?,
+                None => None,
             };
+            if newest.is_none() {
+                // Nothing as new as the published files: all rows.
+                reads.all()?;
+                newest = newest_since(None)?;
+            }
             newest_date = newest.as_deref().and_then(parse_date);
             match newest {
                 Some(day) => format!(
@@ -559,17 +660,9 @@ fn export_dataset(
         Some(ids) => format!(" definition:{definition} as_of:{ids}"),
         None => format!(" definition:{definition}"),
     };
-    let restage = match date_col.as_deref() {
-        Some(dc) => restage_plan(
-            engine.engine,
-            d,
-            &rendered,
-            dc,
-            &definition,
-            newest_date,
-            target,
-        ),
-        None => Restage::All("the dataset has no date column".into()),
+    let restage = match changes {
+        Ok(changed) => restage_plan(d, changed, &definition, newest_date),
+        Err(why) => Restage::All(why),
     };
     let (periods, mut keep) = match restage {
         Restage::All(why) => {
@@ -599,6 +692,10 @@ fn export_dataset(
     }
     if periods.as_ref().is_some_and(|r| r.is_empty()) {
         return Ok((keep, Vec::new()));
+    }
+    match (&periods, &date_col) {
+        (Some(ranges), Some(dc)) => reads.within(dc, ranges)?,
+        _ => reads.all()?,
     }
     let shaped = match (&periods, &date_col) {
         (Some(ranges), Some(dc)) => {
@@ -693,15 +790,71 @@ fn period_bounds(split: Split, day: chrono::NaiveDate) -> (chrono::NaiveDate, ch
 /// the date column or without its bounds, a snapshot expired, or a newest
 /// date older than the published one.
 fn restage_plan(
+    d: &ExportConfig,
+    changed: Changed,
+    definition: &str,
+    newest: Option<chrono::NaiveDate>,
+) -> Restage {
+    let all = |why: String| Restage::All(why);
+    let Changed {
+        previous,
+        ranges,
+        definitions,
+    } = changed;
+    if definitions.iter().any(|def| def != definition) {
+        return all("the published files were made by another definition".into());
+    }
+    let mut ranges = ranges;
+    let changed = ranges.len();
+    // The window now and as published: dates before its start are dropped.
+    let mut window_moved = false;
+    let mut start = None;
+    if let Some(n) = d.window_days {
+        let published_newest = previous.iter().filter_map(|f| f.max_date.as_deref()).max();
+        let (Some(newest), Some(published_newest)) =
+            (newest, published_newest.and_then(parse_date))
+        else {
+            return all("no newest date to window by".into());
+        };
+        if newest < published_newest {
+            return all("the newest date is older than the published one".into());
+        }
+        let back = chrono::Duration::days(i64::from(n.max(1)) - 1);
+        start = Some(newest - back);
+        window_moved = newest != published_newest;
+        ranges = ranges
+            .into_iter()
+            .filter_map(|(from, to)| {
+                let from = start.map_or(from, |s| from.max(s));
+                (from <= to.min(newest)).then_some((from, to.min(newest)))
+            })
+            .collect();
+    }
+    restage_periods(d, previous, ranges, changed, start, window_moved)
+}
+
+/// What changed in the stored tables a dataset reads since its published
+/// files were exported.
+struct Changed {
+    /// The published files of the dataset.
+    previous: Vec<ManifestFile>,
+    /// Inclusive date ranges that changed.
+    ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// The definitions the published files were made by.
+    definitions: Vec<String>,
+}
+
+/// The dates the stored tables `rendered` reads changed since the
+/// snapshots the published files of `d` hold (their `as_of`), by the
+/// bounds of each table's column `dc`; why not, when that cannot be told.
+fn changed_since_published(
     engine: &Engine,
     d: &ExportConfig,
     rendered: &Rendered,
     dc: &str,
-    definition: &str,
-    newest: Option<chrono::NaiveDate>,
     target: &Target,
-) -> Restage {
-    let all = |why: String| Restage::All(why);
+) -> std::result::Result<Changed, String> {
+    let all = |why: String| Err(why);
     let previous: Vec<&ManifestFile> = target
         .previous
         .map(|site| {
@@ -718,7 +871,8 @@ fn restage_plan(
     if rendered.reads_sources {
         return all("the query reads a source, not only models".into());
     }
-    // Every published file: this definition, as of the same snapshots.
+    // Every published file: one definition, as of the same snapshots.
+    let mut definitions: Vec<String> = Vec::new();
     let mut published_as_of = None;
     for f in &previous {
         let tail = f
@@ -731,8 +885,8 @@ fn restage_plan(
             Some(None) => (tail.unwrap_or_default(), None),
             None => ("", None),
         };
-        if def != definition {
-            return all("the published files were made by another definition".into());
+        if !definitions.iter().any(|known| known == def) {
+            definitions.push(def.to_string());
         }
         let Some(ids) = ids else {
             return all("the published files do not say which snapshots they hold".into());
@@ -763,31 +917,25 @@ fn restage_plan(
             Err(e) => return all(format!("model `{model}`: {e:#}")),
         }
     }
-    let changed = ranges.len();
-    // The window now and as published: dates before its start are dropped.
-    let mut window_moved = false;
-    let mut start = None;
-    if let Some(n) = d.window_days {
-        let published_newest = previous.iter().filter_map(|f| f.max_date.as_deref()).max();
-        let (Some(newest), Some(published_newest)) =
-            (newest, published_newest.and_then(parse_date))
-        else {
-            return all("no newest date to window by".into());
-        };
-        if newest < published_newest {
-            return all("the newest date is older than the published one".into());
-        }
-        let back = chrono::Duration::days(i64::from(n.max(1)) - 1);
-        start = Some(newest - back);
-        window_moved = newest != published_newest;
-        ranges = ranges
-            .into_iter()
-            .filter_map(|(from, to)| {
-                let from = start.map_or(from, |s| from.max(s));
-                (from <= to.min(newest)).then_some((from, to.min(newest)))
-            })
-            .collect();
-    }
+    Ok(Changed {
+        previous: previous.into_iter().cloned().collect(),
+        ranges,
+        definitions,
+    })
+}
+
+/// The periods of split dataset `d` to restage for the changed dates
+/// `ranges` (already cut to the window starting at `start`), and the
+/// published files to keep.
+fn restage_periods(
+    d: &ExportConfig,
+    previous: Vec<ManifestFile>,
+    ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+    changed: usize,
+    start: Option<chrono::NaiveDate>,
+    window_moved: bool,
+) -> Restage {
+    let all = |why: String| Restage::All(why);
     let Some(split) = d.split else {
         // One file: restaged when anything in it changed.
         if !ranges.is_empty() || window_moved {
@@ -795,7 +943,7 @@ fn restage_plan(
         }
         return Restage::Periods {
             ranges: Vec::new(),
-            keep: previous.into_iter().cloned().collect(),
+            keep: previous,
             why: "nothing it reads changed".into(),
         };
     };
@@ -830,7 +978,7 @@ fn restage_plan(
         }
         let (first, _) = period_bounds(split, min);
         if !periods.iter().any(|(p, _)| *p == first) {
-            keep.push(f.clone());
+            keep.push(f);
         }
     }
     // Consecutive periods staged as one range, cut to the window.

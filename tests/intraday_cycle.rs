@@ -351,6 +351,14 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         ["data/intraday_2024_01_03.duckdb"],
         "{t}"
     );
+    // … and only the data files that can hold those days were copied.
+    assert!(
+        t.lines().any(
+            |l| l.contains("nem.fct_scada: read by DuckDB's Parquet reader")
+                && l.contains("those whose `date` bounds overlap the dates read")
+        ),
+        "{t}"
+    );
 
     // Late data for an old day: that day's file is rewritten, no other.
     let before = folder_state(&site);

@@ -284,6 +284,45 @@ impl Engine {
         warehouse.changes_since(&rel.schema, &rel.identifier, base, column)
     }
 
+    /// Points the view of stored table `rel` at local copies of only its
+    /// data files whose bounds of the DATE column `column` overlap `ranges`
+    /// (`Warehouse::local_read_within`): an export restaging those dates.
+    /// The view then holds only those files' rows until
+    /// [`Engine::attach_stored`] points it back at the whole table. Returns
+    /// whether it did (a table that cannot be read so stays streamed).
+    pub fn read_stored_within(
+        &self,
+        rel: &Relation,
+        column: &str,
+        ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
+    ) -> Result<bool> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(false);
+        };
+        if !warehouse.table_exists(&rel.schema, &rel.identifier)? {
+            return Ok(false);
+        }
+        let read = {
+            let conn = self.conn();
+            warehouse.local_read_within(&conn, &rel.schema, &rel.identifier, column, ranges)?
+        };
+        match read {
+            LocalRead::Parquet(sql) => {
+                self.execute_batch(&format!(
+                    "CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {sql}"
+                ))
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("reading stored table {rel} from local copies"))?;
+                Ok(true)
+            }
+            LocalRead::Stream(why) => {
+                tracing::info!("{rel}: streamed by iceberg_scan ({why})");
+                self.attach_stored(rel)?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Whether the relation is stored in the warehouse.
     pub fn is_stored(&self, rel: &Relation) -> Result<bool> {
         match &self.warehouse {

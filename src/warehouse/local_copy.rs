@@ -118,7 +118,23 @@ impl Warehouse {
         schema: &str,
         name: &str,
     ) -> Result<LocalRead> {
-        self.copy_locally(conn, schema, name)
+        self.copy_locally(conn, schema, name, None)
+            .map_err(super::failure::explain)
+    }
+
+    /// [`Warehouse::local_read`] of only the data files whose bounds of the
+    /// DATE column `column` overlap `ranges` (inclusive): what an export
+    /// restaging those dates reads, so the copy does not grow with history.
+    /// Every file when the column is not a DATE, or when no file overlaps.
+    pub fn local_read_within(
+        &self,
+        conn: &duckdb::Connection,
+        schema: &str,
+        name: &str,
+        column: &str,
+        ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
+    ) -> Result<LocalRead> {
+        self.copy_locally(conn, schema, name, Some((column, ranges)))
             .map_err(super::failure::explain)
     }
 
@@ -127,6 +143,7 @@ impl Warehouse {
         conn: &duckdb::Connection,
         schema: &str,
         name: &str,
+        within: Option<(&str, &[(chrono::NaiveDate, chrono::NaiveDate)])>,
     ) -> Result<LocalRead> {
         let limit = self.local.limit_bytes();
         if limit == 0 {
@@ -157,19 +174,18 @@ impl Warehouse {
             ));
         }
 
-        let tasks: Vec<_> = self
+        let filter = within.and_then(|(column, ranges)| date_filter(&table, column, ranges));
+        let filtered = filter.is_some();
+        let mut tasks: Vec<_> = self
             .runtime
-            .block_on(async {
-                table
-                    .scan()
-                    .select_all()
-                    .build()?
-                    .plan_files()
-                    .await?
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
+            .block_on(plan_tasks(&table, filter))
             .map_err(|e| anyhow!("planning a read of {schema}.{name}: {e}"))?;
+        if filtered && tasks.is_empty() {
+            tasks = self
+                .runtime
+                .block_on(plan_tasks(&table, None))
+                .map_err(|e| anyhow!("planning a read of {schema}.{name}: {e}"))?;
+        }
         if tasks.is_empty() {
             return Ok(LocalRead::Stream("the table has no data files".into()));
         }
@@ -227,9 +243,15 @@ impl Warehouse {
             ));
         }
         tracing::info!(
-            "{schema}.{name}: read by DuckDB's Parquet reader from {} data files copied locally ({:.1} MB)",
+            "{schema}.{name}: read by DuckDB's Parquet reader from {} data files copied locally ({:.1} MB){}",
             paths.len(),
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            match within {
+                Some((column, _)) if filtered => {
+                    format!(", those whose `{column}` bounds overlap the dates read")
+                }
+                _ => String::new(),
+            }
         );
         Ok(LocalRead::Parquet(format!(
             "read_parquet({list}, schema = MAP {{{}}})",
@@ -282,6 +304,47 @@ impl Warehouse {
             })
             .collect()
     }
+}
+
+/// The files of `table`'s current snapshot a read needs: those whose bounds
+/// can hold rows matching `filter` (all without one).
+async fn plan_tasks(
+    table: &iceberg::table::Table,
+    filter: Option<iceberg::expr::Predicate>,
+) -> iceberg::Result<Vec<iceberg::scan::FileScanTask>> {
+    let mut scan = table.scan().select_all();
+    if let Some(filter) = filter {
+        scan = scan.with_filter(filter);
+    }
+    scan.build()?.plan_files().await?.try_collect().await
+}
+
+/// `column` within one of `ranges` (inclusive), when `column` is a DATE of
+/// `table`'s current schema.
+fn date_filter(
+    table: &iceberg::table::Table,
+    column: &str,
+    ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
+) -> Option<iceberg::expr::Predicate> {
+    use iceberg::expr::Reference;
+    use iceberg::spec::{Datum, PrimitiveType};
+    let field = table.metadata().current_schema().field_by_name(column)?;
+    if *field.field_type != Type::Primitive(PrimitiveType::Date) {
+        return None;
+    }
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let days = |d: &chrono::NaiveDate| i32::try_from((*d - epoch).num_days()).ok();
+    let mut filter: Option<iceberg::expr::Predicate> = None;
+    for (from, to) in ranges {
+        let within = Reference::new(column)
+            .greater_than_or_equal_to(Datum::date(days(from)?))
+            .and(Reference::new(column).less_than_or_equal_to(Datum::date(days(to)?)));
+        filter = Some(match filter {
+            Some(f) => f.or(within),
+            None => within,
+        });
+    }
+    filter
 }
 
 /// Copies one data file of `size` bytes to `local` in ranged reads. The

@@ -1,7 +1,8 @@
-//! The first paint's summary: `data/summary.json`, the KPIs and the chart
-//! series of the view the page opens with (`default_days` ending at the newest
-//! data, the grain the page would choose, no filters), computed here with
-//! DuckDB from the exported files and the same `dashboard:` configuration.
+//! The first paint's summary (field `summary` of `manifest.json`): the KPIs
+//! and the chart series of the view the page opens with (`default_days`
+//! ending at the newest data, the grain the page would choose, no filters),
+//! computed here with DuckDB from the exported files and the same
+//! `dashboard:` configuration.
 //! The page draws it before DuckDB-WASM has compiled, marked "preview", and
 //! replaces it with its own queries once DuckDB is ready.
 //!
@@ -57,12 +58,68 @@ struct LastDay {
 
 /// A time chart's data: timestamps as runs `[first_ms, step_ms, count]`, one
 /// value per timestamp and series (`null`: no value).
+///
+/// Only what the first paint draws: a chart with more than
+/// [`PREVIEW_POINTS`] timestamps is drawn from the means of `every`
+/// consecutive intervals (7 days at 5 minutes: hourly means, 168 points
+/// instead of 2016), rounded to [`PREVIEW_DIGITS`] significant digits, so
+/// the summary stays a few kB; the page's own query redraws the chart at its
+/// grain once DuckDB-WASM is ready.
 #[derive(Debug, Serialize)]
 struct TimeSeries {
     /// The query's row count (a series may have rows whose value is null).
     rows: usize,
+    /// How many of the grain's intervals each value averages (1: none).
+    every: usize,
     times: Vec<[f64; 3]>,
     series: Vec<Series>,
+}
+
+/// At most this many timestamps per preview time chart.
+const PREVIEW_POINTS: usize = 200;
+/// Significant digits of a preview value (never more decimals than the
+/// measure's own).
+const PREVIEW_DIGITS: i32 = 3;
+
+/// How many consecutive intervals one preview value averages: the smallest of
+/// 1, 2, 3, 4, 6, 12, 24, 48… that leaves at most [`PREVIEW_POINTS`] values
+/// (whole hours and days for 5-minute and hourly grains).
+fn preview_every(n: usize) -> usize {
+    let mut every = 1;
+    for f in [1, 2, 3, 4, 6, 12]
+        .into_iter()
+        .chain((1..).map(|k| 24usize << (k - 1)))
+    {
+        every = f;
+        if n.div_ceil(f) <= PREVIEW_POINTS {
+            break;
+        }
+    }
+    every
+}
+
+/// The means of `every` consecutive values (a missing value is left out; a
+/// bucket with none is `None`).
+fn bucket_means(values: &[Option<f64>], every: usize) -> Vec<Option<f64>> {
+    values
+        .chunks(every.max(1))
+        .map(|c| {
+            let (sum, n) = c
+                .iter()
+                .flatten()
+                .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+            (n > 0).then(|| sum / n as f64)
+        })
+        .collect()
+}
+
+/// `v` to [`PREVIEW_DIGITS`] significant digits, and at most `decimals`.
+fn preview_value(v: Option<f64>, decimals: i32) -> serde_json::Value {
+    let digits = match v.filter(|x| x.is_finite() && *x != 0.0) {
+        Some(x) => PREVIEW_DIGITS - 1 - x.abs().log10().floor() as i32,
+        None => decimals,
+    };
+    rounded(v, digits.min(decimals))
 }
 
 #[derive(Debug, Serialize)]
@@ -78,8 +135,15 @@ fn rounded(v: Option<f64>, decimals: i32) -> serde_json::Value {
     match v.filter(|x| x.is_finite()) {
         None => serde_json::Value::Null,
         Some(x) => {
-            let p = 10f64.powi(decimals);
-            let r = (x * p).round() / p;
+            // Negative decimals (a preview's significant digits): whole
+            // tens, hundreds… computed by a division, so they stay exact.
+            let r = if decimals < 0 {
+                let p = 10f64.powi(-decimals);
+                (x / p).round() * p
+            } else {
+                let p = 10f64.powi(decimals);
+                (x * p).round() / p
+            };
             // -0 stays a float: the page shows it as "-0", as DuckDB-WASM's.
             if r.fract() == 0.0 && r.abs() < 1e15 && !(r == 0.0 && r.is_sign_negative()) {
                 serde_json::json!(r as i64)
@@ -581,7 +645,7 @@ fn compute(
                 names.push(s);
             }
         }
-        let mut values = vec![vec![serde_json::Value::Null; times.len()]; names.len()];
+        let mut values: Vec<Vec<Option<f64>>> = vec![vec![None; times.len()]; names.len()];
         let mut at = 0usize;
         for (t, s, v) in &rows {
             while times[at] != *t {
@@ -589,9 +653,31 @@ fn compute(
             }
             let s = s.clone().unwrap_or_default();
             if let Some(k) = names.iter().position(|n| *n == s) {
-                values[k][at] = rounded(*v, decimals);
+                values[k][at] = v.filter(|x| x.is_finite());
             }
         }
+        // Coarser for the preview only when the timestamps are one regular
+        // run (the grain's intervals), so a bucket is `every` intervals.
+        let regular = times.windows(2).all(|w| w[1] - w[0] == times[1] - times[0]);
+        let every = if regular && times.len() > 2 {
+            preview_every(times.len())
+        } else {
+            1
+        };
+        let times: Vec<f64> = times.iter().step_by(every).copied().collect();
+        let values: Vec<Vec<serde_json::Value>> = values
+            .iter()
+            .map(|vs| {
+                if every == 1 {
+                    vs.iter().map(|v| rounded(*v, decimals)).collect()
+                } else {
+                    bucket_means(vs, every)
+                        .into_iter()
+                        .map(|v| preview_value(v, decimals))
+                        .collect()
+                }
+            })
+            .collect();
         let mut runs: Vec<[f64; 3]> = Vec::new();
         for (k, t) in times.iter().enumerate() {
             match runs.last_mut() {
@@ -605,6 +691,7 @@ fn compute(
         }
         charts.push(serde_json::to_value(TimeSeries {
             rows: rows.len(),
+            every,
             times: runs,
             series: names
                 .into_iter()
@@ -705,4 +792,40 @@ fn last_day(
         last,
         complete: complete.unwrap_or(false),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_week_at_five_minutes_is_previewed_as_hourly_means() {
+        assert_eq!(preview_every(2016), 12);
+        assert_eq!(preview_every(200), 1);
+        assert_eq!(preview_every(201), 2);
+        assert_eq!(preview_every(30 * 24), 4);
+        assert_eq!(preview_every(365 * 288), 768);
+        for n in [1usize, 199, 201, 2016, 8760, 105_120] {
+            assert!(
+                n.div_ceil(preview_every(n)) <= PREVIEW_POINTS,
+                "{n} intervals"
+            );
+        }
+    }
+
+    #[test]
+    fn bucket_means_leave_missing_values_out() {
+        let v = [Some(1.0), None, Some(3.0), None, None, None, Some(5.0)];
+        assert_eq!(bucket_means(&v, 3), vec![Some(2.0), None, Some(5.0)]);
+        assert_eq!(bucket_means(&v, 1), v.to_vec());
+    }
+
+    #[test]
+    fn preview_values_keep_three_significant_digits() {
+        assert_eq!(preview_value(Some(26994.403), 1), serde_json::json!(27000));
+        assert_eq!(preview_value(Some(59.6195), 2), serde_json::json!(59.6));
+        assert_eq!(preview_value(Some(0.012345), 1), serde_json::json!(0));
+        assert_eq!(preview_value(Some(-123.456), 2), serde_json::json!(-123));
+        assert_eq!(preview_value(None, 2), serde_json::Value::Null);
+    }
 }

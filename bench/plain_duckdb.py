@@ -27,6 +27,7 @@ engine build is exactly ours.
 """
 
 import argparse
+import datetime
 import json
 import os
 import re
@@ -197,6 +198,10 @@ def prepare(args):
             env.from_string(macros + test.read_text())
             .render(
                 ref=lambda n: relations[n],
+                # A ci run builds every model from scratch: its new rows are the model.
+                new_rows=lambda n: relations[n],
+                # The plain run's file log holds this run's files only.
+                run_started_at=datetime.datetime(1970, 1, 1),
                 var=lambda n, d=None: vars_.get(n, d),
                 file_log=lambda: '"_analytics"."file_log"',
                 config=lambda **_: "",

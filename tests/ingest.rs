@@ -982,3 +982,65 @@ fn a_refused_github_token_is_never_shown_on_the_failure_path() {
         );
     }
 }
+
+/// All rows of `fct_scada` as text, sorted (the source file names included).
+fn fact_rows(db: &duckdb::Connection) -> Vec<String> {
+    let mut stmt = db
+        .prepare("select ts::varchar || '|' || duid || '|' || mw::varchar || '|' || source_file from main.fct_scada order by all")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_ci_run_stores_plain_csv_and_reads_the_same_rows_as_a_gzip_archive() {
+    let (files, page) = generated_scada(4);
+    let names: Vec<String> = files.keys().cloned().collect();
+    // `ci` takes the sample folder; `intraday` downloads the same files.
+    let p = project("http://127.0.0.1:9", 100, None);
+    std::fs::create_dir_all(p.path().join("sample")).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(p.path().join("sample").join(name), bytes).unwrap();
+    }
+    let yml = std::fs::read_to_string(p.path().join("analytics.yml")).unwrap();
+    p.write(
+        "analytics.yml",
+        &yml.replace("    limits:", "    sample: sample\n    limits:")
+            .replace("intraday: 100,", "ci: 100, intraday: 100,"),
+    );
+    let out = p.run(&["run", "--mode", "ci", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table_dir = p.path().join("target/archive/scada/DISPATCH_UNIT_SCADA");
+    let mut stored: Vec<String> = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    let expected: Vec<String> = names.iter().map(|n| format!("{n}.csv")).collect();
+    assert_eq!(stored, expected, "ci stores plain CSV, one per file");
+    let first = std::fs::read(table_dir.join(&expected[0])).unwrap();
+    assert!(
+        first.starts_with(b"SETTLEMENTDATE,"),
+        "a plain CSV starting with its header, not gzip: {:?}",
+        &first[..first.len().min(16)]
+    );
+    let ci_rows = fact_rows(&p.db("wh.duckdb"));
+    assert_eq!(ci_rows.len(), names.len() * 5);
+
+    let server = serve(files, page, |_, _| None);
+    let q = project(&server.base, 100, None);
+    let out = q.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gz = q
+        .path()
+        .join("target/archive/scada/DISPATCH_UNIT_SCADA")
+        .join(format!("{}.gz", names[0]));
+    assert!(gz.exists(), "intraday stores gzip: {}", gz.display());
+    assert_eq!(
+        fact_rows(&q.db("wh.duckdb")),
+        ci_rows,
+        "the same rows and source_file names from either archive"
+    );
+}

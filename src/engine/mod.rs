@@ -45,6 +45,9 @@ pub struct Engine {
     /// Statements that set up a connection's session (the default database,
     /// the target's settings): replayed on each [`Engine::worker`].
     session: Arc<str>,
+    /// The database lives in this process's memory (the `:memory:` target,
+    /// or the session of an Iceberg target): no relation outlives the run.
+    in_memory: bool,
 }
 
 /// The Iceberg namespace of the file log (catalogs such as S3 Tables refuse
@@ -136,6 +139,7 @@ impl Engine {
             conn: Arc::new(Mutex::new(conn)),
             warehouse,
             session: session.into(),
+            in_memory: path == ":memory:",
         })
     }
 
@@ -154,6 +158,7 @@ impl Engine {
             conn: Arc::new(Mutex::new(conn)),
             warehouse: self.warehouse.clone(),
             session: self.session.clone(),
+            in_memory: self.in_memory,
         })
     }
 
@@ -441,6 +446,33 @@ impl Engine {
                 )
             })
             .collect())
+    }
+
+    /// Whether the database lives only in this process's memory, so that no
+    /// relation in it is seen outside this run.
+    pub fn in_memory(&self) -> bool {
+        self.in_memory
+    }
+
+    /// Builds a `view` model's rows once, into a table of the view's name:
+    /// for a view over ingested files that the run reads more than once (a
+    /// downstream model, then its tests) on an in-memory database. Every
+    /// reader gets the rows the view would give, and the files behind it
+    /// are parsed once instead of once per reader. Nothing outside the run
+    /// sees the difference: the database ends with it.
+    pub fn materialize_view_rows(&self, this: &Relation, sql: &str) -> Result<Written> {
+        if !self.in_memory {
+            bail!("{this}: a view's rows are kept in a table only in an in-memory database");
+        }
+        let body = strip_trailing_semicolons(sql);
+        self.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(&this.schema)
+        ))
+        .map_err(|e| anyhow!(e))?;
+        let existing = self.relation_kind(this)?;
+        self.create_table(this, existing, body)?;
+        Ok(Written { rows: None })
     }
 
     /// Builds one model from its rendered SQL.

@@ -1,5 +1,5 @@
-//! Ingest: take each source's new files into a local archive of gzip CSV,
-//! exactly once across runs.
+//! Ingest: take each source's new files into a local archive of CSV (gzip,
+//! or plain in `ci` runs: [`ArchiveFormat`]), exactly once across runs.
 //!
 //! For every source active in the mode: list what it offers ([`candidates`]),
 //! drop what the file log says is done, take the newest up to the mode's
@@ -31,11 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use store::sanitize_name;
+pub use store::{ArchiveFormat, sanitize_name};
 
-/// SQL that turns DuckDB's `filename` column of a stored file back into the
-/// name of the file that was downloaded (e.g. `PUBLIC_DAILY_…zip`).
-pub const SOURCE_FILE_SQL: &str = r"regexp_extract(filename, '([^/~]+)(~[^/]*)?\.gz$', 1)";
+/// SQL that turns DuckDB's `filename` column of a stored file (`.gz`, or
+/// `.csv` when stored plain) back into the name of the file that was
+/// downloaded (e.g. `PUBLIC_DAILY_…zip`).
+pub const SOURCE_FILE_SQL: &str = r"regexp_extract(filename, '([^/~]+)(~[^/]*)?\.(gz|csv)$', 1)";
 
 /// Where the file log lives in the warehouse.
 pub const FILE_LOG_RELATION: &str = "\"_analytics\".\"file_log\"";
@@ -64,7 +65,7 @@ pub struct TakenFile {
 pub struct StoredPart {
     /// The MMS table this part holds (`None` for non-MMS files).
     pub table: Option<String>,
-    /// The gzip CSV in the archive.
+    /// The stored CSV in the archive (gzip or plain).
     pub path: PathBuf,
     /// Data rows, when counted while storing.
     pub rows: Option<u64>,
@@ -425,6 +426,7 @@ async fn take_all(
                 partial.clone(),
                 transport.token.clone(),
             );
+            let format = ArchiveFormat::for_mode(ctx.mode);
             jobs.spawn(async move {
                 let result = take_one(
                     &client,
@@ -434,6 +436,7 @@ async fn take_all(
                     policy,
                     &dir,
                     &partial,
+                    format,
                 )
                 .await;
                 (candidate, result)
@@ -491,6 +494,7 @@ async fn take_one(
     policy: RetryPolicy,
     dir: &Path,
     partial: &Path,
+    format: ArchiveFormat,
 ) -> Result<TakenFile> {
     let is_remote =
         candidate.location.starts_with("http://") || candidate.location.starts_with("https://");
@@ -517,7 +521,7 @@ async fn take_one(
     );
     let local2 = local.clone();
     let result = tokio::task::spawn_blocking(move || {
-        store::take_file(&source2, &local2, &file_name, &url, &dir)
+        store::take_file(&source2, &local2, &file_name, &url, &dir, format)
     })
     .await
     .context("storing task failed")?;

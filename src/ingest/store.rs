@@ -1,11 +1,13 @@
 //! Storing a taken file: zip members are streamed (never held in memory)
-//! through gzip into `<archive>/<source>/`; AEMO MMS files, which hold many
-//! tables in one CSV, are split while streaming into one clean CSV per table
+//! into `<archive>/<source>/`, through gzip or as plain CSV
+//! ([`ArchiveFormat`]); AEMO MMS files, which hold many tables in one CSV,
+//! are split while streaming into one clean CSV per table
 //! (`<archive>/<source>/<TABLE>/<file>.gz`, header from the `I` row, `D` rows
 //! only); spreadsheets become CSV.
 //!
-//! Stored names keep the original file name (`<file>[~<part>].gz`), so
-//! [`super::SOURCE_FILE_SQL`] recovers which downloaded file a row came from.
+//! Stored names keep the original file name (`<file>[~<part>].gz`, or
+//! `.csv` when plain), so [`super::SOURCE_FILE_SQL`] recovers which
+//! downloaded file a row came from.
 
 use super::{StoredPart, TakenFile};
 use crate::project::settings::{SourceConfig, SourceFormat};
@@ -17,6 +19,40 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// How the archive stores a taken file's CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// gzip level 1 (`<name>.gz`): ~7x smaller on disk, but compressing
+    /// costs ingest CPU and DuckDB must inflate each file on one thread
+    /// every time a model or test reads it.
+    Gzip,
+    /// Plain CSV (`<name>.csv`): no compression at ingest, and DuckDB parses
+    /// even a single file on every thread. Takes ~7x the disk.
+    Plain,
+}
+
+impl ArchiveFormat {
+    /// `ci` runs (sample files, a throw-away archive, every model and test
+    /// reading it in the same run) store plain CSV; the other modes, whose
+    /// backfills may take years of files onto a runner's disk, store gzip.
+    pub fn for_mode(mode: crate::mode::Mode) -> ArchiveFormat {
+        if mode == crate::mode::Mode::Ci {
+            ArchiveFormat::Plain
+        } else {
+            ArchiveFormat::Gzip
+        }
+    }
+
+    /// The suffix added to the stored name; DuckDB's `read_csv` picks the
+    /// decompression from it.
+    fn suffix(self) -> &'static str {
+        match self {
+            ArchiveFormat::Gzip => "gz",
+            ArchiveFormat::Plain => "csv",
+        }
+    }
+}
+
 /// Takes one file on local disk (a sample, or a finished download): hashes
 /// it and stores its content in the archive under `file_name`.
 pub fn take_file(
@@ -25,13 +61,14 @@ pub fn take_file(
     file_name: &str,
     url: &str,
     dir: &Path,
+    format: ArchiveFormat,
 ) -> Result<TakenFile> {
     let file_name = sanitize_name(file_name);
     let mut hasher = Sha256::new();
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let bytes = std::io::copy(&mut f, &mut hasher)?;
     let sha256 = format!("{:x}", hasher.finalize());
-    let parts = store(source, path, &file_name, dir)?;
+    let parts = store(source, path, &file_name, dir, format)?;
     Ok(TakenFile {
         source: source.name.clone(),
         file_name,
@@ -52,12 +89,13 @@ fn is_spreadsheet(source: &SourceConfig, file_name: &str) -> bool {
             .any(|ext| lower.ends_with(ext))
 }
 
-/// Converts one sheet (the `sheet:` option, else the first) to a gzip CSV.
+/// Converts one sheet (the `sheet:` option, else the first) to a CSV.
 fn store_spreadsheet(
     source: &SourceConfig,
     path: &Path,
     file_name: &str,
     dir: &Path,
+    format: ArchiveFormat,
 ) -> Result<Vec<StoredPart>> {
     use calamine::{Data, Reader};
     let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(
@@ -87,8 +125,8 @@ fn store_spreadsheet(
         .with_context(|| format!("reading sheet `{sheet}` of `{file_name}`"))?;
     let skip = source.skip_rows;
     std::fs::create_dir_all(dir)?;
-    let out_path = dir.join(format!("{file_name}.gz"));
-    let mut out = AtomicGz::create(&out_path)?;
+    let out_path = dir.join(format!("{file_name}.{}", format.suffix()));
+    let mut out = AtomicOut::create(&out_path, format)?;
     let mut rows = 0u64;
     let mut header = None;
     for row in range.rows().skip(skip) {
@@ -117,8 +155,8 @@ fn store_spreadsheet(
                     .collect(),
             );
         }
-        out.encoder.write_all(cells.join(",").as_bytes())?;
-        out.encoder.write_all(b"\n")?;
+        out.writer.write_all(cells.join(",").as_bytes())?;
+        out.writer.write_all(b"\n")?;
         rows += 1;
     }
     out.finish()?;
@@ -146,9 +184,10 @@ fn store(
     path: &Path,
     file_name: &str,
     dir: &Path,
+    format: ArchiveFormat,
 ) -> Result<Vec<StoredPart>> {
     if is_spreadsheet(source, file_name) {
-        return store_spreadsheet(source, path, file_name, dir);
+        return store_spreadsheet(source, path, file_name, dir, format);
     }
     let mut magic = [0u8; 4];
     let n = File::open(path)?.read(&mut magic)?;
@@ -177,11 +216,17 @@ fn store(
             } else {
                 format!("{file_name}~{member_name}")
             };
-            parts.extend(store_stream(source, BufReader::new(member), &stored, dir)?);
+            parts.extend(store_stream(
+                source,
+                BufReader::new(member),
+                &stored,
+                dir,
+                format,
+            )?);
         }
     } else {
         let reader = BufReader::new(File::open(path)?);
-        parts.extend(store_stream(source, reader, file_name, dir)?);
+        parts.extend(store_stream(source, reader, file_name, dir, format)?);
     }
     Ok(parts)
 }
@@ -192,15 +237,16 @@ fn store_stream(
     reader: impl BufRead,
     stored: &str,
     dir: &Path,
+    format: ArchiveFormat,
 ) -> Result<Vec<StoredPart>> {
     match source.format {
-        SourceFormat::Mms => split_mms(reader, stored, dir, &source.tables),
+        SourceFormat::Mms => split_mms(reader, stored, dir, &source.tables, format),
         SourceFormat::Csv | SourceFormat::Raw => {
             std::fs::create_dir_all(dir)?;
-            let path = dir.join(format!("{stored}.gz"));
-            let mut out = AtomicGz::create(&path)?;
+            let path = dir.join(format!("{stored}.{}", format.suffix()));
+            let mut out = AtomicOut::create(&path, format)?;
             let mut reader = reader;
-            std::io::copy(&mut reader, &mut out.encoder)
+            std::io::copy(&mut reader, &mut out.writer)
                 .with_context(|| format!("storing {stored}"))?;
             out.finish()?;
             Ok(vec![StoredPart {
@@ -214,28 +260,69 @@ fn store_stream(
     }
 }
 
-/// A gzip file written under a temporary name and renamed when complete, so a
-/// killed run never leaves a truncated file that looks finished (the name
-/// carries the process id: two runs in one checkout never share one).
-struct AtomicGz {
-    encoder: GzEncoder<BufWriter<File>>,
+/// The writer of one stored file: through gzip, or plain.
+enum Sink {
+    Gzip(GzEncoder<BufWriter<File>>),
+    Plain(BufWriter<File>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Gzip(w) => w.write(buf),
+            Sink::Plain(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Gzip(w) => w.write_all(buf),
+            Sink::Plain(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Gzip(w) => w.flush(),
+            Sink::Plain(w) => w.flush(),
+        }
+    }
+}
+
+/// A stored file written under a temporary name and renamed when complete,
+/// so a killed run never leaves a truncated file that looks finished (the
+/// name carries the process id: two runs in one checkout never share one).
+struct AtomicOut {
+    writer: Sink,
     tmp: PathBuf,
     path: PathBuf,
 }
 
-impl AtomicGz {
-    fn create(path: &Path) -> Result<AtomicGz> {
-        let tmp = path.with_extension(format!("gz.partial-{}", std::process::id()));
+impl AtomicOut {
+    fn create(path: &Path, format: ArchiveFormat) -> Result<AtomicOut> {
+        let tmp = path.with_extension(format!(
+            "{}.partial-{}",
+            format.suffix(),
+            std::process::id()
+        ));
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        Ok(AtomicGz {
-            encoder: GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::fast()),
+        let file = BufWriter::with_capacity(1 << 16, file);
+        let writer = match format {
+            ArchiveFormat::Gzip => Sink::Gzip(GzEncoder::new(file, Compression::fast())),
+            ArchiveFormat::Plain => Sink::Plain(file),
+        };
+        Ok(AtomicOut {
+            writer,
             tmp,
             path: path.to_path_buf(),
         })
     }
 
     fn finish(self) -> Result<()> {
-        let mut inner = self.encoder.finish()?;
+        let mut inner = match self.writer {
+            Sink::Gzip(w) => w.finish()?,
+            Sink::Plain(w) => w,
+        };
         inner.flush()?;
         drop(inner);
         std::fs::rename(&self.tmp, &self.path)
@@ -263,18 +350,19 @@ fn field_starts(line: &[u8], n: usize) -> Vec<usize> {
     out
 }
 
-/// Splits an AEMO MMS CSV into one gzip CSV per table (`REPORT` or
+/// Splits an AEMO MMS CSV into one CSV per table (`REPORT` or
 /// `REPORT_SUBTABLE`), keeping only `wanted` tables when given.
 fn split_mms(
     mut reader: impl BufRead,
     stored: &str,
     dir: &Path,
     wanted: &[String],
+    format: ArchiveFormat,
 ) -> Result<Vec<StoredPart>> {
     struct Open {
         table: String,
         header: Vec<u8>,
-        out: AtomicGz,
+        out: AtomicOut,
         rows: u64,
     }
     let mut open: Vec<Open> = Vec::new();
@@ -323,14 +411,15 @@ fn split_mms(
                 let table_dir = dir.join(sanitize_name(&table));
                 std::fs::create_dir_all(&table_dir)
                     .with_context(|| format!("creating {}", table_dir.display()))?;
+                let suffix = format.suffix();
                 let name = if same_table == 0 {
-                    format!("{stored}.gz")
+                    format!("{stored}.{suffix}")
                 } else {
-                    format!("{stored}~{}.gz", same_table + 1)
+                    format!("{stored}~{}.{suffix}", same_table + 1)
                 };
-                let mut out = AtomicGz::create(&table_dir.join(name))?;
-                out.encoder.write_all(&header)?;
-                out.encoder.write_all(b"\n")?;
+                let mut out = AtomicOut::create(&table_dir.join(name), format)?;
+                out.writer.write_all(&header)?;
+                out.writer.write_all(b"\n")?;
                 open.push(Open {
                     table,
                     header,
@@ -346,8 +435,8 @@ fn split_mms(
                         bail!("{stored} line {line_no}: an MMS `D` row needs at least 5 fields");
                     }
                     let o = &mut open[i];
-                    o.out.encoder.write_all(&line[starts[3]..])?;
-                    o.out.encoder.write_all(b"\n")?;
+                    o.out.writer.write_all(&line[starts[3]..])?;
+                    o.out.writer.write_all(b"\n")?;
                     o.rows += 1;
                 }
             }
@@ -413,6 +502,7 @@ mod tests {
             "f.zip",
             dir.path(),
             &["DUNIT".into(), "DISPATCH_PRICE".into()],
+            ArchiveFormat::Gzip,
         )
         .unwrap();
         assert_eq!(parts.len(), 2);
@@ -427,6 +517,36 @@ mod tests {
         );
         assert!(parts[1].path.ends_with("DISPATCH_PRICE/f.zip.gz"));
         assert!(!dir.path().join("OTHER").exists());
+    }
+
+    #[test]
+    fn a_plain_archive_holds_the_same_csv_uncompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "I,DUNIT,,3,SETTLEMENTDATE,DUID,MW\n\
+                   D,DUNIT,,3,\"2024/01/31 00:05:00\",A,1.5\n\
+                   I,DUNIT,,4,SETTLEMENTDATE,DUID,MW,X\n\
+                   D,DUNIT,,4,\"2024/01/31 00:10:00\",B,2,9\n";
+        let parts = split_mms(
+            Cursor::new(csv),
+            "f.zip",
+            dir.path(),
+            &[],
+            ArchiveFormat::Plain,
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].path.ends_with("DUNIT/f.zip.csv"));
+        assert!(parts[1].path.ends_with("DUNIT/f.zip~2.csv"));
+        assert_eq!(
+            std::fs::read_to_string(&parts[0].path).unwrap(),
+            "SETTLEMENTDATE,DUID,MW\n\"2024/01/31 00:05:00\",A,1.5\n"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("DUNIT"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("partial"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]

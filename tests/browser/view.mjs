@@ -163,7 +163,8 @@ check(JSON.stringify(live.kpis) === JSON.stringify(p.kpis), 'KPIs from the summa
 // A time chart whose summary is coarser than the view's grain (the means of
 // `every` intervals, 3 significant digits: what the first paint draws) is
 // checked against the means of DuckDB-WASM's own values over the same
-// intervals: within 0.5% of the series' largest value.
+// intervals: within 0.5% of the series' largest value or one unit of the
+// last decimal shown, whichever is larger.
 const coarse = (sum) => sum.charts.map((c) => (c && c.every > 1 ? c.every : 1));
 const every = coarse(manifest.summary || { charts: [] });
 const parsePoints = (text) => text.split(' ').filter(Boolean).map((x) => { const [t, v] = x.split('='); return [Number(t), v === '–' ? null : Number(v.replace(/,/g, ''))]; });
@@ -174,10 +175,15 @@ function sameMeans(previewChart, liveChart) {
     const lv = parsePoints(liveChart[name]);
     const step = pre.length > 1 ? pre[1][0] - pre[0][0] : Infinity;
     const top = Math.max(1e-9, ...lv.map(([, v]) => Math.abs(v ?? 0)));
+    // The live values are read as displayed (rounded to the measure's
+    // decimals), the preview is the rounded mean of unrounded values: they
+    // may differ by one unit of the last displayed decimal.
+    const decimals = Math.max(0, ...liveChart[name].split(' ').filter(Boolean).map((x) => (x.split('=')[1].split('.')[1] || '').length));
+    const tolerance = Math.max(0.005 * top, 10 ** -decimals);
     for (const [t, v] of pre) {
       const inBucket = lv.filter(([x, y]) => x >= t && x < t + step && y !== null).map(([, y]) => y);
       const mean = inBucket.length ? inBucket.reduce((a, b) => a + b, 0) / inBucket.length : null;
-      if ((mean === null) !== (v === null) || (mean !== null && Math.abs(mean - v) > 0.005 * top)) return `${name} at ${t}: preview ${v}, mean of DuckDB-WASM's ${mean}`;
+      if ((mean === null) !== (v === null) || (mean !== null && Math.abs(mean - v) > tolerance)) return `${name} at ${t}: preview ${v}, mean of DuckDB-WASM's ${mean}`;
     }
   }
   return '';

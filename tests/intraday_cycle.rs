@@ -336,14 +336,15 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
     );
 
     // One new interval (2024-01-03 00:55): the days the stored tables'
-    // changed files span are restaged, the other day kept without reading
-    // it; only today's file is written.
+    // changed files span (the new files hold 2024-01-03 only) are restaged,
+    // the other two days kept without reading them; only today's file is
+    // written.
     let before = folder_state(&site);
     list_first(sample.path(), 12);
     let t = run(dir.path(), &sw, &site);
     assert!(
         t.lines().any(|l| l.contains("export `intraday`: ")
-            && l.contains("date range(s) restaged, 1 published file(s) kept as they are")),
+            && l.contains("1 date range(s) restaged, 2 published file(s) kept as they are")),
         "{t}"
     );
     assert_eq!(

@@ -419,26 +419,19 @@ async fn take_all(
         let mut jobs = tokio::task::JoinSet::new();
         for candidate in batch.iter().cloned() {
             let policy = transport.policy;
-            let (client, source, dir, partial, token) = (
+            let (client, source, token) = (
                 transport.client.clone(),
                 source.clone(),
-                dir.to_path_buf(),
-                partial.clone(),
                 transport.token.clone(),
             );
-            let format = ArchiveFormat::for_mode(ctx.mode);
+            let store = Destination {
+                dir: dir.to_path_buf(),
+                partial: partial.clone(),
+                format: ArchiveFormat::for_mode(ctx.mode),
+            };
             jobs.spawn(async move {
-                let result = take_one(
-                    &client,
-                    &source,
-                    &candidate,
-                    token.as_ref(),
-                    policy,
-                    &dir,
-                    &partial,
-                    format,
-                )
-                .await;
+                let result =
+                    take_one(&client, &source, &candidate, token.as_ref(), policy, &store).await;
                 (candidate, result)
             });
         }
@@ -484,6 +477,16 @@ async fn take_all(
     taken
 }
 
+/// Where and how a taken file is stored.
+struct Destination {
+    /// The source's archive folder.
+    dir: PathBuf,
+    /// Downloads in progress (a folder of `dir`).
+    partial: PathBuf,
+    /// Gzip or plain (`ci` runs store plain CSV).
+    format: ArchiveFormat,
+}
+
 /// Takes one candidate: a local path is stored directly; a URL is downloaded
 /// to a temporary file first.
 async fn take_one(
@@ -492,10 +495,14 @@ async fn take_one(
     candidate: &Candidate,
     token: Option<&Secret>,
     policy: RetryPolicy,
-    dir: &Path,
-    partial: &Path,
-    format: ArchiveFormat,
+    store: &Destination,
 ) -> Result<TakenFile> {
+    let Destination {
+        dir,
+        partial,
+        format,
+    } = store;
+    let format = *format;
     let is_remote =
         candidate.location.starts_with("http://") || candidate.location.starts_with("https://");
     let file_name = sanitize_name(&candidate.file_name);

@@ -262,7 +262,7 @@ fn store_stream(
 
 /// The writer of one stored file: through gzip, or plain.
 enum Sink {
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
     Plain(BufWriter<File>),
 }
 
@@ -308,7 +308,7 @@ impl AtomicOut {
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let file = BufWriter::with_capacity(1 << 16, file);
         let writer = match format {
-            ArchiveFormat::Gzip => Sink::Gzip(GzEncoder::new(file, Compression::fast())),
+            ArchiveFormat::Gzip => Sink::Gzip(Box::new(GzEncoder::new(file, Compression::fast()))),
             ArchiveFormat::Plain => Sink::Plain(file),
         };
         Ok(AtomicOut {

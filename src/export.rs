@@ -629,15 +629,7 @@ fn export_rendered(
             }
         })
         .collect();
-    let engine_version = engine
-        .query_rows("SELECT version()", None)
-        .map_err(|e| anyhow!(e))?
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let engine_version = duckdb_version(engine)?;
     // Everything that shapes the files but the window's dates: published
     // files made by another definition are never kept without restaging.
     let definition = crate::hash::sha256_hex(
@@ -998,6 +990,19 @@ fn restage_periods(
     }
 }
 
+/// DuckDB's version (`SELECT version()`): part of what makes a file's bytes.
+fn duckdb_version(engine: &Recorder) -> Result<String> {
+    Ok(engine
+        .query_rows("SELECT version()", None)
+        .map_err(|e| anyhow!(e))?
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// Puts the published file `from` at `to` in the staging folder: a hard
 /// link (publish replaces files by renaming, never in place), else a copy.
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
@@ -1096,15 +1101,7 @@ fn write_files(
             sort.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ")
         )
     };
-    let engine_version = engine
-        .query_rows("SELECT version()", None)
-        .map_err(|e| anyhow!(e))?
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let engine_version = duckdb_version(engine)?;
     // One scan of the staged rows for every period: rows, dates, row hashes.
     let dates = if has_date {
         "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"

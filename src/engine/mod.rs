@@ -245,11 +245,7 @@ impl Engine {
         };
         match read {
             LocalRead::Parquet(sql) => {
-                self.execute_batch(&format!(
-                    "CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {sql}"
-                ))
-                .map_err(|e| anyhow!(e))
-                .with_context(|| format!("reading stored table {rel} from local copies"))?;
+                self.view_over_local_copies(rel, &sql)?;
                 Ok(true)
             }
             LocalRead::Stream(why) => {
@@ -257,6 +253,15 @@ impl Engine {
                 Ok(false)
             }
         }
+    }
+
+    /// Points the view `rel` at `sql`, a read of local copies of its files.
+    fn view_over_local_copies(&self, rel: &Relation, sql: &str) -> Result<()> {
+        self.execute_batch(&format!(
+            "CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {sql}"
+        ))
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("reading stored table {rel} from local copies"))
     }
 
     /// The current snapshot of `rel`'s stored table; `None` when `rel` is
@@ -313,11 +318,7 @@ impl Engine {
         };
         match read {
             LocalRead::Parquet(sql) => {
-                self.execute_batch(&format!(
-                    "CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {sql}"
-                ))
-                .map_err(|e| anyhow!(e))
-                .with_context(|| format!("reading stored table {rel} from local copies"))?;
+                self.view_over_local_copies(rel, &sql)?;
                 Ok(true)
             }
             LocalRead::Stream(why) => {

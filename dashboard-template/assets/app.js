@@ -37,6 +37,7 @@ const probe = (window.__dashboard = {
   charts: {},
   lastCsv: null,
   drawMs: {},
+  attachMs: {},
 });
 const mark = (name) => (probe.marks[name] = Math.round(performance.now()));
 // When this script starts (an async module: it does not wait for the chart
@@ -174,7 +175,7 @@ function rows(table) {
 }
 
 function logQuery(sql, t0, t1, n) {
-  probe.queries.push({ sql: probe.fullSql ? sql : sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
+  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
   if (probe.queries.length > 40) probe.queries.shift();
 }
 
@@ -385,24 +386,34 @@ async function fileBytes(file) {
     showLoading();
   }
   probe.downloaded.push(file.path);
-  if (crypto.subtle && file.sha256) {
-    const digest = await crypto.subtle.digest('SHA-256', buf);
-    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
-    if (hex !== file.sha256.toLowerCase()) {
-      message(`${file.path} does not match manifest.json (a newer export is being published?): reload in a minute to see consistent data.`, 'warning');
-      return new Uint8Array(buf);
+  // Checked against the manifest and kept in the Cache API in the
+  // background, on a copy: DuckDB gets the bytes at once (the check and the
+  // cache write cost ~0.1 s for a few MB, which a range change waited for).
+  const copy = buf.slice(0);
+  const keep = (async () => {
+    if (crypto.subtle && file.sha256) {
+      const digest = await crypto.subtle.digest('SHA-256', copy);
+      const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      if (hex !== file.sha256.toLowerCase()) {
+        message(`${file.path} does not match manifest.json (a newer export is being published?): reload in a minute to see consistent data.`, 'warning');
+        return;
+      }
     }
-  }
-  if (cache) {
-    await cache.put(key.href, new Response(buf.slice(0), { headers: { 'content-type': 'application/octet-stream' } }));
+    if (!cache) return;
+    await cache.put(key.href, new Response(copy, { headers: { 'content-type': 'application/octet-stream' } }));
     // Drop older versions of the same file.
     for (const req of await cache.keys()) {
       const u = new URL(req.url);
       if (u.pathname === url.pathname && u.searchParams.get('sha256') !== file.sha256) await cache.delete(req);
     }
-  }
+  })();
+  keep.catch(() => {});
+  keeping.push(keep);
   return new Uint8Array(buf);
 }
+// The background checks and cache writes (the tests wait for them).
+const keeping = [];
+probe.kept = () => Promise.allSettled(keeping);
 
 // Downloads in flight, named on the status line while DuckDB is not the
 // thing being waited for.
@@ -463,12 +474,16 @@ function attach(file) {
       file.path,
       (async () => {
         try {
+          const t0 = performance.now();
           const bytes = await prefetch(file);
+          const t1 = performance.now();
           bytesByPath.delete(file.path); // the worker owns them now
           status(`Attaching ${file.path.split('/').pop()}…`);
           const name = alias + '.duckdb';
           await state.db.registerFileBuffer(name, bytes);
           await state.conn.query(`ATTACH ${sqlString(name)} AS ${ident(alias)} (READ_ONLY)`);
+          // Waiting for the bytes, then registering and attaching them (ms).
+          probe.attachMs[file.path] = [Math.round(t1 - t0), Math.round(performance.now() - t1)];
           return alias;
         } catch (e) {
           probe.missing.push(file.path);
@@ -1105,6 +1120,7 @@ function wireTheme() {
   });
 }
 function restyleCharts() {
+  drawn.clear();
   for (const [key, c] of charts) {
     c.dispose();
     delete probe.charts[key];
@@ -1144,6 +1160,7 @@ window.addEventListener('resize', () => {
 function chartState(key, stateName, points, text) {
   const el = $('chart-' + key);
   if (!el) return;
+  if (stateName !== 'ready') drawn.delete(key);
   if (stateName !== 'ready' && charts.has(key)) charts.get(key).clear();
   if (stateName !== 'ready') el.querySelector('canvas.sketch')?.remove();
   el.dataset.state = stateName;
@@ -1204,9 +1221,82 @@ async function renderTimeChart(i, chart, grain, rel, gen) {
   drawTimeChart(i, chart, grain, m, d, drill, order, data);
 }
 
+// What each chart last drew: its result (kept results are the same object)
+// and how it was drawn; a chart cleared or disposed since is drawn again.
+const drawn = new Map();
+// Every value of each time chart (the drawing may hold fewer points), as
+// getOption() lists series: [{name, data: [[t, v], …]}] (for the tests).
+const fullSeries = new Map();
+probe.seriesData = (key) => {
+  const f = fullSeries.get(key);
+  return f ? f.names.map((name) => ({ name: name || f.label, data: f.times.map((t, k) => [t, f.bySeries.get(name)[k]]) })) : null;
+};
+function unchanged(key, data, sig) {
+  const last = drawn.get(key);
+  if (!last || last.data !== data || last.sig !== sig || !charts.has(key)) return false;
+  probe.drawMs[key] = 0;
+  probe.skipped = (probe.skipped || 0) + 1;
+  return true;
+}
+// The indices of `n` of the points (k, ys[k]) that keep the shape of the
+// curve (largest-triangle-three-buckets, as ECharts' 'lttb' sampling): the
+// first and last, then per bucket the point making the largest triangle
+// with the one kept before and the mean of the next bucket.
+function lttbIndices(ys, n) {
+  const len = ys.length;
+  if (n >= len || n < 3) return null;
+  const out = new Uint32Array(n);
+  const every = (len - 2) / (n - 2);
+  let a = 0;
+  out[0] = 0;
+  for (let j = 0; j < n - 2; j++) {
+    const lo = Math.floor(j * every) + 1;
+    const hi = Math.min(Math.floor((j + 1) * every) + 1, len - 1);
+    const nextHi = Math.min(Math.floor((j + 2) * every) + 1, len);
+    let mx = 0;
+    let my = 0;
+    for (let k = hi; k < nextHi; k++) {
+      mx += k;
+      my += ys[k];
+    }
+    const cnt = Math.max(1, nextHi - hi);
+    mx /= cnt;
+    my /= cnt;
+    let best = -1;
+    let pick = lo;
+    for (let k = lo; k < hi; k++) {
+      const area = Math.abs((a - mx) * (ys[k] - ys[a]) - (a - k) * (my - ys[a]));
+      if (area > best) {
+        best = area;
+        pick = k;
+      }
+    }
+    out[j + 1] = pick;
+    a = pick;
+  }
+  out[n - 1] = len - 1;
+  return out;
+}
+
+// The index of the value in ascending `xs` nearest to `x`.
+function nearestIndex(xs, x) {
+  let lo = 0;
+  let hi = xs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && Math.abs(xs[lo - 1] - x) <= Math.abs(xs[lo] - x) ? lo - 1 : lo;
+}
+
 // Draws a time chart from columns {n, t, s, v} (the query's or the summary's).
 function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
   const drawStart = performance.now();
+  // The same result drawn the same way is on screen already (e.g. the other
+  // chart's measure toggled, or a view whose results were kept).
+  const sig = [m.name, d?.name, drill?.name, order?.join('\u0001'), isPhone(), !!state.unclipped[i], JSON.stringify(state.lastDay), state.from, state.to, grain.grain].join('|');
+  if (unchanged(i, data, sig)) return;
   const decimals = m.decimals ?? 1;
   // Every series gets every timestamp (0 in a stack, a gap in a line), so the
   // tooltip lists every series at any point and stacks add up.
@@ -1237,11 +1327,44 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
   else if (stacked) names.sort((a, b) => totals.get(b) - totals.get(a));
   else names.sort((a, b) => String(a).localeCompare(String(b)));
   const points = data.rows ?? data.n;
+  // Drawn: the points the eye can tell apart in the zoomed window, chosen
+  // by the largest-triangle method (extremes such as a price spike stay): a
+  // line at most one per pixel, a stack one per two pixels, the same
+  // intervals in every layer (chosen on the total) so the layers stay
+  // stacked. Zooming in draws more of them, down to every interval; the
+  // tooltip reads every value.
+  const plotWidth = Math.max(100, ($('chart-' + i)?.clientWidth || 600) - 90);
+  let total = null;
+  if (stacked) {
+    total = new Float64Array(times.length);
+    for (const arr of bySeries.values()) for (let k = 0; k < arr.length; k++) total[k] += Number.isFinite(arr[k]) ? arr[k] : 0;
+  }
+  const thinned = (start, end) => {
+    const target = Math.ceil((stacked ? plotWidth / 2 : plotWidth) / Math.max(0.01, (end - start) / 100));
+    if (target >= times.length) return null;
+    if (stacked) {
+      const idx = lttbIndices(total, target);
+      return new Map(names.map((n) => [n, idx]));
+    }
+    // A line with gaps is drawn whole (thinning would bridge them).
+    return new Map(names.map((n) => [n, bySeries.get(n).some((v) => v === null) ? null : lttbIndices(bySeries.get(n), target)]));
+  };
+  let shown = null;
+  const count = () => names.reduce((a, n) => a + (shown?.get(n)?.length ?? times.length), 0);
+  const seriesData = (name) => {
+    const arr = bySeries.get(name);
+    const idx = shown?.get(name);
+    return idx ? Array.from(idx, (k) => [times[k], arr[k]]) : times.map((t, k) => [t, arr[k]]);
+  };
+  const colors = names.map((name, j) => (name === 'Other' ? '#a0a7b1' : drill ? PALETTE[j % PALETTE.length] : colorFor(d, name)));
   const phone = isPhone();
   drawnForPhone = phone;
   const fmt = (v) => withUnit(m, v, decimals);
   const zoomKey = `${state.from}|${state.to}`;
   if (zoom.key !== zoomKey) zoom = { start: 0, end: 100, key: zoomKey };
+  shown = thinned(zoom.start, zoom.end);
+  probe.drawnPoints = probe.drawnPoints || {};
+  probe.drawnPoints[i] = count();
   // A few extreme values (a $15 000 price spike) would flatten every normal
   // value to a line: a line chart's axis stops above the 99th percentile and
   // each clipped point is marked with its value; the caption's button shows
@@ -1265,14 +1388,18 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       confine: true,
       className: 'chart-tip',
       order: 'valueDesc',
+      // Every series at the interval under the pointer, from the query's
+      // own values (the drawing keeps fewer points than that, see sampling).
       formatter: (params) => {
-        if (!params.length) return '';
-        const head = `<div class="tip-head">${escapeHtml(fmtTime(params[0].axisValue, grain.grain))}${escapeHtml(tzNote)}</div>`;
-        const list = [...params].sort((a, b) => (b.value[1] ?? -Infinity) - (a.value[1] ?? -Infinity));
+        if (!params.length || !times.length) return '';
+        const k = nearestIndex(times, Number(params[0].axisValue));
+        const head = `<div class="tip-head">${escapeHtml(fmtTime(times[k], grain.grain))}${escapeHtml(tzNote)}</div>`;
+        const list = names.map((name, j) => ({ name: name || measureLabel(m), color: colors[j], v: bySeries.get(name)[k] }));
+        list.sort((a, b) => (b.v ?? -Infinity) - (a.v ?? -Infinity));
         const body = list
-          .map((p) => `<div class="tip-row" data-series="${escapeHtml(p.seriesName)}">${p.marker}<span class="tip-name">${escapeHtml(labelOf(d, p.seriesName))}</span><b>${escapeHtml(fmt(p.value[1]))}</b></div>`)
+          .map((p) => `<div class="tip-row" data-series="${escapeHtml(p.name)}">${echarts.format.getTooltipMarker(p.color)}<span class="tip-name">${escapeHtml(labelOf(d, p.name))}</span><b>${escapeHtml(fmt(p.v))}</b></div>`)
           .join('');
-        const total = stacked && list.length > 1 ? `<div class="tip-row tip-total"><span class="tip-name">Total</span><b>${escapeHtml(fmt(list.reduce((s, p) => s + (p.value[1] || 0), 0)))}</b></div>` : '';
+        const total = stacked && list.length > 1 ? `<div class="tip-row tip-total"><span class="tip-name">Total</span><b>${escapeHtml(fmt(list.reduce((s, p) => s + (p.v || 0), 0)))}</b></div>` : '';
         return head + body + total;
       },
     },
@@ -1295,11 +1422,12 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       { type: 'inside', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, zoomOnMouseWheel: true, moveOnMouseWheel: false, moveOnMouseMove: !phone, preventDefaultMouseMove: !phone },
       { type: 'slider', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, height: 16, bottom: 4, showDetail: false, brushSelect: false },
     ],
-    series: names.map((name) => ({
+    series: names.map((name, j) => ({
       name: name || measureLabel(m),
       type: 'line',
-      color: drill && name !== 'Other' ? undefined : name === 'Other' ? '#a0a7b1' : colorFor(d, name),
+      color: colors[j],
       stack: stacked ? 'total' : undefined,
+
       areaStyle: stacked ? { opacity: 0.85 } : undefined,
       showSymbol: false,
       symbolSize: 6,
@@ -1307,13 +1435,15 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       connectNulls: false,
       lineStyle: { width: stacked ? 0.5 : 1.5 },
       emphasis: { focus: 'series' },
-      data: times.map((t, k) => [t, bySeries.get(name)[k]]),
+      data: seriesData(name),
       markPoint: clipped ? clippedMarks(clipped, name, times, bySeries.get(name), m) : undefined,
       markLine: partial && name === names[0] ? partialMark(partial, times, grain) : undefined,
     })),
   };
   const c = chartFor(i);
   c.setOption(option, true);
+  drawn.set(i, { data, sig });
+  fullSeries.set(i, { names, bySeries, times, label: measureLabel(m) });
   c.group = 'time';
   echarts.connect('time');
   c.off('click');
@@ -1322,9 +1452,23 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
     setFilter(d.name, [p.seriesName]);
   });
   c.off('datazoom');
-  c.on('datazoom', () => {
-    const z = c.getOption().dataZoom?.[0];
-    if (z) zoom = { start: z.start, end: z.end, key: zoomKey };
+  c.on('datazoom', (e) => {
+    const b = e && e.batch ? e.batch[0] : e;
+    const z = b && Number.isFinite(b.start) && Number.isFinite(b.end) ? b : c.getOption().dataZoom?.[0];
+    if (!z) return;
+    zoom = { start: z.start, end: z.end, key: zoomKey };
+    // The points the new window needs (redrawn only when their number
+    // changes by a quarter or more).
+    const before = count();
+    const prev = shown;
+    shown = thinned(z.start, z.end);
+    const after = count();
+    if (after === before || Math.abs(after - before) < before / 4) {
+      shown = prev;
+      return;
+    }
+    probe.drawnPoints[i] = after;
+    c.setOption({ series: names.map((name) => ({ data: seriesData(name) })) });
   });
   chartState(i, points ? 'ready' : 'empty', points, points ? '' : 'No data for this selection');
   probe.drawMs[i] = Math.round(performance.now() - drawStart);
@@ -1434,6 +1578,7 @@ async function renderBarChart(i, chart, grain, rel, gen) {
 // Draws a bar chart from rows [{c, v}] (the query's or the summary's).
 function drawBarChart(i, chart, data) {
   const drawStart = performance.now();
+  if (unchanged(i, data, `${isPhone()}|${chart.measure}`)) return;
   const m = measure(chart.measure);
   const decimals = m.decimals ?? 1;
   const d = dimension(chart.category);
@@ -1456,6 +1601,7 @@ function drawBarChart(i, chart, data) {
   };
   const c = chartFor(i);
   c.setOption(option, true);
+  drawn.set(i, { data, sig: `${isPhone()}|${chart.measure}` });
   c.off('click');
   c.on('click', (p) => {
     const k = keys[p.dataIndex];
@@ -1491,6 +1637,8 @@ async function renderMap(grain, rel, gen) {
   const src = await source(grain, rel, { dims: [d.name, ...(cd ? [cd.name] : [])], measures: sm ? [sm] : [], except: d.name, panel: 'map' });
   const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? src.msql(sm) : '1'} AS v FROM ${src.base} GROUP BY 1`);
   if (gen !== state.generation) return;
+  const mapSig = `${selected(d.name).join('\u0001')}|${themeIsDark()}`;
+  if (unchanged('map', data, mapSig)) return;
   if (!mapRegistered) {
     echarts.registerMap('australia', AUSTRALIA);
     mapRegistered = true;
@@ -1540,6 +1688,7 @@ async function renderMap(grain, rel, gen) {
   };
   const c = chartFor('map');
   c.setOption(option, true);
+  drawn.set('map', { data, sig: mapSig });
   c.off('click');
   c.on('click', (p) => {
     if (p.componentType === 'series' && p.name) toggleValue(d.name, p.name);
@@ -1651,37 +1800,41 @@ async function refresh() {
     }
     state.rel = rel;
     state.grainNow = grain;
-    status('Querying: filter lists…');
-    await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}`);
-    if (gen !== state.generation) return;
-    updateOptions();
-    status('Querying: KPIs…');
-    await renderKpis(grain, rel, gen);
-    if (gen !== state.generation) return;
+    // Every panel at once: DuckDB-WASM runs the queries one after another in
+    // its worker while this thread draws each panel whose result came back
+    // (a filter change costs about the longer of the two, not their sum).
+    const panels = [];
+    const run = (text, work, onError) => {
+      status(`Querying: ${text}…`);
+      panels.push(work().catch(onError));
+    };
+    run('filter lists', async () => {
+      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}`);
+      if (gen === state.generation) updateOptions();
+    }, (e) => message('The filter lists could not be loaded: ' + errorText(e), 'warning'));
+    run('KPIs', () => renderKpis(grain, rel, gen), (e) => message('The KPIs could not be computed: ' + errorText(e), 'error'));
     for (const [i, c] of CFG.charts.entries()) {
-      status(`Querying: ${c.title}…`);
-      try {
+      run(c.title, async () => {
         if (c.type === 'bar') await renderBarChart(i, c, grain, rel, gen);
         else await renderTimeChart(i, c, grain, rel, gen);
-      } catch (e) {
+        if (gen === state.generation && probe.firstChartMs === null) {
+          probe.firstChartMs = performance.now();
+          mark('first_chart');
+        }
+      }, (e) => {
+        if (gen !== state.generation) return;
         chartState(i, 'error', 0, 'This chart could not be drawn: ' + errorText(e));
         message(`Chart “${c.title}”: ${errorText(e)}`, 'error');
-      }
-      if (gen !== state.generation) return;
-      if (probe.firstChartMs === null) {
-        probe.firstChartMs = performance.now();
-        mark('first_chart');
-      }
+      });
     }
     if (CFG.map) {
-      status(`Querying: ${CFG.map.title || 'map'}…`);
-      try {
-        await renderMap(grain, rel, gen);
-      } catch (e) {
+      run(CFG.map.title || 'map', () => renderMap(grain, rel, gen), (e) => {
+        if (gen !== state.generation) return;
         chartState('map', 'error', 0, 'The map could not be drawn: ' + errorText(e));
         message(`Map: ${errorText(e)}`, 'error');
-      }
+      });
     }
+    await Promise.all(panels);
   } catch (e) {
     message('The dashboard could not query its data: ' + errorText(e), 'error');
   } finally {

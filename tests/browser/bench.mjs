@@ -9,6 +9,7 @@
 // navigation; a change from the input event to the last chart drawn).
 //   SITE_DIR=… RUNS=3 node tests/browser/bench.mjs
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { serve, launch, waitReady, renders } from './harness.mjs';
 
@@ -49,6 +50,53 @@ async function filter(page, id, value) {
   return page.evaluate(() => window.__dashboard.lastRefreshMs);
 }
 
+// The floor of "DuckDB-WASM ready" (FLOOR=1): a blank page on the same
+// server that only starts the engine as index.html's first script does (the
+// same bundle, worker and flags), then connects and runs `SELECT 42`, visited
+// in the same warm profile as the dashboard (alternating with it).
+function writeFloorPage() {
+  const html = fs.readFileSync(path.join(SITE, 'index.html'), 'utf8');
+  const page = JSON.parse(/<script id="page-config" type="application\/json">([\s\S]*?)<\/script>/.exec(html)[1]);
+  const b = page.assets.bundles.eh || page.assets.bundles.mvp;
+  const abs = (u) => `new URL(${JSON.stringify(u)}, document.baseURI).href`;
+  fs.writeFileSync(path.join(SITE, 'floor.html'), `<!doctype html><html><head><meta charset="utf-8"><title>floor</title>
+<script>
+(function () {
+  var f = (window.__floor = {});
+  var src = 'self.TransformStream = undefined; importScripts(' + JSON.stringify(${abs(b.mainWorker)}) + ');';
+  var url = URL.createObjectURL(new Blob([src], { type: 'text/javascript' }));
+  f.worker = new Worker(url);
+  f.worker.addEventListener('message', function (e) {
+    if (e.data && e.data.requestId === 1e9) { f.ready = performance.now(); f.ok = e.data.type === 'OK'; }
+  });
+  f.worker.postMessage({ messageId: 1e9, type: 'INSTANTIATE', data: [${abs(b.mainModule)}, null] });
+})();
+</script>
+<script type="importmap">{"imports": {"apache-arrow": "./assets/arrow-shim.mjs"}}</script>
+<script defer src="${page.assets.arrow_script}"></script>
+<script type="module">
+const f = window.__floor;
+await new Promise((r) => { const t = setInterval(() => { if (f.ready) { clearInterval(t); r(); } }, 2); });
+const duckdb = await import(${abs(page.assets.duckdb_module)});
+const db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), f.worker);
+const conn = await db.connect();
+await conn.query('SELECT 42');
+f.query = performance.now();
+</script></head><body>floor</body></html>
+`);
+}
+async function floorVisit(context, width, height) {
+  const page = await context.newPage();
+  await page.setViewportSize({ width, height });
+  await page.goto(server.url + 'floor.html');
+  await page.waitForFunction(() => window.__floor && window.__floor.query, null, { timeout: 120000 });
+  const r = await page.evaluate(() => ({ ready: window.__floor.ready, query: window.__floor.query, ok: window.__floor.ok }));
+  await page.close();
+  return r;
+}
+const FLOOR = !!process.env.FLOOR;
+if (FLOOR) writeFloorPage();
+
 // One visit: the phases and the bytes the page received before its first chart.
 async function visit(context, width, height, logStart) {
   const page = await context.newPage();
@@ -83,7 +131,8 @@ async function visit(context, width, height, logStart) {
 
 const sizes = { 1440: [1440, 900], 390: [390, 844] };
 const results = { first: { 7: [], 30: [], 365: [] }, again: { 7: [], 30: [], 365: [] }, grains: {}, filter: [], filterBack: [] };
-for (const [name] of Object.entries(sizes)) results[name] = { cold: [], warm: [] };
+for (const [name] of Object.entries(sizes)) results[name] = { cold: [], warm: [], floor: [] };
+const loads = [];
 for (let run = 0; run < RUNS; run++) {
   for (const [name, [w, h]] of Object.entries(sizes)) {
     const b = await launch();
@@ -103,13 +152,19 @@ for (let run = 0; run < RUNS; run++) {
       results.filter.push(await filter(cold.page, '#filter-region', 'SA1'));
       results.filterBack.push(await filter(cold.page, '#filter-region', ''));
     }
+    // Downloaded files are checked and kept in the Cache API in the background.
+    await cold.page.evaluate(() => window.__dashboard.kept && window.__dashboard.kept());
     await cold.page.close();
     const cache = wasmCodeCache(b.userDataDir);
+    // FLOOR=1: the blank page before the warm visit on even runs, after it on odd ones.
+    if (FLOOR && run % 2 === 0) results[name].floor.push(await floorVisit(b.context, w, h));
     const warm = await visit(b.context, w, h, server.log.length);
     warm.r.codeCache = cache;
     results[name].warm.push(warm.r);
     await warm.page.close();
+    if (FLOOR && run % 2 === 1) results[name].floor.push(await floorVisit(b.context, w, h));
     await b.close();
+    loads.push(os.loadavg()[0]);
   }
 }
 // CODE_CACHE=1: the engine's code cache alone. Two profiles, each opened
@@ -183,6 +238,19 @@ for (const days of [7, 30, 365]) {
 }
 console.log(`| filter change (region SA1, 7 days at 5-minute grain) | ${ms(median(results.filter))} | |`);
 console.log(`| filter back to none (seen before) | ${ms(median(results.filterBack))} | |`);
+if (FLOOR) {
+  console.log('');
+  console.log('| warm visit (FLOOR=1, same profile, alternating) | blank page: engine instantiated in the early worker | blank page: + connect + SELECT 42 | dashboard: DuckDB-WASM ready | dashboard: interactive |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const name of Object.keys(sizes)) {
+    const f = results[name].floor;
+    const wv = results[name].warm;
+    const all = (xs, k) => xs.map((x) => Math.round(x[k])).join(', ');
+    console.log(`| ${sizes[name].join('×')} | ${ms(median(f.map((x) => x.ready)))} (${all(f, 'ready')}) | ${ms(median(f.map((x) => x.query)))} | ${ms(median(wv.map((x) => x.duckdb)))} (${all(wv, 'duckdb')}) | ${ms(median(wv.map((x) => x.live)))} (${all(wv, 'live')}) |`);
+  }
+}
+console.log('');
+console.log(`load average (1 min) after each browser: ${loads.map((x) => x.toFixed(1)).join(', ')}`);
 if (process.env.CODE_CACHE) {
   console.log('');
   console.log('| warm visit, 1440×900 (CODE_CACHE=1, alternating) | engine code cache in the profile | engine instantiated | DuckDB-WASM ready | interactive |');

@@ -209,6 +209,8 @@ check(/no_such_table/.test(sqlError), 'a bad query shows its error on the page',
 await ui.analyzeChecks({ page, check, OUT });
 
 // ------------------------------------------------------------- lineage
+// The page checks and keeps downloaded files in the background: done before leaving it.
+await page.evaluate(() => window.__dashboard.kept());
 await page.goto(server.url + 'lineage.html');
 const nodes = await page.$$eval('svg#lineage g.node', (g) => g.map((x) => x.dataset.name));
 check(nodes.includes('fct_scada') && nodes.includes('dim_duid') && nodes.length >= 8, 'lineage page draws the model DAG', nodes.join(', '));

@@ -109,6 +109,42 @@ export async function afterFirstVisit({ page, check, kpi, state, dataMax, OUT, c
   }
   await page.mouse.move(5, 5);
 
+  // ---- the tooltip across a thinned chart: the drawing keeps at most a
+  // point per pixel (a stack one per two), but wherever the pointer is, the
+  // tooltip lists every series with its value at that interval.
+  for (const [i, what] of [[1, 'region'], [0, 'fuel']]) {
+    const counts = await page.evaluate((i) => ({ drawn: window.__dashboard.drawnPoints[i], all: window.__dashboard.seriesData(i).reduce((a, s) => a + s.data.length, 0) }), i);
+    check(counts.drawn < counts.all, `the ${what} chart draws fewer points than it has values (its width in pixels bounds them)`, JSON.stringify(counts));
+    const box = await page.$eval('#chart-' + i, (el) => { el.scrollIntoView({ block: 'center' }); const r = el.getBoundingClientRect(); return { left: r.left, width: r.width, y: r.top + r.height * 0.5 }; });
+    const bad = [];
+    let seen = 0;
+    for (let k = 0; k < 24; k++) {
+      await page.mouse.move(box.left + box.width * (0.12 + (0.8 * k) / 23), box.y);
+      await page.waitForTimeout(40);
+      const tip = await page.evaluate((i) => {
+        const rows = [...document.querySelectorAll(`#chart-${i} .chart-tip .tip-row[data-series]`)].map((r) => [r.dataset.series, r.querySelector('b').textContent]);
+        const head = document.querySelector(`#chart-${i} .chart-tip .tip-head`)?.textContent || '';
+        const t = Date.parse(head.slice(0, 16).replace(' ', 'T') + ':00Z');
+        const cfg = JSON.parse(document.getElementById('page-config').textContent).config;
+        const chart = cfg.charts[i];
+        const m = cfg.measures.find((x) => x.name === chart.measure);
+        const d = m.decimals ?? 1;
+        const want = (window.__dashboard.seriesData(i) || []).map((s) => {
+          const p = s.data.find((x) => x[0] === t);
+          const v = p ? p[1] : undefined;
+          return [s.name, v === null || v === undefined || Number.isNaN(v) ? '–' : Number(v).toLocaleString('en-AU', { minimumFractionDigits: d, maximumFractionDigits: d }) + (m.unit ? ' ' + m.unit : '')];
+        });
+        return { head, rows, want, visible: !!rows.length };
+      }, i);
+      if (!tip.visible) continue;
+      seen += 1;
+      const key = (xs) => JSON.stringify([...xs].sort((a, b) => String(a[0]).localeCompare(String(b[0]))));
+      if (key(tip.rows) !== key(tip.want)) bad.push(`${tip.head}: ${key(tip.rows)} vs ${key(tip.want)}`);
+    }
+    check(seen >= 20 && bad.length === 0, `at ${seen} pointer positions across the thinned ${what} chart, the tooltip lists every ${what} with its value at that interval`, bad.slice(0, 2).join(' | '));
+  }
+  await page.mouse.move(5, 5);
+
   // ---- zoom: slider + wheel, shared by the time charts
   const dz = await page.evaluate(() => window.__dashboard.charts[0].getOption().dataZoom.map((z) => z.type));
   check(dz.includes('inside') && dz.includes('slider'), 'time charts have a zoom slider and wheel zoom', dz.join(', '));
@@ -479,7 +515,7 @@ export async function rollupsMatchRows({ page, check }) {
         const o = c.getOption();
         charts[k] = {
           categories: o.yAxis && o.yAxis[0] && o.yAxis[0].data ? o.yAxis[0].data : null,
-          series: o.series.map((s) => ({ name: s.name, data: s.data.map((p) => (p && typeof p === 'object' && !Array.isArray(p) ? [p.name, p.value] : p)) })),
+          series: (d.seriesData(k) || o.series).map((s) => ({ name: s.name, data: s.data.map((p) => (p && typeof p === 'object' && !Array.isArray(p) ? [p.name, p.value] : p)) })),
         };
       }
       const lists = [...document.querySelectorAll('select[id^="filter-"]')].map((e) => [...e.options].map((o) => o.value).join(','));

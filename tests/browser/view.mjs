@@ -59,7 +59,8 @@ async function shown(page) {
       const d = m.decimals ?? 1;
       if (c.type === 'bar') return { cats: o.yAxis[0].data, values: o.series[0].data.map((v) => fmt(v, d)) };
       const out = {};
-      for (const s of o.series) out[s.name] = s.data.map((p) => `${p[0]}=${fmt(p[1], d)}`).join(' ');
+      // Every value (the drawing may keep fewer points than the data has).
+      for (const s of window.__dashboard.seriesData(i) || o.series) out[s.name] = s.data.map((p) => `${p[0]}=${fmt(p[1], d)}`).join(' ');
       return out;
     });
     return {
@@ -284,7 +285,7 @@ const priceAxis = () =>
   page.evaluate(() => {
     const c = window.__dashboard.charts[1];
     const ext = c.getModel().getComponent('yAxis', 0).axis.scale.getExtent();
-    const vals = c.getOption().series.flatMap((s) => s.data.map((p) => p[1])).filter(Number.isFinite).sort((a, b) => a - b);
+    const vals = window.__dashboard.seriesData(1).flatMap((s) => s.data.map((p) => p[1])).filter(Number.isFinite).sort((a, b) => a - b);
     const marks = c.getOption().series.flatMap((s) => (s.markPoint && s.markPoint.data) || []).map((m) => m.value);
     return { ext, p1: vals[Math.floor(vals.length * 0.01)], p99: vals[Math.floor(vals.length * 0.99)], max: vals[vals.length - 1], marks, button: document.querySelector('#figure-1 .clip-toggle')?.textContent || null };
   });

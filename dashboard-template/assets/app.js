@@ -1639,6 +1639,7 @@ async function renderMap(grain, rel, gen) {
   if (gen !== state.generation) return;
   const mapSig = `${selected(d.name).join('\u0001')}|${themeIsDark()}`;
   if (unchanged('map', data, mapSig)) return;
+  const drawStart = performance.now();
   if (!mapRegistered) {
     echarts.registerMap('australia', AUSTRALIA);
     mapRegistered = true;
@@ -1694,6 +1695,7 @@ async function renderMap(grain, rel, gen) {
     if (p.componentType === 'series' && p.name) toggleValue(d.name, p.name);
   });
   chartState('map', placed ? 'ready' : 'empty', placed, placed ? '' : 'No unit of this selection has coordinates');
+  probe.drawMs.map = Math.round(performance.now() - drawStart);
 }
 
 async function renderKpis(grain, rel, gen) {

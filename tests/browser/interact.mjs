@@ -294,6 +294,9 @@ export async function afterFirstVisit({ page, check, kpi, state, dataMax, OUT, c
   const mw = await total(100);
   await waitAfter(page, () => page.click('.toggle button[data-measure="energy"]'));
   const mwh = await total(100);
+  // Only the switched chart is drawn again: the others' results are the ones on screen.
+  const redrawn = await page.evaluate(() => ({ ...window.__dashboard.drawMs }));
+  check(redrawn[1] === 0 && redrawn[2] === 0 && redrawn.map === 0 && redrawn[0] > 0, 'the MWh switch redraws only its own chart', JSON.stringify(redrawn));
   const y0 = await page.evaluate(() => window.__dashboard.charts[0].getOption().yAxis[0].name);
   check(y0 === 'Energy (MWh)' && Math.abs(mw / mwh - 12) < 0.01, 'the MWh switch shows energy per 5-minute interval (MW / 12)', `${y0}: ${mw.toFixed(0)} MW vs ${mwh.toFixed(1)} MWh`);
   check(/m0=energy/.test(page.url()), 'the switch is in the URL', page.url());

@@ -70,6 +70,9 @@ pub fn datasets_for(plan: &Plan, mode: Mode) -> Vec<&ExportConfig> {
 pub struct PublishedSite {
     /// Its manifest, listing only the files still there as listed.
     pub manifest: Manifest,
+    /// Files its manifest lists that a destination no longer holds as
+    /// listed: the export writes their periods again.
+    pub missing: Vec<ManifestFile>,
     /// The folder holding those files when the site is local (`--site-dir`):
     /// kept files are linked from it into the staging folder, so the staging
     /// folder is the whole site. `None` for a branch: kept files stay out of
@@ -316,6 +319,7 @@ fn export_dataset(
         engine: engine.engine,
         rendered: &rendered,
         narrowed: false,
+        current: Current::Stream,
     };
     let result = export_rendered(engine, &mut reads, d, target, kept);
     // Views read within some dates go back to the whole table for what
@@ -338,11 +342,64 @@ struct Reads<'a> {
     rendered: &'a Rendered,
     /// Whether a view was last pointed at some dates only.
     narrowed: bool,
+    /// What the views read now.
+    current: Current,
+}
+
+/// What the views of the models a dataset reads point at.
+#[derive(Debug, Clone, PartialEq)]
+enum Current {
+    /// As attached: streaming each whole table.
+    Stream,
+    /// Local copies of every data file.
+    All,
+    /// Local copies of the data files whose bounds overlap these dates.
+    Within(Vec<(chrono::NaiveDate, chrono::NaiveDate)>),
+}
+
+impl Current {
+    /// Whether the views already read every row dated within `ranges`
+    /// (every file that can hold such a row is among those read): all
+    /// files, or files overlapping dates that cover `ranges`. The export's
+    /// queries filter on the dates themselves, so reading more files than
+    /// needed changes no result.
+    fn covers(&self, ranges: &[(chrono::NaiveDate, chrono::NaiveDate)]) -> bool {
+        match self {
+            Current::Stream => false,
+            Current::All => true,
+            Current::Within(read) => {
+                let merged = merge_ranges(read.clone());
+                ranges.iter().all(|(from, to)| {
+                    merged
+                        .iter()
+                        .any(|(first, last)| first <= from && to <= last)
+                })
+            }
+        }
+    }
+}
+
+/// `ranges` sorted, overlapping and adjacent ones merged.
+fn merge_ranges(
+    mut ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> Vec<(chrono::NaiveDate, chrono::NaiveDate)> {
+    ranges.sort();
+    let mut merged: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+    for (from, to) in ranges {
+        match merged.last_mut() {
+            Some(last) if from <= last.1.succ_opt().unwrap_or(last.1) => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    merged
 }
 
 impl Reads<'_> {
     /// Every model's whole table (local copies where possible).
     fn all(&mut self) -> Result<()> {
+        if self.current == Current::All {
+            return Ok(());
+        }
         for (model, relation) in &self.rendered.models {
             if self.narrowed {
                 self.engine
@@ -356,6 +413,7 @@ impl Reads<'_> {
                 .with_context(|| format!("reading model `{model}` ({relation})"))?;
         }
         self.narrowed = false;
+        self.current = Current::All;
         Ok(())
     }
 
@@ -367,12 +425,18 @@ impl Reads<'_> {
         column: &str,
         ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
     ) -> Result<()> {
+        // The restaged periods usually lie within the dates first read (the
+        // changed dates and the newest published day): no second plan.
+        if self.current.covers(ranges) {
+            return Ok(());
+        }
         for (model, relation) in &self.rendered.models {
             self.narrowed = true;
             self.engine
                 .read_stored_within(relation, column, ranges)
                 .with_context(|| format!("reading model `{model}` ({relation})"))?;
         }
+        self.current = Current::Within(ranges.to_vec());
         Ok(())
     }
 }
@@ -792,12 +856,13 @@ fn restage_plan(
         previous,
         ranges,
         definitions,
+        missing,
     } = changed;
     if definitions.iter().any(|def| def != definition) {
         return all("the published files were made by another definition".into());
     }
     let mut ranges = ranges;
-    let changed = ranges.len();
+    let changed = ranges.len() - missing;
     // The window now and as published: dates before its start are dropped.
     let mut window_moved = false;
     let mut start = None;
@@ -822,7 +887,15 @@ fn restage_plan(
             })
             .collect();
     }
-    restage_periods(d, previous, ranges, changed, start, window_moved)
+    let mut restage = restage_periods(d, previous, ranges, changed, start, window_moved);
+    if missing > 0
+        && let Restage::Periods { why, .. } = &mut restage
+    {
+        why.push_str(&format!(
+            ", {missing} published file(s) missing at the destination"
+        ));
+    }
+    restage
 }
 
 /// What changed in the stored tables a dataset reads since its published
@@ -834,6 +907,9 @@ struct Changed {
     ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
     /// The definitions the published files were made by.
     definitions: Vec<String>,
+    /// Published files of the dataset the destination lost (their dates
+    /// are among `ranges`).
+    missing: usize,
 }
 
 /// The dates the stored tables `rendered` reads changed since the
@@ -894,7 +970,29 @@ fn changed_since_published(
         .filter_map(|pair| pair.split_once('='))
         .filter_map(|(model, id)| Some((model, id.parse().ok()?)))
         .collect();
+    // A published file the destination lost (a publish stopped half-way, a
+    // file deleted) is written again: its dates count as changed.
     let mut ranges = Vec::new();
+    let mut missing = 0;
+    for f in target
+        .previous
+        .iter()
+        .flat_map(|site| &site.missing)
+        .filter(|f| f.dataset == d.name)
+    {
+        let dates = (
+            f.min_date.as_deref().and_then(parse_date),
+            f.max_date.as_deref().and_then(parse_date),
+        );
+        let (Some(min), Some(max)) = dates else {
+            return all(format!(
+                "published file {} is missing and has no dates",
+                f.path
+            ));
+        };
+        ranges.push((min, max));
+        missing += 1;
+    }
     for (model, rel) in &rendered.models {
         let Some(base) = snapshots.get(model.as_str()) else {
             return all(format!(
@@ -913,6 +1011,7 @@ fn changed_since_published(
         previous: previous.into_iter().cloned().collect(),
         ranges,
         definitions,
+        missing,
     })
 }
 
@@ -1233,4 +1332,47 @@ fn write_files(
         });
     }
     Ok((files, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Current, merge_ranges};
+    use chrono::NaiveDate;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, d).unwrap()
+    }
+
+    #[test]
+    fn a_second_read_is_skipped_only_when_the_dates_read_cover_it() {
+        // As attached (streaming), nothing is covered: the first read plans.
+        assert!(!Current::Stream.covers(&[(day(3), day(3))]));
+        // Every file read: any dates are covered.
+        assert!(Current::All.covers(&[(day(1), day(9))]));
+        // Files overlapping Jan 2–3 and Jan 5: Jan 3 and Jan 2–3 are
+        // covered; Jan 4, Jan 3–5 (a gap) and Jan 1 are not.
+        let read = Current::Within(vec![(day(5), day(5)), (day(2), day(3))]);
+        assert!(read.covers(&[(day(3), day(3))]));
+        assert!(read.covers(&[(day(2), day(3)), (day(5), day(5))]));
+        assert!(!read.covers(&[(day(4), day(4))]));
+        assert!(!read.covers(&[(day(3), day(5))]));
+        assert!(!read.covers(&[(day(1), day(2))]));
+        assert!(!read.covers(&[(day(3), day(3)), (day(6), day(6))]));
+        // Adjacent days read separately cover the range they make.
+        let read = Current::Within(vec![(day(1), day(1)), (day(2), day(2))]);
+        assert!(read.covers(&[(day(1), day(2))]));
+    }
+
+    #[test]
+    fn date_ranges_merge_when_they_overlap_or_touch() {
+        assert_eq!(
+            merge_ranges(vec![
+                (day(7), day(8)),
+                (day(1), day(2)),
+                (day(3), day(4)),
+                (day(4), day(5))
+            ]),
+            vec![(day(1), day(5)), (day(7), day(8))]
+        );
+    }
 }

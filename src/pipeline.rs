@@ -148,6 +148,9 @@ pub fn run_then(
         // current, so the cycle writes nothing anywhere.
         tracing::info!("{why}");
         report.nothing_new = Some(why);
+        // …but a publish to the site folder that an earlier run left
+        // unfinished is finished now, not at the next new file.
+        report.site = crate::site::finish_interrupted_publish(&plan, &opts.site);
         report.duration = started.elapsed();
         return Ok(report);
     }
@@ -193,7 +196,13 @@ pub fn run_then(
                 files.taken.len()
             );
         }
+        let writing = Instant::now();
         engine.write_file_log(&done)?;
+        tracing::debug!(
+            "file log: {} files recorded in {:.2}s",
+            done.len(),
+            writing.elapsed().as_secs_f64()
+        );
     }
 
     // Intraday runs every few minutes; tests run in the daily backfill.
@@ -320,7 +329,13 @@ fn run_site(plan: &Plan, engine: &Engine, opts: &RunOptions, report: &mut RunRep
     // The page (index.html, lineage, assets) next to manifest.json, so data,
     // manifest and site land in the same commit.
     site.step("dashboard", |dir, _manifest| {
-        crate::dashboard::render_for_plan(plan, dir, None, None).map(|_| ())
+        let rendering = Instant::now();
+        crate::dashboard::render_for_plan(plan, dir, None, None)?;
+        tracing::debug!(
+            "dashboard rendered in {:.2}s",
+            rendering.elapsed().as_secs_f64()
+        );
+        Ok(())
     });
     site.publish(plan, opts.mode, &opts.site);
     report.site = Some(site.report);

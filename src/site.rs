@@ -150,7 +150,7 @@ impl SiteRun {
             return None;
         }
         let mut run = SiteRun {
-            dir: plan.project.root.join("target").join("site-staging"),
+            dir: staging_dir(plan),
             manifest: None,
             report: SiteReport::default(),
             started: Instant::now(),
@@ -192,6 +192,12 @@ impl SiteRun {
         }
         let previous = published_site(plan, mode, options);
         let result = (|| -> Result<(Manifest, Vec<String>)> {
+            // The staging folder is rebuilt: no longer one to publish again.
+            let marker = publishing_marker(&self.dir);
+            if marker.exists() {
+                std::fs::remove_file(&marker)
+                    .with_context(|| format!("removing {}", marker.display()))?;
+            }
             if self.dir.exists() {
                 std::fs::remove_dir_all(&self.dir)?;
             }
@@ -356,8 +362,16 @@ impl SiteRun {
             return;
         }
         if let Some(dest) = site_dir(options) {
-            match publish::publish_to_dir(&self.dir, &dest) {
+            // Named in a marker until the folder holds the whole site: a
+            // publish killed or failed half-way is finished by the next run,
+            // even one that takes no new file (`finish_interrupted_publish`).
+            let marker = publishing_marker(&self.dir);
+            let written = std::fs::write(&marker, dest.to_string_lossy().as_bytes())
+                .with_context(|| format!("writing {}", marker.display()))
+                .and_then(|()| publish::publish_to_dir(&self.dir, &dest));
+            match written {
                 Ok(outcome) => {
+                    let _ = std::fs::remove_file(&marker);
                     tracing::info!(
                         "site written to {}: {} files changed, {} removed",
                         dest.display(),
@@ -424,6 +438,62 @@ impl SiteRun {
     }
 }
 
+/// Where a run stages its site before publishing it.
+fn staging_dir(plan: &Plan) -> PathBuf {
+    plan.project.root.join("target").join("site-staging")
+}
+
+/// The file next to the staging folder `staging` that names the
+/// `--site-dir` folder a publish is writing, while it does.
+fn publishing_marker(staging: &Path) -> PathBuf {
+    staging.with_file_name("site-staging.publishing")
+}
+
+/// Finishes a publish to the `--site-dir` folder that an earlier run began
+/// and did not finish (killed, or failed half-way, leaving the folder with
+/// some new files and an older `manifest.json`): the staging folder that
+/// run built, complete since its publish had begun, is written to the
+/// folder again (unchanged files are not rewritten). `None` when no publish
+/// to this folder was left unfinished. An intraday run that took no new
+/// file calls it, so the site does not wait for the next file to heal.
+pub fn finish_interrupted_publish(plan: &Plan, options: &SiteOptions) -> Option<SiteReport> {
+    let dest = site_dir(options)?;
+    let staging = staging_dir(plan);
+    let marker = publishing_marker(&staging);
+    let named = std::fs::read_to_string(&marker).ok()?;
+    if Path::new(&named) != dest {
+        return None;
+    }
+    let started = Instant::now();
+    let mut report = SiteReport::default();
+    match publish::publish_to_dir(&staging, &dest) {
+        Ok(outcome) => {
+            let _ = std::fs::remove_file(&marker);
+            tracing::info!(
+                "site written to {}: finished the publish an earlier run left unfinished, \
+                 {} files changed, {} removed",
+                dest.display(),
+                outcome.files.len(),
+                outcome.deleted.len()
+            );
+            if let Ok(m) = Manifest::load(&staging.join("manifest.json")) {
+                report.files = m.files;
+            }
+            report.local = Some(outcome);
+        }
+        Err(e) => {
+            let message = format!(
+                "finishing the publish to {} an earlier run left unfinished: {e:#}",
+                dest.display()
+            );
+            tracing::error!("{message}");
+            report.error = Some(message);
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Some(report)
+}
+
 /// The `--site-dir` folder, absolute.
 fn site_dir(options: &SiteOptions) -> Option<PathBuf> {
     options.site_dir.as_ref().map(|dest| {
@@ -469,7 +539,7 @@ fn github_config(plan: &Plan, options: &SiteOptions, repository: &str) -> Publis
 /// bytes). `None` (export everything) when a destination has no manifest or
 /// cannot be read.
 fn published_site(plan: &Plan, mode: Mode, options: &SiteOptions) -> Option<PublishedSite> {
-    let mut sites = Vec::new();
+    let mut sites: Vec<publish::Published> = Vec::new();
     let dir = site_dir(options);
     if let Some(dest) = &dir {
         sites.push(publish::published_in_dir(dest)?);
@@ -490,14 +560,33 @@ fn published_site(plan: &Plan, mode: Mode, options: &SiteOptions) -> Option<Publ
         }
     }
     let mut sites = sites.into_iter();
-    let mut manifest = sites.next()?;
+    let publish::Published {
+        mut manifest,
+        mut missing,
+    } = sites.next()?;
     for other in sites {
-        manifest.files.retain(|f| {
+        // A file one destination holds and the other does not hold alike
+        // is written again, for both.
+        let (same, differ): (Vec<_>, Vec<_>) =
+            manifest.files.into_iter().partition(|f| {
+                other.manifest.files.iter().any(|o| {
+                    o.path == f.path && o.sha256 == f.sha256 && o.fingerprint == f.fingerprint
+                })
+            });
+        missing.extend(
             other
+                .manifest
                 .files
-                .iter()
-                .any(|o| o.path == f.path && o.sha256 == f.sha256 && o.fingerprint == f.fingerprint)
-        });
+                .into_iter()
+                .filter(|o| !same.iter().any(|f| f.path == o.path)),
+        );
+        manifest.files = same;
+        missing.extend(differ);
+        missing.extend(other.missing);
     }
-    Some(PublishedSite { manifest, dir })
+    Some(PublishedSite {
+        manifest,
+        missing,
+        dir,
+    })
 }

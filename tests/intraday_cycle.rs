@@ -3,7 +3,9 @@
 //! NEMWEB: a cycle that finds no new file changes nothing anywhere (no
 //! snapshot, no catalog commit, no file in the site folder), and cycles that
 //! take one new interval each end with the same tables and the same exported
-//! rows as one run that takes them all at once.
+//! rows as one run that takes them all at once; a publish to the folder
+//! left unfinished is finished by the next cycle, and a published file the
+//! folder lost is written again by the next export.
 
 mod common;
 use common::nem::{copy_dir, nemweb_from, project};
@@ -19,6 +21,13 @@ fn run(project: &Path, sw: &SeaweedFs, site: &Path) -> String {
 }
 
 fn run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> String {
+    let (ok, t) = try_run_mode(mode, project, sw, site);
+    assert!(ok, "{t}");
+    t
+}
+
+/// Runs `mode`; whether it succeeded, and its output.
+fn try_run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> (bool, String) {
     let tmp = project.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
@@ -37,9 +46,7 @@ fn run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> String {
         .env("AWS_SECRET_ACCESS_KEY", "secretkey")
         .output()
         .unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "{t}");
-    t
+    (out.status.success(), text(&out))
 }
 
 /// A copy of the example's sample folder whose two intraday listings show
@@ -166,10 +173,28 @@ fn site_contents(site: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// The files `manifest.json` in `site` lists: path → sha256.
+fn listed(site: &Path) -> BTreeMap<String, String> {
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("manifest.json")).unwrap())
+            .unwrap();
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn an_intraday_cycle_with_no_new_file_writes_nothing_anywhere() {
     let sw = SeaweedFs::start();
-    let sample = sample_copy(12);
+    let sample = sample_copy(11);
     let server = nemweb_from(sample.path().to_path_buf());
     let dir = project(&server, "nem");
     let site = dir.path().join("site-out");
@@ -193,6 +218,36 @@ fn an_intraday_cycle_with_no_new_file_writes_nothing_anywhere() {
     );
     assert!(!t.contains("models built"), "{t}");
     assert_eq!(catalog_state(&sw), catalog, "{t}");
+    assert_eq!(folder_state(&site), folder, "{t}");
+
+    // A publish to the folder that fails half-way (today's file cannot be
+    // written: a folder sits where its temporary copy goes) leaves the
+    // folder's manifest listing the older site …
+    list_first(sample.path(), 12);
+    let obstacle = site.join("data/intraday_2024_01_03.partial");
+    std::fs::create_dir_all(&obstacle).unwrap();
+    let (ok, t) = try_run_mode("intraday", dir.path(), &sw, &site);
+    assert!(!ok && t.contains("writing the site to"), "{t}");
+    let staged = listed(&dir.path().join("target/site-staging"));
+    assert_ne!(listed(&site), staged, "{t}");
+    // … and the next cycle, though it takes no new file, finishes it: the
+    // folder lists what the failed run exported, and holds it as listed.
+    std::fs::remove_dir(&obstacle).unwrap();
+    let t = run(dir.path(), &sw, &site);
+    assert!(t.contains("nothing new: 2 sources took no new file"), "{t}");
+    assert!(
+        t.contains("finished the publish an earlier run left unfinished"),
+        "{t}"
+    );
+    assert_eq!(listed(&site), staged, "{t}");
+    for (path, sha) in listed(&site) {
+        let bytes = std::fs::read(site.join(&path)).unwrap();
+        assert_eq!(format!("{:x}", Sha256::digest(bytes)), sha, "{path}");
+    }
+    // Once finished, a cycle with nothing new writes nothing again.
+    let folder = folder_state(&site);
+    let t = run(dir.path(), &sw, &site);
+    assert!(!t.contains("finished the publish"), "{t}");
     assert_eq!(folder_state(&site), folder, "{t}");
 }
 
@@ -361,15 +416,27 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         "{t}"
     );
 
-    // Late data for an old day: that day's file is rewritten, no other.
+    // Late data for an old day: that day's file is rewritten, no other —
+    // but for a published file the folder lost (deleted by hand, or by a
+    // publish stopped half-way), which is written again, though its rows did
+    // not change (the two days are restaged as one range).
+    std::fs::remove_file(site.join("data/intraday_2024_01_01.duckdb")).unwrap();
     let before = folder_state(&site);
     publish_late_scada_file(sample.path());
     let t = run(dir.path(), &sw, &site);
     assert!(t.contains("taken     1 of     1 new"), "{t}");
-    assert!(t.contains("export `intraday`: "), "{t}");
+    assert!(
+        t.lines().any(|l| l.contains("export `intraday`: ")
+            && l.contains("1 date range(s) restaged, 1 published file(s) kept as they are")
+            && l.contains("1 published file(s) missing at the destination")),
+        "{t}"
+    );
     assert_eq!(
         data_files_changed(&before, &folder_state(&site)),
-        ["data/intraday_2024_01_02.duckdb"],
+        [
+            "data/intraday_2024_01_01.duckdb",
+            "data/intraday_2024_01_02.duckdb"
+        ],
         "{t}"
     );
 

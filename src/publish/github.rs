@@ -4,7 +4,7 @@
 
 use super::wire::*;
 use super::{
-    PagesStatus, PublishConfig, PublishOutcome, SiteFile, kept_file_missing, kept_files,
+    PagesStatus, PublishConfig, PublishOutcome, Published, SiteFile, kept_file_missing, kept_files,
     merge_manifest, prefix, site_files,
 };
 use crate::manifest::Manifest;
@@ -109,10 +109,11 @@ pub fn publish(site_dir: &Path, cfg: &PublishConfig, token: &Secret) -> Result<P
     }))
 }
 
-/// The manifest published on `cfg.branch` (in `cfg.folder`), holding only
-/// the files the branch still has: what an export may keep. `None` when the
-/// branch or its manifest does not exist.
-pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option<Manifest>> {
+/// The site published on `cfg.branch` (in `cfg.folder`): its manifest
+/// holding only the files the branch still has (what an export may keep),
+/// and those it lacks. `None` when the branch or its manifest does not
+/// exist.
+pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option<Published>> {
     let ((owner, name), runtime) = repository_and_runtime(cfg)?;
     let publisher = Publisher {
         cfg,
@@ -129,13 +130,12 @@ pub fn published_on_branch(cfg: &PublishConfig, token: &Secret) -> Result<Option
         let Some(sha) = existing.get(&format!("{pre}manifest.json")) else {
             return Ok(None);
         };
-        let Some(mut manifest) = publisher.read_manifest(&gh, sha).await else {
+        let Some(manifest) = publisher.read_manifest(&gh, sha).await else {
             return Ok(None);
         };
-        manifest
-            .files
-            .retain(|f| existing.contains_key(&format!("{pre}{}", f.path)));
-        Ok(Some(manifest))
+        Ok(Some(Published::new(manifest, |f| {
+            existing.contains_key(&format!("{pre}{}", f.path))
+        })))
     })
 }
 

@@ -338,15 +338,38 @@ pub(crate) fn kept_file_missing(path: &str, destination: &str, why: &str) -> any
     )
 }
 
-/// The manifest of the site in folder `dest`, holding only the files still
-/// there with their listed size (`None` without a readable manifest): what
-/// an export may keep.
-pub fn published_in_dir(dest: &Path) -> Option<Manifest> {
-    let mut manifest = Manifest::load(&dest.join("manifest.json")).ok()?;
-    manifest.files.retain(|f| {
+/// What a destination holds of the site published there.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its manifest, listing only the files still there as listed: what an
+    /// export may keep.
+    pub manifest: Manifest,
+    /// The files its manifest lists that are gone or not as listed (a
+    /// publish stopped half-way, a file deleted by hand): an export must
+    /// write them again.
+    pub missing: Vec<crate::manifest::ManifestFile>,
+}
+
+impl Published {
+    /// Splits `manifest`'s files into those `held` says are there as listed
+    /// and the missing ones.
+    pub(crate) fn new(
+        mut manifest: Manifest,
+        held: impl Fn(&crate::manifest::ManifestFile) -> bool,
+    ) -> Published {
+        let (kept, missing) = manifest.files.into_iter().partition(|f| held(f));
+        manifest.files = kept;
+        Published { manifest, missing }
+    }
+}
+
+/// The site in folder `dest`: the files still there with their listed size
+/// (`None` without a readable manifest).
+pub fn published_in_dir(dest: &Path) -> Option<Published> {
+    let manifest = Manifest::load(&dest.join("manifest.json")).ok()?;
+    Some(Published::new(manifest, |f| {
         std::fs::metadata(dest.join(&f.path)).is_ok_and(|m| m.is_file() && m.len() == f.bytes)
-    });
-    Some(manifest)
+    }))
 }
 
 /// `folder/` (or `""`) for repository paths.
@@ -399,6 +422,10 @@ pub fn publish_to_dir(site_dir: &Path, dest: &Path) -> Result<PublishOutcome> {
     };
     for f in &files {
         let target = dest.join(&f.rel);
+        if f.rel != "manifest.json" && same_file(&f.path, &target) {
+            // A kept file the export linked from this folder: already there.
+            continue;
+        }
         let content = if f.rel == "manifest.json" && manifest.is_some() {
             merged.to_json().into_bytes()
         } else {
@@ -422,6 +449,23 @@ pub fn publish_to_dir(site_dir: &Path, dest: &Path) -> Result<PublishOutcome> {
     }
     outcome.skipped = outcome.files.is_empty() && outcome.deleted.is_empty();
     Ok(outcome)
+}
+
+/// Whether `a` and `b` are one file (hard links of one inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 fn empty_manifest() -> Manifest {

@@ -42,6 +42,10 @@ const PARALLEL_FILES: usize = 4;
 const RANGE_BYTES: u64 = 8 << 20;
 /// Ranged reads in flight per file.
 const PARALLEL_RANGES: usize = 4;
+/// Manifests (and their entries) read at once when planning a read:
+/// iceberg-rust reads as many as the machine has cores by default, and an
+/// intraday table holds one small manifest per append, each a round trip.
+const PARALLEL_MANIFESTS: usize = 16;
 
 /// The run's local copies of data files, in a temporary directory removed
 /// when the warehouse handle goes away.
@@ -49,6 +53,11 @@ pub struct LocalCopies {
     dir: Mutex<Option<tempfile::TempDir>>,
     /// Data file path → its local copy.
     copied: Mutex<HashMap<String, PathBuf>>,
+    /// Metadata file → the table loaded from it, whose object cache holds
+    /// the manifests already read: a table read twice in a run at one
+    /// snapshot (an export's window lookup, then its restaged periods)
+    /// reads its manifests once.
+    tables: Mutex<HashMap<String, iceberg::table::Table>>,
     limit: AtomicU64,
 }
 
@@ -57,6 +66,7 @@ impl Default for LocalCopies {
         LocalCopies {
             dir: Mutex::new(None),
             copied: Mutex::new(HashMap::new()),
+            tables: Mutex::new(HashMap::new()),
             limit: AtomicU64::new(DEFAULT_LIMIT_BYTES),
         }
     }
@@ -149,7 +159,7 @@ impl Warehouse {
         if limit == 0 {
             return Ok(LocalRead::Stream("local copies are turned off".into()));
         }
-        let table = self.load_table(schema, name)?;
+        let table = self.cached(self.load_table(schema, name)?)?;
         if table.metadata().current_snapshot().is_none() {
             return Ok(LocalRead::Stream("the table has no snapshot".into()));
         }
@@ -259,6 +269,20 @@ impl Warehouse {
         )))
     }
 
+    /// The table loaded earlier in this run from the same metadata file as
+    /// `table` (so its manifests are read once), else `table`, kept.
+    fn cached(&self, table: iceberg::table::Table) -> Result<iceberg::table::Table> {
+        let Some(location) = table.metadata_location().map(str::to_string) else {
+            return Ok(table);
+        };
+        let mut tables = self
+            .local
+            .tables
+            .lock()
+            .map_err(|_| anyhow!("local copies poisoned"))?;
+        Ok(tables.entry(location).or_insert(table).clone())
+    }
+
     /// Local copies of `files` (path, size), copying those not copied yet.
     fn copy_files(&self, io: &FileIO, files: &[(String, u64)]) -> Result<Vec<PathBuf>> {
         let dir = self.local.directory()?;
@@ -312,7 +336,10 @@ async fn plan_tasks(
     table: &iceberg::table::Table,
     filter: Option<iceberg::expr::Predicate>,
 ) -> iceberg::Result<Vec<iceberg::scan::FileScanTask>> {
-    let mut scan = table.scan().select_all();
+    let mut scan = table
+        .scan()
+        .select_all()
+        .with_concurrency_limit(PARALLEL_MANIFESTS);
     if let Some(filter) = filter {
         scan = scan.with_filter(filter);
     }

@@ -1397,7 +1397,7 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       className: 'chart-tip',
       order: 'valueDesc',
       // Every series at the interval under the pointer, from the query's
-      // own values (the drawing keeps fewer points than that, see sampling).
+      // own values (the drawing may keep fewer points, see `thinned`).
       formatter: (params) => {
         if (!params.length || !times.length) return '';
         const k = nearestIndex(times, Number(params[0].axisValue));
@@ -1435,7 +1435,6 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
       type: 'line',
       color: colors[j],
       stack: stacked ? 'total' : undefined,
-
       areaStyle: stacked ? { opacity: 0.85 } : undefined,
       showSymbol: false,
       symbolSize: 6,

@@ -21,24 +21,8 @@ use crate::project::dashboard::{GrainConfig, MeasureConfig, MeasureSql};
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Where the summary is written, relative to the site folder.
-pub const SUMMARY_PATH: &str = "data/summary.json";
-
-/// The summary as the page references it (in `#page-config`): its path and
-/// its sha256 (the cache key: a new summary is a new URL).
-#[derive(Debug, Clone, Serialize)]
-pub struct SummaryRef {
-    /// `data/summary.json`.
-    pub path: String,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// Its size in bytes.
-    pub bytes: u64,
-}
 
 /// One data file the summary was computed from.
 #[derive(Debug, Serialize)]
@@ -313,37 +297,6 @@ pub fn inputs(config: &DashboardConfig, manifest: &Manifest) -> Result<Vec<Strin
             .for_each(&mut add);
     }
     Ok(paths)
-}
-
-/// Writes `data/summary.json` into `site_dir` for the view the page opens
-/// with; `None` when the configuration has no grains or charts and KPIs, or
-/// the manifest has none of their datasets.
-pub fn write(
-    config: &DashboardConfig,
-    manifest: &Manifest,
-    site_dir: &Path,
-) -> Result<Option<SummaryRef>> {
-    if config.grains.is_empty() || (config.kpis.is_empty() && config.charts.is_empty()) {
-        return Ok(None);
-    }
-    let Some(summary) = compute(config, manifest, site_dir)? else {
-        return Ok(None);
-    };
-    let text = serde_json::to_string(&summary).context("serialising the summary")?;
-    let path = site_dir.join(SUMMARY_PATH);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    let sha256 = Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Some(SummaryRef {
-        path: SUMMARY_PATH.to_string(),
-        sha256,
-        bytes: text.len() as u64,
-    }))
 }
 
 /// The view the page opens with (`main`, `setRange(default_days || 7)`,

@@ -324,11 +324,6 @@ pub fn render(
             .with_context(|| format!("writing {}", manifest_path.display()))?;
         rendered.files.push(PathBuf::from("manifest.json"));
     }
-    // Older renders wrote the summary to a file of its own.
-    let stale = out_dir.join(first_paint::SUMMARY_PATH);
-    if stale.is_file() {
-        std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
-    }
 
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);

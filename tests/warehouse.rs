@@ -513,6 +513,86 @@ fn concurrent_appends_of_distinct_rows_all_land() {
     assert_eq!(rows, 601, "every writer's rows landed: {reports:?}");
 }
 
+/// A commit whose answer was lost (a gateway's 502) but that the catalog
+/// applied later, after the writer had reloaded and retried: the retry is
+/// refused, and the writer must find its earlier snapshot instead of
+/// committing the same rows a second time on top of it. Appends and
+/// copy-on-write upserts alike: no row doubled, and no file the landed
+/// snapshot references deleted.
+#[test]
+fn a_commit_that_lands_after_its_answer_was_lost_is_not_committed_twice() {
+    let sw = SeaweedFs::start();
+    let cfg = config(&sw);
+    let setup = Warehouse::connect(&cfg).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    for table in ["late_append", "late_upsert"] {
+        stage(
+            &conn,
+            "SELECT i AS id, 1.0::DOUBLE AS v FROM range(0, 1000) t(i)",
+        );
+        setup
+            .write(
+                &conn,
+                "staged",
+                "marts",
+                table,
+                &WriteMode::Append,
+                "ignore",
+            )
+            .unwrap();
+    }
+    let cases = [
+        ("late_append", WriteMode::Append, (1500, 1124250, 1500.0)),
+        (
+            "late_upsert",
+            WriteMode::Upsert {
+                keys: vec!["id".into()],
+            },
+            (1500, 1124250, 2250.0),
+        ),
+    ];
+    for (table, mode, expected) in cases {
+        let proxy = Proxy::start(&sw.catalog);
+        let mut via_proxy = cfg.clone();
+        via_proxy.uri = proxy.url.clone();
+        let writer = Warehouse::connect(&via_proxy).unwrap();
+        proxy.hold(Hold::Late(1), move |m, p, b| {
+            is_commit(m, p, b, Some(table))
+        });
+        let sql = match mode {
+            WriteMode::Append => "SELECT i AS id, 1.0::DOUBLE AS v FROM range(1000, 1500) t(i)",
+            _ => "SELECT i AS id, 2.0::DOUBLE AS v FROM range(750, 1500) t(i)",
+        };
+        stage(&conn, sql);
+        let report = writer
+            .write(&conn, "staged", "marts", table, &mode, "ignore")
+            .unwrap_or_else(|e| panic!("{table}: {e:#}"));
+        let statuses: Vec<Option<u16>> = proxy.matched().iter().map(|c| c.status).collect();
+        assert_eq!(
+            statuses,
+            vec![Some(200), Some(409)],
+            "{table}: the first commit landed late, the retry was refused"
+        );
+        assert_eq!(report.attempts, 2, "{table}: {report:?}");
+        let reader = duckdb::Connection::open_in_memory().unwrap();
+        analytics::warehouse::scan::register(&reader, &setup).unwrap();
+        assert_eq!(
+            scan_totals(&reader, &format!("marts.{table}")),
+            expected,
+            "{table}: the rows are in once (rows, sum of ids, sum of v)"
+        );
+        let current = setup
+            .load_table("marts", table)
+            .unwrap()
+            .metadata()
+            .current_snapshot_id();
+        assert_eq!(
+            report.snapshot_id, current,
+            "{table}: the landed snapshot is reported"
+        );
+    }
+}
+
 #[test]
 fn manifests_are_merged_so_planning_stays_flat_over_many_commits() {
     let sw = SeaweedFs::start();

@@ -17,7 +17,8 @@ pub enum CommitOutcome {
     Committed,
     /// A requirement failed (someone else committed first): reload and retry.
     Conflict(String),
-    /// The catalog failed mid-way (5xx): the commit may or may not have landed.
+    /// The catalog failed mid-way (5xx, timeout, connection lost after the
+    /// request was sent): the commit may or may not have landed, now or later.
     Unknown(String),
 }
 
@@ -113,13 +114,27 @@ impl CommitClient {
         }
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Ok(CommitOutcome::Unknown(format!("no answer: {e}")));
+            // Never connected: the catalog cannot have seen it.
+            Err(e) if e.is_connect() => {
+                return Err(e).context("posting the commit to the catalog");
             }
-            Err(e) => return Err(e).context("posting the commit to the catalog"),
+            // Sent, but the answer was lost (timeout, reset): it may land.
+            Err(e) => return Ok(CommitOutcome::Unknown(format!("no answer: {e}"))),
         };
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(e) if status.is_success() => {
+                // The status line said it landed; the body does not matter.
+                tracing::debug!("reading the commit's answer: {e}");
+                String::new()
+            }
+            Err(e) => {
+                return Ok(CommitOutcome::Unknown(format!(
+                    "HTTP {status}, answer lost: {e}"
+                )));
+            }
+        };
         let message = || super::session::error_message(&text);
         Ok(match status.as_u16() {
             200..=299 => CommitOutcome::Committed,

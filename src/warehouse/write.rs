@@ -200,6 +200,15 @@ impl Warehouse {
             .with_context(context)?;
         report.copy = copy;
         let commit_started = std::time::Instant::now();
+        // Every snapshot this write asked the catalog to commit. A commit
+        // whose answer was lost (timeout, 5xx from a gateway) may still land
+        // later, but at most one attempt can: each asserts the branch head it
+        // was built on, and a landing moves the head. So after any refusal or
+        // lost answer the reloaded table is searched for all of them, and
+        // files an unanswered attempt referenced are never deleted (they
+        // would be live if it landed; orphan cleanup removes them otherwise).
+        let mut attempted: Vec<(i64, WriteReport)> = Vec::new();
+        let mut unanswered = 0usize;
 
         for attempt in 1..=MAX_ATTEMPTS {
             report.attempts = attempt;
@@ -246,29 +255,43 @@ impl Warehouse {
                 .block_on(snapshot::commit(&self.commits, &table, change))
                 .with_context(context)?;
             report.commit_seconds = commit_started.elapsed().as_secs_f64();
-            let reason = match outcome {
-                CommitOutcome::Committed => {
-                    report.snapshot_id = Some(snapshot_id);
-                    return Ok(report);
-                }
-                CommitOutcome::Conflict(reason) => reason,
-                CommitOutcome::Unknown(reason) => {
-                    let reloaded = self.load_table(schema, name)?;
-                    if reloaded.metadata().snapshot_by_id(snapshot_id).is_some() {
-                        report.snapshot_id = Some(snapshot_id);
-                        return Ok(report);
-                    }
-                    reason
-                }
+            report.snapshot_id = Some(snapshot_id);
+            attempted.push((snapshot_id, report.clone()));
+            let (reason, answered) = match outcome {
+                CommitOutcome::Committed => return Ok(report),
+                CommitOutcome::Conflict(reason) => (reason, true),
+                CommitOutcome::Unknown(reason) => (reason, false),
             };
+            report.snapshot_id = None;
+            if !answered {
+                unanswered += 1;
+            } else {
+                self.delete_files(&table, &carried_files);
+            }
             tracing::warn!(
-                "{schema}.{name}: another writer committed first ({reason}); retrying on the new snapshot (attempt {attempt} of {MAX_ATTEMPTS})"
+                "{schema}.{name}: the commit did not land ({reason}); retrying on the current snapshot (attempt {attempt} of {MAX_ATTEMPTS})"
             );
-            self.delete_files(&table, &carried_files);
             std::thread::sleep(std::time::Duration::from_millis(
                 50 * u64::from(attempt) + rand::random::<u64>() % 100,
             ));
             table = self.load_table(schema, name)?;
+            if unanswered > 0
+                && let Some((_, landed)) = attempted
+                    .iter()
+                    .find(|(id, _)| table.metadata().snapshot_by_id(*id).is_some())
+            {
+                // An attempt whose answer was lost did land: that is this
+                // write's commit (no later attempt can have landed too).
+                let mut landed = landed.clone();
+                landed.attempts = attempt;
+                landed.commit_seconds = commit_started.elapsed().as_secs_f64();
+                return Ok(landed);
+            }
+        }
+        if unanswered > 0 {
+            bail!(
+                "writing Iceberg table {schema}.{name}: the catalog did not answer {unanswered} of {MAX_ATTEMPTS} commits and refused the others; an unanswered commit may still land, so the new data files were kept (`mode: maintain` removes them if it never does)"
+            )
         }
         self.delete_files(&table, &new_files);
         bail!(

@@ -15,6 +15,10 @@
 //! - [`Hold::After`]`(k)`: the `k`-th matching request is forwarded, and its
 //!   response waits until [`Proxy::release`] (the server did it; the client
 //!   may never learn).
+//! - [`Hold::Late`]`(k)`: the `k`-th matching request is answered 502 at once
+//!   (a gateway gave up) and reaches the server only when the next matching
+//!   request arrives, just before that one (the server did it after all,
+//!   after the client had moved on).
 //!
 //! Waiting is on a condition variable, never on a clock; the only timeout is
 //! a deadlock guard that fails the test.
@@ -33,6 +37,9 @@ pub enum Hold {
     Before(usize),
     /// The `k`-th matching request's response waits before being relayed.
     After(usize),
+    /// The `k`-th matching request is answered 502 and forwarded late:
+    /// just before the next matching request.
+    Late(usize),
 }
 
 /// What to do with a held request on release.
@@ -74,7 +81,12 @@ struct State {
     max_held: usize,
     /// Set when a barrier filled or [`Proxy::release`] was called.
     released: Option<Release>,
+    /// A [`Hold::Late`] request waiting for the next match: its index in
+    /// `seen`, method, path, headers, body.
+    late: Option<Parked>,
 }
+
+type Parked = (usize, String, String, Vec<(String, String)>, Vec<u8>);
 
 struct Shared {
     state: Mutex<State>,
@@ -284,7 +296,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
             matched = Some(st.matched);
             hold = match h {
                 Hold::Barrier(n) if st.matched <= n => Some(h),
-                Hold::Before(k) | Hold::After(k) if st.matched == k => Some(h),
+                Hold::Before(k) | Hold::After(k) | Hold::Late(k) if st.matched == k => Some(h),
                 _ => None,
             };
         }
@@ -297,6 +309,21 @@ fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
         });
         (index, hold)
     };
+
+    // A late request is answered now and parked; the next match sends it.
+    if matches!(hold, Some(Hold::Late(_))) {
+        shared.lock().late = Some((index, method, path, headers, body));
+        let _ = request.respond(tiny_http::Response::empty(502));
+        return;
+    }
+    if shared.lock().seen[index].matched.is_some() {
+        let parked = shared.lock().late.take();
+        if let Some((i, m, p, h, b)) = parked
+            && let Some((status, _, _)) = forward(upstream, &m, &p, &h, &b)
+        {
+            shared.lock().seen[i].status = Some(status);
+        }
+    }
 
     // Held before forwarding.
     if matches!(hold, Some(Hold::Barrier(_) | Hold::Before(_))) {

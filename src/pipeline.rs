@@ -139,6 +139,7 @@ pub fn run_then(
             log: &log,
             empty_models: &empty_models,
             limit: opts.limits.for_mode(opts.mode),
+            projection: Arc::new(ingest::Projection::for_run(&plan, opts.mode)),
         },
     )?;
     report.ingest = files.reports.clone();

@@ -8,7 +8,9 @@ use crate::graph::Dag;
 use crate::mode::Mode;
 use crate::project::{Config, Project, TargetConfig};
 use crate::sql::{Relation, quote};
-use crate::templating::{FileCatalog, Phase, QueryRunner, RelationMap, RenderContext, Templater};
+use crate::templating::{
+    FileCatalog, IngestRead, Phase, QueryRunner, RelationMap, RenderContext, Templater,
+};
 use anyhow::{Context, Result, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -50,6 +52,8 @@ pub struct PlannedModel {
     pub refs: Vec<String>,
     /// Ingest sources it reads; its files are committed once this model builds.
     pub ingest_sources: Vec<String>,
+    /// The columns of ingest sources its parse render asked for.
+    pub ingest_reads: Vec<IngestRead>,
 }
 
 /// A parsed project: models in DAG order with their relations.
@@ -177,6 +181,7 @@ impl Plan {
                 relation,
                 refs: captured.refs.clone(),
                 ingest_sources: captured.ingest_sources.clone(),
+                ingest_reads: captured.ingest_reads.clone(),
             });
         }
         Ok(Plan {

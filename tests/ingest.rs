@@ -1020,12 +1020,15 @@ fn a_ci_run_stores_plain_csv_and_reads_the_same_rows_as_a_gzip_archive() {
     stored.sort();
     let expected: Vec<String> = names.iter().map(|n| format!("{n}.csv")).collect();
     assert_eq!(stored, expected, "ci stores plain CSV, one per file");
-    let first = std::fs::read(table_dir.join(&expected[0])).unwrap();
+    let first = std::fs::read_to_string(table_dir.join(&expected[0])).unwrap();
+    // Only the columns the model reads (LASTCHANGED is left out), in the
+    // file's order: DuckDB tokenises every stored column of every line.
     assert!(
-        first.starts_with(b"SETTLEMENTDATE,"),
-        "a plain CSV starting with its header, not gzip: {:?}",
-        &first[..first.len().min(16)]
+        first.starts_with("SETTLEMENTDATE,DUID,SCADAVALUE\n\"20"),
+        "a plain CSV of the columns read, starting with its header: {:?}",
+        &first[..first.len().min(60)]
     );
+    assert_eq!(first.lines().nth(1).unwrap().split(',').count(), 3);
     let ci_rows = fact_rows(&p.db("wh.duckdb"));
     assert_eq!(ci_rows.len(), names.len() * 5);
 
@@ -1038,9 +1041,77 @@ fn a_ci_run_stores_plain_csv_and_reads_the_same_rows_as_a_gzip_archive() {
         .join("target/archive/scada/DISPATCH_UNIT_SCADA")
         .join(format!("{}.gz", names[0]));
     assert!(gz.exists(), "intraday stores gzip: {}", gz.display());
+    let mut header = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(flate2::read::GzDecoder::new(
+            std::fs::File::open(&gz).unwrap(),
+        )),
+        &mut header,
+    )
+    .unwrap();
+    assert_eq!(
+        header, "SETTLEMENTDATE,DUID,SCADAVALUE,LASTCHANGED\n",
+        "other modes store every column"
+    );
     assert_eq!(
         fact_rows(&q.db("wh.duckdb")),
         ci_rows,
         "the same rows and source_file names from either archive"
+    );
+}
+
+/// A ci copy of `project` taking `files` from its sample folder.
+fn ci_project(files: &BTreeMap<String, Vec<u8>>) -> TempProject {
+    let p = project("http://127.0.0.1:9", 100, None);
+    std::fs::create_dir_all(p.path().join("sample")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(p.path().join("sample").join(name), bytes).unwrap();
+    }
+    let yml = std::fs::read_to_string(p.path().join("analytics.yml")).unwrap();
+    p.write(
+        "analytics.yml",
+        &yml.replace("    limits:", "    sample: sample\n    limits:")
+            .replace("intraday: 100,", "ci: 100, intraday: 100,"),
+    );
+    p
+}
+
+/// The header of the first stored SCADA part of a ci run of `p`.
+fn stored_header(p: &TempProject) -> String {
+    let dir = p.path().join("target/archive/scada/DISPATCH_UNIT_SCADA");
+    let first = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    let text = std::fs::read_to_string(first.path()).unwrap();
+    text.lines().next().unwrap().to_string()
+}
+
+#[test]
+fn a_ci_run_keeps_every_column_when_something_besides_the_models_reads_the_files() {
+    let (files, _) = generated_scada(2);
+    // A second model reading the same table: the stored columns are the union.
+    let p = ci_project(&files);
+    p.write(
+        "models/last_change.sql",
+        "select max(LASTCHANGED) as last_changed from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'LASTCHANGED': 'VARCHAR'}) }}\n",
+    );
+    let out = p.run(&["run", "--mode", "ci", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stored_header(&p),
+        "SETTLEMENTDATE,DUID,SCADAVALUE,LASTCHANGED"
+    );
+
+    // A singular test reading the files (rendered after ingest): every column.
+    let q = ci_project(&files);
+    q.write(
+        "tests/scada_has_rows.sql",
+        "select 1 from (select count(*) as n from {{ read_source('scada', 'DISPATCH_UNIT_SCADA', columns={'LASTCHANGED': 'VARCHAR'}) }}) where n = 0\n",
+    );
+    let out = q.run(&["run", "--mode", "ci", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        stored_header(&q),
+        "SETTLEMENTDATE,DUID,SCADAVALUE,LASTCHANGED",
+        "{}",
+        text(&out)
     );
 }

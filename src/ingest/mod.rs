@@ -13,6 +13,7 @@
 
 pub mod candidates;
 pub mod fetch;
+mod projection;
 mod read;
 pub mod store;
 
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use projection::Projection;
 pub use store::{ArchiveFormat, sanitize_name};
 
 /// SQL that turns DuckDB's `filename` column of a stored file (`.gz`, or
@@ -75,6 +77,8 @@ pub struct StoredPart {
     /// The header row of a spreadsheet's sheet, for checking the columns a
     /// model asks for (not used to read the file: its cells may be blank).
     pub header: Option<Vec<String>>,
+    /// Columns of the file that were not stored ([`Projection`]).
+    pub unstored: Vec<String>,
 }
 
 /// Per-source figures for the summary.
@@ -201,6 +205,22 @@ impl FileCatalog for IngestRun {
             return Ok(());
         }
         for column in columns {
+            let dropped = self.parts(source, table).any(|p| {
+                p.unstored.iter().any(|u| u.eq_ignore_ascii_case(column))
+                    && !p
+                        .columns
+                        .iter()
+                        .flatten()
+                        .any(|c| c.eq_ignore_ascii_case(column))
+            });
+            if dropped {
+                return Err(format!(
+                    "read_source('{source}'{}): column `{column}` was not stored: a ci run stores \
+                     only the columns that the models' read_source(..., columns=...) calls name \
+                     when the project is parsed, and this read was not among them",
+                    table.map(|t| format!(", '{t}'")).unwrap_or_default(),
+                ));
+            }
             let found = files
                 .iter()
                 .any(|(_, header)| header.iter().any(|h| h.eq_ignore_ascii_case(column)));
@@ -246,6 +266,8 @@ pub struct IngestContext<'a> {
     pub empty_models: &'a BTreeSet<String>,
     /// A cap on new files per source that overrides the sources' `limits`.
     pub limit: Option<usize>,
+    /// The columns of MMS tables to store ([`Projection::for_run`]).
+    pub projection: Arc<Projection>,
 }
 
 /// Takes this run's files for every source active in the mode.
@@ -285,6 +307,14 @@ pub fn ingest(project: &Project, ctx: &IngestContext) -> Result<IngestRun> {
         let dir = ctx.archive.join(&source.name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        let narrowed = ctx.projection.describe(&source.name);
+        if !narrowed.is_empty() {
+            tracing::info!(
+                "source `{}`: storing only the columns the models read: {}",
+                source.name,
+                narrowed.join("; ")
+            );
         }
         let (taken, mut report) = runtime.block_on(take_source(project, source, ctx, &dir));
         report.seconds = started.elapsed().as_secs_f64();
@@ -428,6 +458,7 @@ async fn take_all(
                 dir: dir.to_path_buf(),
                 partial: partial.clone(),
                 format: ArchiveFormat::for_mode(ctx.mode),
+                projection: ctx.projection.clone(),
             };
             jobs.spawn(async move {
                 let result =
@@ -485,6 +516,8 @@ struct Destination {
     partial: PathBuf,
     /// Gzip or plain (`ci` runs store plain CSV).
     format: ArchiveFormat,
+    /// The columns of MMS tables to store.
+    projection: Arc<Projection>,
 }
 
 /// Takes one candidate: a local path is stored directly; a URL is downloaded
@@ -501,8 +534,10 @@ async fn take_one(
         dir,
         partial,
         format,
+        projection,
     } = store;
     let format = *format;
+    let projection = projection.clone();
     let is_remote =
         candidate.location.starts_with("http://") || candidate.location.starts_with("https://");
     let file_name = sanitize_name(&candidate.file_name);
@@ -528,7 +563,15 @@ async fn take_one(
     );
     let local2 = local.clone();
     let result = tokio::task::spawn_blocking(move || {
-        store::take_file(&source2, &local2, &file_name, &url, &dir, format)
+        store::take_file(
+            &source2,
+            &local2,
+            &file_name,
+            &url,
+            &dir,
+            format,
+            &projection,
+        )
     })
     .await
     .context("storing task failed")?;
@@ -606,4 +649,46 @@ pub fn committed<'a>(
                 .is_none_or(|models| models.iter().all(|m| built.contains(m)))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(columns: &[&str], unstored: &[&str]) -> StoredPart {
+        StoredPart {
+            table: Some("DUNIT".into()),
+            path: PathBuf::from("/archive/daily/DUNIT/f.zip.csv"),
+            rows: Some(1),
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            header: None,
+            unstored: unstored.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn reading_a_column_ingest_did_not_store_is_an_error_naming_it() {
+        let run = IngestRun {
+            declared: vec!["daily".into()],
+            taken: vec![TakenFile {
+                source: "daily".into(),
+                file_name: "f.zip".into(),
+                url: "f.zip".into(),
+                parts: vec![part(&["SETTLEMENTDATE", "DUID"], &["RUNNO", "INITIALMW"])],
+                taken_at: chrono::NaiveDateTime::default(),
+                bytes: 1,
+                sha256: String::new(),
+            }],
+            reports: Vec::new(),
+        };
+        assert!(run.check_columns("daily", Some("DUNIT"), &["duid"]).is_ok());
+        let err = run
+            .check_columns("daily", Some("DUNIT"), &["DUID", "initialmw"])
+            .unwrap_err();
+        assert!(err.contains("column `initialmw` was not stored"), "{err}");
+        let err = run
+            .check_columns("daily", Some("DUNIT"), &["NOPE"])
+            .unwrap_err();
+        assert!(err.contains("is in none of this run's files"), "{err}");
+    }
 }

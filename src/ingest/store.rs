@@ -9,12 +9,13 @@
 //! `.csv` when plain), so [`super::SOURCE_FILE_SQL`] recovers which
 //! downloaded file a row came from.
 
-use super::{StoredPart, TakenFile};
+use super::{Projection, StoredPart, TakenFile};
 use crate::project::settings::{SourceConfig, SourceFormat};
 use anyhow::{Context, Result, bail};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -62,13 +63,14 @@ pub fn take_file(
     url: &str,
     dir: &Path,
     format: ArchiveFormat,
+    projection: &Projection,
 ) -> Result<TakenFile> {
     let file_name = sanitize_name(file_name);
     let mut hasher = Sha256::new();
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let bytes = std::io::copy(&mut f, &mut hasher)?;
     let sha256 = format!("{:x}", hasher.finalize());
-    let parts = store(source, path, &file_name, dir, format)?;
+    let parts = store(source, path, &file_name, dir, format, projection)?;
     Ok(TakenFile {
         source: source.name.clone(),
         file_name,
@@ -166,6 +168,7 @@ fn store_spreadsheet(
         rows: Some(rows.saturating_sub(1)),
         columns: None,
         header,
+        unstored: Vec::new(),
     }])
 }
 
@@ -185,6 +188,7 @@ fn store(
     file_name: &str,
     dir: &Path,
     format: ArchiveFormat,
+    projection: &Projection,
 ) -> Result<Vec<StoredPart>> {
     if is_spreadsheet(source, file_name) {
         return store_spreadsheet(source, path, file_name, dir, format);
@@ -222,11 +226,14 @@ fn store(
                 &stored,
                 dir,
                 format,
+                projection,
             )?);
         }
     } else {
         let reader = BufReader::new(File::open(path)?);
-        parts.extend(store_stream(source, reader, file_name, dir, format)?);
+        parts.extend(store_stream(
+            source, reader, file_name, dir, format, projection,
+        )?);
     }
     Ok(parts)
 }
@@ -238,9 +245,12 @@ fn store_stream(
     stored: &str,
     dir: &Path,
     format: ArchiveFormat,
+    projection: &Projection,
 ) -> Result<Vec<StoredPart>> {
     match source.format {
-        SourceFormat::Mms => split_mms(reader, stored, dir, &source.tables, format),
+        SourceFormat::Mms => split_mms(reader, stored, dir, &source.tables, format, |table| {
+            projection.columns(&source.name, table)
+        }),
         SourceFormat::Csv | SourceFormat::Raw => {
             std::fs::create_dir_all(dir)?;
             let path = dir.join(format!("{stored}.{}", format.suffix()));
@@ -255,6 +265,7 @@ fn store_stream(
                 rows: None,
                 header: None,
                 columns: None,
+                unstored: Vec::new(),
             }])
         }
     }
@@ -350,21 +361,83 @@ fn field_starts(line: &[u8], n: usize) -> Vec<usize> {
     out
 }
 
+/// The `(start, end)` byte ranges of the first `n` fields of `line`
+/// (unquoted commas separate them; quotes stay in the field), into `out`.
+fn field_bounds(line: &[u8], n: usize, out: &mut Vec<(usize, usize)>) {
+    out.clear();
+    let mut quoted = false;
+    let mut start = 0;
+    for (i, b) in line.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                out.push((start, i));
+                if out.len() == n {
+                    return;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push((start, line.len()));
+}
+
+/// The fields of a table's rows to store, given its header and the columns
+/// to keep (`None`: all): the kept indices (`None` when all are kept), the
+/// stored header and the names left out.
+fn projected(
+    header: &[u8],
+    keep: Option<&BTreeSet<String>>,
+) -> (Option<Vec<usize>>, Vec<u8>, Vec<String>) {
+    let Some(keep) = keep else {
+        return (None, header.to_vec(), Vec::new());
+    };
+    let mut bounds = Vec::new();
+    field_bounds(header, usize::MAX, &mut bounds);
+    let name = |&(a, b): &(usize, usize)| {
+        String::from_utf8_lossy(&header[a..b])
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let (kept, left): (Vec<usize>, Vec<usize>) =
+        (0..bounds.len()).partition(|&i| keep.contains(&name(&bounds[i]).to_ascii_uppercase()));
+    // Nothing to drop, or nothing named in this version of the table (a
+    // file with no column to store would be no CSV): store it whole.
+    if left.is_empty() || kept.is_empty() {
+        return (None, header.to_vec(), Vec::new());
+    }
+    let stored = kept
+        .iter()
+        .map(|&i| &header[bounds[i].0..bounds[i].1])
+        .collect::<Vec<_>>()
+        .join(&b","[..]);
+    let unstored = left.iter().map(|&i| name(&bounds[i])).collect();
+    (Some(kept), stored, unstored)
+}
+
 /// Splits an AEMO MMS CSV into one CSV per table (`REPORT` or
-/// `REPORT_SUBTABLE`), keeping only `wanted` tables when given.
-fn split_mms(
+/// `REPORT_SUBTABLE`), keeping only `wanted` tables when given, and of a
+/// table only the columns `keep` names for it (all when `None`).
+fn split_mms<'k>(
     mut reader: impl BufRead,
     stored: &str,
     dir: &Path,
     wanted: &[String],
     format: ArchiveFormat,
+    keep: impl Fn(&str) -> Option<&'k BTreeSet<String>>,
 ) -> Result<Vec<StoredPart>> {
     struct Open {
         table: String,
         header: Vec<u8>,
+        stored_header: Vec<u8>,
+        keep: Option<Vec<usize>>,
+        unstored: Vec<String>,
         out: AtomicOut,
         rows: u64,
     }
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
     let mut open: Vec<Open> = Vec::new();
     let mut current: Option<usize> = None;
     let mut line = Vec::with_capacity(4096);
@@ -418,11 +491,15 @@ fn split_mms(
                     format!("{stored}~{}.{suffix}", same_table + 1)
                 };
                 let mut out = AtomicOut::create(&table_dir.join(name), format)?;
-                out.writer.write_all(&header)?;
+                let (kept, stored_header, unstored) = projected(&header, keep(&table));
+                out.writer.write_all(&stored_header)?;
                 out.writer.write_all(b"\n")?;
                 open.push(Open {
                     table,
                     header,
+                    stored_header,
+                    keep: kept,
+                    unstored,
                     out,
                     rows: 0,
                 });
@@ -435,7 +512,22 @@ fn split_mms(
                         bail!("{stored} line {line_no}: an MMS `D` row needs at least 5 fields");
                     }
                     let o = &mut open[i];
-                    o.out.writer.write_all(&line[starts[3]..])?;
+                    let data = &line[starts[3]..];
+                    match &o.keep {
+                        None => o.out.writer.write_all(data)?,
+                        Some(kept) => {
+                            let last = kept.last().map_or(0, |k| k + 1);
+                            field_bounds(data, last, &mut bounds);
+                            for (n, &k) in kept.iter().enumerate() {
+                                if n > 0 {
+                                    o.out.writer.write_all(b",")?;
+                                }
+                                if let Some(&(a, b)) = bounds.get(k) {
+                                    o.out.writer.write_all(&data[a..b])?;
+                                }
+                            }
+                        }
+                    }
                     o.out.writer.write_all(b"\n")?;
                     o.rows += 1;
                 }
@@ -447,7 +539,7 @@ fn split_mms(
     for o in open {
         let path = o.out.path.clone();
         o.out.finish()?;
-        let columns = String::from_utf8_lossy(&o.header)
+        let columns = String::from_utf8_lossy(&o.stored_header)
             .split(',')
             .map(|c| c.trim_matches('"').to_string())
             .collect();
@@ -457,6 +549,7 @@ fn split_mms(
             rows: Some(o.rows),
             columns: Some(columns),
             header: None,
+            unstored: o.unstored,
         });
     }
     Ok(parts)
@@ -503,6 +596,7 @@ mod tests {
             dir.path(),
             &["DUNIT".into(), "DISPATCH_PRICE".into()],
             ArchiveFormat::Gzip,
+            |_| None,
         )
         .unwrap();
         assert_eq!(parts.len(), 2);
@@ -532,6 +626,7 @@ mod tests {
             dir.path(),
             &[],
             ArchiveFormat::Plain,
+            |_| None,
         )
         .unwrap();
         assert_eq!(parts.len(), 2);
@@ -547,6 +642,51 @@ mod tests {
             .filter(|n| n.to_string_lossy().contains("partial"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_projected_table_stores_only_the_named_columns_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "I,DUNIT,,3,SETTLEMENTDATE,RUNNO,DUID,Note,INITIALMW\n\
+                   D,DUNIT,,3,\"2024/01/31 00:05:00\",1,A,\"x,y\",1.5\n\
+                   D,DUNIT,,3,\"2024/01/31 00:10:00\",1,\"B,1\",,2\n\
+                   I,DREGION,,3,SETTLEMENTDATE,REGIONID,RRP\n\
+                   D,DREGION,,3,\"2024/01/31 00:05:00\",NSW1,80\n";
+        let projection = Projection::from_tables(&[(
+            "daily",
+            "dunit",
+            &["initialmw", "DUID", "SettlementDate"],
+        )]);
+        let parts = split_mms(
+            Cursor::new(csv),
+            "f.zip",
+            dir.path(),
+            &[],
+            ArchiveFormat::Plain,
+            |table| projection.columns("daily", table),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&parts[0].path).unwrap(),
+            "SETTLEMENTDATE,DUID,INITIALMW\n\"2024/01/31 00:05:00\",A,1.5\n\"2024/01/31 00:10:00\",\"B,1\",2\n"
+        );
+        assert_eq!(
+            parts[0].columns.as_deref(),
+            Some(
+                &[
+                    "SETTLEMENTDATE".to_string(),
+                    "DUID".into(),
+                    "INITIALMW".into()
+                ][..]
+            )
+        );
+        assert_eq!(parts[0].unstored, vec!["RUNNO".to_string(), "Note".into()]);
+        // A table the projection does not name keeps every column.
+        assert_eq!(
+            std::fs::read_to_string(&parts[1].path).unwrap(),
+            "SETTLEMENTDATE,REGIONID,RRP\n\"2024/01/31 00:05:00\",NSW1,80\n"
+        );
+        assert!(parts[1].unstored.is_empty());
     }
 
     #[test]

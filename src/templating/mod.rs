@@ -93,8 +93,23 @@ pub struct Captured {
     pub sources: Vec<(String, String)>,
     /// Ingest sources read through `read_source`/`source_files`.
     pub ingest_sources: Vec<String>,
+    /// What each read of an ingest source asks for: `read_source` with
+    /// `columns=` names them; `source()`, `source_files()` and `read_source`
+    /// without `columns=` read every column.
+    pub ingest_reads: Vec<IngestRead>,
     /// Keys set by `config(...)` calls.
     pub config: Config,
+}
+
+/// One read of an ingest source seen by a render (see [`Captured::ingest_reads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRead {
+    /// The `analytics.yml` source.
+    pub source: String,
+    /// The MMS table read; `None`: every part of the source.
+    pub table: Option<String>,
+    /// The columns named; `None`: every column.
+    pub columns: Option<Vec<String>>,
 }
 
 /// How `ref()` resolves at execute time.
@@ -488,6 +503,11 @@ impl Templater {
                 return Ok(Value::from_object(rel));
             }
             if files.as_ref().is_some_and(|f| f.has_source(&source)) || phase == Phase::Parse {
+                lock(&cap).ingest_reads.push(IngestRead {
+                    source: source.clone(),
+                    table: Some(table.clone()),
+                    columns: None,
+                });
                 let mut rel = Relation::new(&source, &table);
                 rel.raw = Some(read_source_sql(files.as_deref(), &source, Some(&table), None, phase));
                 return Ok(Value::from_object(rel));
@@ -504,6 +524,11 @@ impl Templater {
             move |source: String, table: Option<String>| -> Result<String, Error> {
                 check_ingest_source(files.as_deref(), &source, phase)?;
                 lock(&cap).ingest_sources.push(source.clone());
+                lock(&cap).ingest_reads.push(IngestRead {
+                    source: source.clone(),
+                    table: table.clone(),
+                    columns: None,
+                });
                 let paths = files
                     .as_ref()
                     .map(|f| f.files(&source, table.as_deref()))
@@ -532,6 +557,13 @@ impl Templater {
                     };
                 let table = table.or(kwargs.get::<Option<String>>("table")?);
                 kwargs.assert_all_used()?;
+                lock(&cap).ingest_reads.push(IngestRead {
+                    source: source.clone(),
+                    table: table.clone(),
+                    columns: columns
+                        .as_ref()
+                        .map(|c| c.iter().map(|(n, _)| n.clone()).collect()),
+                });
                 if phase == Phase::Execute
                     && let (Some(f), Some(cols)) = (files.as_deref(), columns.as_deref())
                 {

@@ -440,11 +440,25 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
         int(&wh, "select count(distinct (date, duid)) from fct_scada")
     );
     assert_eq!(rows("units"), int(&wh, "select count(*) from dim_duid"));
-    // Energy is conserved from the 5-minute facts to the daily file.
-    let daily = read_only(&site.join("data/daily.duckdb"));
-    let file_mwh: f64 = daily
-        .query_row("select sum(mwh)::double from daily", [], |r| r.get(0))
-        .unwrap();
+    // Energy is conserved from the 5-minute facts to the daily files (one a quarter).
+    let daily_files: Vec<_> = m.files.iter().filter(|f| f.dataset == "daily").collect();
+    assert!(
+        daily_files
+            .iter()
+            .all(|f| f.path.starts_with("data/daily_")),
+        "{:?}",
+        daily_files.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+    let file_mwh: f64 = daily_files
+        .iter()
+        .map(|f| {
+            read_only(&site.join(&f.path))
+                .query_row("select sum(mwh)::double from daily", [], |r| {
+                    r.get::<_, f64>(0)
+                })
+                .unwrap()
+        })
+        .sum();
     let fact_mwh: f64 = wh
         .query_row("select sum(mw / 12) from fct_scada", [], |r| r.get(0))
         .unwrap();
@@ -459,7 +473,6 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
         assert_eq!(opened["tables"][&f.dataset]["rows"], f.rows, "{}", f.path);
     }
     drop(wh);
-    drop(daily);
 
     // import: no ingest, no models — export from the target and publish.
     let token = "ghs_exampleTOKEN0987654321abc";
@@ -840,7 +853,7 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
             "data/intraday_2024_01_02.duckdb",
             "data/intraday_2024_01_03.duckdb",
             "data/hourly_2024_h1.duckdb",
-            "data/daily.duckdb",
+            "data/daily_2024_q1.duckdb",
             "data/units.duckdb"
         ]
     );
@@ -861,7 +874,7 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     // imported: exactly 3 data files are uploaded: the new day's intraday
     // file (an import exports every dataset; a backfill leaves the intraday
     // one to intraday runs), the half-year it falls in (hourly_2024_h1) and
-    // the daily file (one file for all history); then manifest.json, which
+    // the quarter's daily file (`split: quarter`); then manifest.json, which
     // carries the first-paint summary: one blob per changed file, 4 in all.
     // The page (index.html) does not change; the other days' files and the
     // units are not uploaded again.
@@ -885,7 +898,7 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     assert_eq!(
         data,
         [
-            "data/daily.duckdb",
+            "data/daily_2024_q1.duckdb",
             "data/hourly_2024_h1.duckdb",
             "data/intraday_2024_01_04.duckdb"
         ],

@@ -357,7 +357,7 @@ impl Published {
         mut manifest: Manifest,
         held: impl Fn(&crate::manifest::ManifestFile) -> bool,
     ) -> Published {
-        let (kept, missing) = manifest.files.into_iter().partition(|f| held(f));
+        let (kept, missing) = manifest.files.into_iter().partition(held);
         manifest.files = kept;
         Published { manifest, missing }
     }

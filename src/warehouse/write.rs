@@ -263,14 +263,17 @@ impl Warehouse {
                 CommitOutcome::Unknown(reason) => (reason, false),
             };
             report.snapshot_id = None;
-            if !answered {
-                unanswered += 1;
-            } else {
+            if answered {
                 self.delete_files(&table, &carried_files);
+                tracing::warn!(
+                    "{schema}.{name}: another writer committed first ({reason}); retrying on the new snapshot (attempt {attempt} of {MAX_ATTEMPTS})"
+                );
+            } else {
+                unanswered += 1;
+                tracing::warn!(
+                    "{schema}.{name}: the catalog's answer to the commit was lost ({reason}); looking for it, then retrying (attempt {attempt} of {MAX_ATTEMPTS})"
+                );
             }
-            tracing::warn!(
-                "{schema}.{name}: the commit did not land ({reason}); retrying on the current snapshot (attempt {attempt} of {MAX_ATTEMPTS})"
-            );
             std::thread::sleep(std::time::Duration::from_millis(
                 50 * u64::from(attempt) + rand::random::<u64>() % 100,
             ));

@@ -96,7 +96,12 @@ pub fn run_then(
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
+    let opening = Instant::now();
     let engine = Engine::open(&plan.project.root, &plan.target)?;
+    tracing::debug!(
+        "engine open (catalog connected) in {:.2}s",
+        opening.elapsed().as_secs_f64()
+    );
     if opts.mode == Mode::Maintain {
         attach_stored_models(&plan, &engine, |_| true)?;
         return maintain(&plan, &engine, report, started);
@@ -119,11 +124,17 @@ pub fn run_then(
             .unwrap_or("target/archive"),
     );
     let has_sources = !plan.project.settings.sources.is_empty();
+    let reading = Instant::now();
     let log = if has_sources {
         engine.read_file_log()?
     } else {
         Default::default()
     };
+    tracing::debug!(
+        "file log read: {} files in {:.2}s",
+        log.done.len(),
+        reading.elapsed().as_secs_f64()
+    );
     let empty_models = ingest::empty_models(
         &plan.project,
         |model| plan.relations.get(model).cloned(),
@@ -198,7 +209,7 @@ pub fn run_then(
             );
         }
         let writing = Instant::now();
-        engine.write_file_log(&done)?;
+        engine.write_file_log(&done, &log)?;
         tracing::debug!(
             "file log: {} files recorded in {:.2}s",
             done.len(),

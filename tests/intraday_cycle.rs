@@ -28,6 +28,23 @@ fn run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> String {
 
 /// Runs `mode`; whether it succeeded, and its output.
 fn try_run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> (bool, String) {
+    try_run_logged(mode, project, sw, site, "info")
+}
+
+/// An intraday run with this crate's debug lines (what each write did).
+fn run_debug(project: &Path, sw: &SeaweedFs, site: &Path) -> String {
+    let (ok, t) = try_run_logged("intraday", project, sw, site, "info,analytics=debug");
+    assert!(ok, "{t}");
+    t
+}
+
+fn try_run_logged(
+    mode: &str,
+    project: &Path,
+    sw: &SeaweedFs,
+    site: &Path,
+    log: &str,
+) -> (bool, String) {
     let tmp = project.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let out: Output = std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
@@ -44,6 +61,7 @@ fn try_run_mode(mode: &str, project: &Path, sw: &SeaweedFs, site: &Path) -> (boo
         .env("AWS_ENDPOINT_URL_S3", &sw.s3)
         .env("AWS_ACCESS_KEY_ID", "admin")
         .env("AWS_SECRET_ACCESS_KEY", "secretkey")
+        .env("ANALYTICS_LOG", log)
         .output()
         .unwrap();
     (out.status.success(), text(&out))
@@ -261,8 +279,9 @@ fn intraday_cycles_taking_one_new_interval_each_give_the_rows_of_one_run() {
     let site = dir.path().join("site-out");
     run(dir.path(), &sw, &site);
     for n in [11, 12] {
+        let before = catalog_state(&sw);
         list_first(sample.path(), n);
-        let t = run(dir.path(), &sw, &site);
+        let t = run_debug(dir.path(), &sw, &site);
         for source in ["scada", "price"] {
             assert!(
                 t.lines()
@@ -271,6 +290,28 @@ fn intraday_cycles_taking_one_new_interval_each_give_the_rows_of_one_run() {
                 "{t}"
             );
         }
+        // The file log records the two new files without reading any of
+        // the earlier runs' files (their bounds span both sources' names,
+        // so an upsert looking for the new keys would read them all): the
+        // keys were absent from the log this run read, at the snapshot the
+        // table is still at.
+        assert!(
+            t.contains(
+                "stored file log: WriteReport { rows_written: 2, files_added: 1, files_read: 0, files_removed: 0"
+            ),
+            "{t}"
+        );
+        // The seed's `table` model gave the rows its table holds: no
+        // snapshot, no commit (same metadata file).
+        let after = catalog_state(&sw);
+        assert_eq!(
+            after["nem.fuel_categories"], before["nem.fuel_categories"],
+            "{t}"
+        );
+        assert!(
+            after["analytics_meta.file_log"].1 == before["analytics_meta.file_log"].1 + 1,
+            "{before:?} {after:?}"
+        );
     }
 
     // All 12 at once, into another warehouse.
@@ -287,6 +328,49 @@ fn intraday_cycles_taking_one_new_interval_each_give_the_rows_of_one_run() {
     let (cycled, at_once) = (site_contents(&site), site_contents(&site_all));
     assert!(!cycled.is_empty());
     assert_eq!(cycled, at_once, "exported files");
+
+    // Every file taken is in the stored file log once.
+    let log = pyiceberg(
+        &sw,
+        "a = c.load_table('analytics_meta.file_log').scan().to_arrow()\n\
+         k = list(zip(a.column('source').to_pylist(), a.column('file_name').to_pylist()))\n\
+         print(len(k), len(set(k)), sum(1 for s, _ in k if s in ('scada', 'price')))\n",
+    );
+    let counts: Vec<usize> = log.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(counts[0], counts[1], "a file recorded twice: {log}");
+    assert_eq!(counts[2], 24, "12 intervals x 2 sources: {log}");
+
+    // A changed input is stored: the seed gains a row, so the same `table`
+    // model's rows differ from the stored ones and a snapshot holds them.
+    let seed = dir.path().join("seeds/fuel_categories.csv");
+    let mut csv = std::fs::read_to_string(&seed).unwrap();
+    csv.push_str("Test,Test fuel,Other\n");
+    std::fs::write(&seed, csv).unwrap();
+    // (Every interval of the sample is listed: a backfill builds the models.)
+    let before = catalog_state(&sw);
+    let t = run_mode("backfill", dir.path(), &sw, &site);
+    let after = catalog_state(&sw);
+    assert_eq!(
+        after["nem.fuel_categories"].1,
+        before["nem.fuel_categories"].1 + 1,
+        "{t}"
+    );
+    let rows = pyiceberg(
+        &sw,
+        "a = c.load_table('nem.fuel_categories').scan().to_arrow()\n\
+         print(a.num_rows, 'Test fuel' in a.column('fuel_descriptor').to_pylist())\n",
+    );
+    assert_eq!(rows.trim(), format!("{} True", csv_rows(&seed)), "{t}");
+}
+
+/// Data rows of a CSV file (lines after the header).
+fn csv_rows(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count()
 }
 
 /// The data files whose bytes or modification time differ between two
@@ -449,6 +533,11 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         "{t}"
     );
     let (cycled, restaged) = (intraday_contents(&site), intraday_contents(&full));
-    assert_eq!(cycled.len(), 3, "{cycled:?}");
+    // Three day files (each may hold the dashboard's rollup tables too).
+    let files: std::collections::BTreeSet<&str> = cycled
+        .keys()
+        .filter_map(|k| k.split_once(':').map(|(f, _)| f))
+        .collect();
+    assert_eq!(files.len(), 3, "{cycled:?}");
     assert_eq!(cycled, restaged);
 }

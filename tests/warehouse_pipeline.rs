@@ -233,4 +233,23 @@ fn two_backfills_at_once_leave_no_duplicates() {
             pyiceberg_history(&sw, &format!("nem_race.{table}"))
         );
     }
+    // Both runs recorded the same files in the file log, each having read
+    // it before the other wrote: the second writer finds the table moved
+    // since its read, so it looks for the keys and replaces them (the
+    // shortcut for keys absent from the log a run read holds only while
+    // the table is still at that snapshot). Each file once.
+    let log = common::seaweedfs::pyiceberg(
+        &sw,
+        "a = c.load_table('analytics_meta.file_log').scan().to_arrow()\n\
+         k = list(zip(a.column('source').to_pylist(), a.column('file_name').to_pylist()))\n\
+         print(len(k), len(set(k)))\n",
+    );
+    let counts: Vec<usize> = log.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!(counts[0] > 0, "{log}");
+    assert_eq!(
+        counts[0],
+        counts[1],
+        "a file recorded twice in the file log: {log}\n{}",
+        pyiceberg_history(&sw, "analytics_meta.file_log")
+    );
 }

@@ -23,15 +23,27 @@ impl Engine {
 
     /// What the file log says is done: (source, file) → latest sha256.
     pub fn read_file_log(&self) -> Result<FileLog> {
-        if let Some(warehouse) = &self.warehouse
-            && warehouse.table_exists(FILE_LOG_NAMESPACE, "file_log")?
-        {
-            self.execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"_analytics\"; CREATE OR REPLACE VIEW {FILE_LOG_RELATION} AS SELECT * FROM {}",
-                scan::call(FILE_LOG_NAMESPACE, "file_log")
-            ))
-            .map_err(|e| anyhow!(e))
-            .context("attaching the stored file log")?;
+        let mut read_at = None;
+        if let Some(warehouse) = &self.warehouse {
+            let stored = warehouse.table_exists(FILE_LOG_NAMESPACE, "file_log")?;
+            // Taken before the rows are read: the rows read are this
+            // snapshot's or a later one's, and the log never loses a key, so
+            // a key absent from the rows was absent at this snapshot.
+            read_at = Some(if stored {
+                warehouse
+                    .current_snapshot_id(FILE_LOG_NAMESPACE, "file_log")
+                    .context("reading the file log's snapshot")?
+            } else {
+                None
+            });
+            if stored {
+                self.execute_batch(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"_analytics\"; CREATE OR REPLACE VIEW {FILE_LOG_RELATION} AS SELECT * FROM {}",
+                    scan::call(FILE_LOG_NAMESPACE, "file_log")
+                ))
+                .map_err(|e| anyhow!(e))
+                .context("attaching the stored file log")?;
+            }
         }
         self.ensure_file_log()?;
         let rows = self
@@ -41,7 +53,10 @@ impl Engine {
             )
             .map_err(|e| anyhow!(e))
             .context("reading the file log")?;
-        let mut log = FileLog::default();
+        let mut log = FileLog {
+            read_at,
+            ..FileLog::default()
+        };
         for r in rows.rows {
             let text = |i: usize| r[i].as_str().unwrap_or_default().to_string();
             log.done.insert((text(0), text(1)), text(2));
@@ -50,7 +65,10 @@ impl Engine {
     }
 
     /// Records files in the file log (in one statement, so all or none land).
-    pub fn write_file_log(&self, files: &[&TakenFile]) -> Result<()> {
+    /// `read` is the log this run read: files it did not hold are new keys,
+    /// written without looking for them in the stored log while it is still
+    /// at the snapshot `read` saw ([`WriteMode::UpsertNew`]).
+    pub fn write_file_log(&self, files: &[&TakenFile], read: &FileLog) -> Result<()> {
         self.ensure_file_log()?;
         if files.is_empty() {
             return Ok(());
@@ -86,6 +104,16 @@ impl Engine {
             ))
             .map_err(|e| anyhow!(e))
             .context("staging the file log")?;
+            let keys = vec!["source".into(), "file_name".into()];
+            let all_new = files.iter().all(|f| {
+                !read
+                    .done
+                    .contains_key(&(f.source.clone(), f.file_name.clone()))
+            });
+            let mode = match read.read_at {
+                Some(absent_at) if all_new => WriteMode::UpsertNew { keys, absent_at },
+                _ => WriteMode::Upsert { keys },
+            };
             let result = {
                 let conn = self.conn();
                 warehouse.write(
@@ -93,12 +121,13 @@ impl Engine {
                     staged,
                     FILE_LOG_NAMESPACE,
                     "file_log",
-                    &WriteMode::Upsert {
-                        keys: vec!["source".into(), "file_name".into()],
-                    },
+                    &mode,
                     "append_new_columns",
                 )
             };
+            if let Ok(report) = &result {
+                tracing::debug!("stored file log: {report:?}");
+            }
             let _ = self.execute_batch(&format!("DROP TABLE IF EXISTS {staged}"));
             result.context("writing the file log to the warehouse")?;
             return Ok(());

@@ -107,6 +107,10 @@ pub struct SourceReport {
 pub struct FileLog {
     /// (source, file name) → SHA-256 of its latest take.
     pub done: BTreeMap<(String, String), String>,
+    /// On a stored file log: the snapshot it was read at (`Some(None)`:
+    /// the table had none or did not exist), so a write of files it did
+    /// not hold can skip looking for them while the table is still there.
+    pub read_at: Option<Option<i64>>,
 }
 
 impl FileLog {

@@ -110,6 +110,7 @@ impl Warehouse {
                 added: written.clone(),
                 deleted: &deleted,
                 operation: Operation::Replace,
+                fingerprint: None,
             };
             let (outcome, _) =
                 self.runtime

@@ -5,6 +5,7 @@
 
 use super::rest::{CommitClient, CommitOutcome};
 use anyhow::{Result, anyhow};
+use futures::{StreamExt, TryStreamExt};
 use iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestContentType, ManifestFile, ManifestListWriter,
     ManifestWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
@@ -16,6 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 /// Data manifests a snapshot may list before they are merged into one.
 const MERGE_MANIFESTS_AT: usize = 32;
+/// The snapshot summary property holding a replace's rows fingerprint.
+pub const FINGERPRINT_PROPERTY: &str = "analytics.rows-fingerprint";
+/// Manifests read at once when listing the live files.
+const PARALLEL_MANIFESTS: usize = 16;
 
 /// A data file that is live in the table's current snapshot.
 #[derive(Clone, Debug)]
@@ -34,15 +39,24 @@ pub async fn live_files(table: &Table) -> Result<Vec<LiveFile>> {
         .load()
         .await
         .map_err(|e| anyhow!("reading the manifest list: {e}"))?;
-    let mut files = Vec::new();
-    for manifest in list.entries() {
-        if manifest.content != ManifestContentType::Data {
-            continue;
-        }
-        let loaded = manifest
+    // Several manifests at once: a table written every few minutes lists
+    // up to MERGE_MANIFESTS_AT of them, each one round trip to storage.
+    let loaded: Vec<_> = futures::stream::iter(
+        list.entries()
+            .iter()
+            .filter(|m| m.content == ManifestContentType::Data),
+    )
+    .map(|manifest| async move {
+        manifest
             .load_manifest(table.file_io())
             .await
-            .map_err(|e| anyhow!("reading manifest {}: {e}", manifest.manifest_path))?;
+            .map_err(|e| anyhow!("reading manifest {}: {e}", manifest.manifest_path))
+    })
+    .buffered(PARALLEL_MANIFESTS)
+    .try_collect()
+    .await?;
+    let mut files = Vec::new();
+    for loaded in &loaded {
         for entry in loaded.entries() {
             if entry.is_alive() {
                 files.push(LiveFile {
@@ -62,6 +76,8 @@ pub struct SnapshotChange<'a> {
     pub deleted: &'a HashSet<String>,
     /// `append`, `overwrite` or `replace`.
     pub operation: Operation,
+    /// The rows fingerprint of a replace, recorded in the summary.
+    pub fingerprint: Option<String>,
 }
 
 fn random_snapshot_id(table: &Table) -> i64 {
@@ -282,6 +298,11 @@ pub async fn commit(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(
+        change
+            .fingerprint
+            .map(|fp| (FINGERPRINT_PROPERTY.to_string(), fp)),
+    )
     .collect();
     let builder = Snapshot::builder()
         .with_manifest_list(list_path.clone())

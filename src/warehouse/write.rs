@@ -43,6 +43,19 @@ pub enum WriteMode {
         /// The key columns.
         keys: Vec<String>,
     },
+    /// [`WriteMode::Upsert`] of keys the caller read as absent from the
+    /// table at its snapshot `absent_at` (`None`: the table had no snapshot
+    /// or did not exist). While the table is still at that snapshot, no
+    /// stored row can hold them, so the write is an append that reads no
+    /// manifest and no data file; once another writer has committed (a
+    /// retry, or a commit since the caller read), it is a full upsert.
+    /// The file log's writes: O(new), not one file read per earlier run.
+    UpsertNew {
+        /// The key columns.
+        keys: Vec<String>,
+        /// The snapshot the caller found none of the keys in.
+        absent_at: Option<i64>,
+    },
 }
 
 /// Which Parquet writer encodes the data files.
@@ -182,8 +195,27 @@ impl Warehouse {
         if staged_rows == 0 && *mode != WriteMode::Replace {
             return Ok(report);
         }
+        // A replace records its rows' fingerprint in the snapshot; a replace
+        // by the very rows the table holds makes no snapshot at all (a
+        // `table` model rebuilt from unchanged inputs: same result, so the
+        // stored table, its history and what exports see stay as they are).
+        let fingerprint = match mode {
+            WriteMode::Replace => Some(
+                rows_fingerprint(conn, staged, &staged_schema)
+                    .with_context(|| format!("{}: fingerprinting the rows", context()))?,
+            ),
+            _ => None,
+        };
+        if let Some(fp) = &fingerprint
+            && holds_rows(&table, fp, &staged_schema)
+        {
+            tracing::debug!(
+                "{schema}.{name}: the new rows equal the stored ones (fingerprint {fp}): no snapshot"
+            );
+            return Ok(report);
+        }
         let keys = match mode {
-            WriteMode::Upsert { keys } => {
+            WriteMode::Upsert { keys } | WriteMode::UpsertNew { keys, .. } => {
                 Some(key_ranges(conn, staged, keys, &table).with_context(|| {
                     format!("{}: reading the key range of the new rows", context())
                 })?)
@@ -212,10 +244,18 @@ impl Warehouse {
 
         for attempt in 1..=MAX_ATTEMPTS {
             report.attempts = attempt;
-            let live = self
-                .runtime
-                .block_on(snapshot::live_files(&table))
-                .with_context(context)?;
+            // Keys read as absent at the snapshot the table is still at.
+            let known_absent = matches!(mode, WriteMode::UpsertNew { absent_at, .. }
+                if table.metadata().current_snapshot_id() == *absent_at);
+            // An append (and an upsert of keys known absent) removes no
+            // file, so it reads no manifest to find the live ones.
+            let live = if *mode == WriteMode::Append || known_absent {
+                Vec::new()
+            } else {
+                self.runtime
+                    .block_on(snapshot::live_files(&table))
+                    .with_context(context)?
+            };
             let mut deleted = HashSet::new();
             let mut carried_files = Vec::new();
             report.files_read = 0;
@@ -225,7 +265,11 @@ impl Warehouse {
                     deleted.extend(live.iter().map(|f| f.data_file.file_path().to_string()));
                     Operation::Overwrite
                 }
-                (WriteMode::Upsert { keys: names }, Some(ranges)) => {
+                (WriteMode::UpsertNew { .. }, Some(_)) if known_absent => Operation::Append,
+                (
+                    WriteMode::Upsert { keys: names } | WriteMode::UpsertNew { keys: names, .. },
+                    Some(ranges),
+                ) => {
                     let rewrite = self
                         .rewrite_matching(conn, &table, staged, names, ranges, &live)
                         .with_context(context)?;
@@ -249,6 +293,7 @@ impl Warehouse {
                 added,
                 deleted: &deleted,
                 operation,
+                fingerprint: fingerprint.clone(),
             };
             let (outcome, snapshot_id) = self
                 .runtime
@@ -703,6 +748,57 @@ fn count(conn: &duckdb::Connection, relation: &str) -> Result<u64> {
     })
     .map(|n| n as u64)
     .with_context(|| format!("counting {relation}"))
+}
+
+/// An order-independent fingerprint of `staged`'s rows and columns: the
+/// row count and the sum of DuckDB's `hash()` of every row, with the column
+/// names and types and the DuckDB version (whose `hash()` it is).
+fn rows_fingerprint(conn: &duckdb::Connection, staged: &str, schema: &SchemaRef) -> Result<String> {
+    let (rows, hash_sum, version): (i64, Option<String>, String) = conn.query_row(
+        &format!(
+            "SELECT count(*), CAST(sum(hash(__r)) AS VARCHAR), version() FROM {staged} AS __r"
+        ),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect();
+    let text = format!(
+        "analytics rows fingerprint 1\nduckdb {version}\ncolumns {}\nrows {rows}\nrow hash sum {}\n",
+        columns.join(", "),
+        hash_sum.unwrap_or_default()
+    );
+    Ok(format!(
+        "sha256:{}",
+        crate::hash::sha256_hex(text.as_bytes())
+    ))
+}
+
+/// Whether the table's current snapshot was written by a replace with the
+/// rows of `fingerprint`, and the table still has exactly the staged
+/// columns (a later snapshot of any other kind carries no fingerprint).
+fn holds_rows(table: &Table, fingerprint: &str, staged: &SchemaRef) -> bool {
+    let Some(snapshot) = table.metadata().current_snapshot() else {
+        return false;
+    };
+    let columns: Vec<&str> = table
+        .metadata()
+        .current_schema()
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    let staged: Vec<&str> = staged.fields().iter().map(|f| f.name().as_str()).collect();
+    columns == staged
+        && snapshot
+            .summary()
+            .additional_properties
+            .get(snapshot::FINGERPRINT_PROPERTY)
+            .is_some_and(|fp| fp == fingerprint)
 }
 
 /// The min and max of each key column over the staged rows, as Iceberg values.

@@ -371,6 +371,79 @@ fn opening_view<'a>(
     }))
 }
 
+/// A summary query's rows.
+enum Out {
+    /// One row's values (KPIs).
+    Values(Vec<serde_json::Value>),
+    /// A bar chart's (category, value) rows.
+    Bars(Vec<(Option<String>, Option<f64>)>),
+    /// A time chart's (epoch ms, series, value) rows.
+    Times(Vec<(f64, Option<String>, Option<f64>)>),
+}
+
+type Reader = Box<dyn FnOnce(&duckdb::Connection, &str) -> duckdb::Result<Out> + Send>;
+
+/// A summary query and how its rows are read.
+struct Job {
+    sql: String,
+    read: Reader,
+}
+
+impl Job {
+    fn new(
+        sql: String,
+        read: impl FnOnce(&duckdb::Connection, &str) -> duckdb::Result<Out> + Send + 'static,
+    ) -> Job {
+        Job {
+            sql,
+            read: Box::new(read),
+        }
+    }
+}
+
+/// Runs the jobs on up to one connection per core (clones of `conn`: the
+/// same database, its attached files and its one-thread setting); results
+/// in the jobs' order.
+fn run_jobs(conn: &duckdb::Connection, jobs: Vec<Job>) -> Result<Vec<Out>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len())
+        .max(1);
+    let conns = (0..workers)
+        .map(|_| {
+            conn.try_clone()
+                .context("opening a connection for the summary")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let queue = std::sync::Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let mut outs: Vec<(usize, Result<Out>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .into_iter()
+            .map(|c| {
+                let queue = &queue;
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        // From the end: the charts, the longest queries, first.
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                        let Some((i, job)) = job else { break };
+                        let out = (job.read)(&c, &job.sql)
+                            .with_context(|| format!("summary query failed: {}", job.sql));
+                        done.push((i, out));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    outs.sort_by_key(|(i, _)| *i);
+    outs.into_iter().map(|(_, out)| out).collect()
+}
+
 fn compute(
     config: &DashboardConfig,
     manifest: &Manifest,
@@ -454,14 +527,16 @@ fn compute(
     };
     let query_err = |sql: &str| format!("summary query failed: {sql}");
 
-    // `renderKpis`.
+    // `renderKpis` and the charts: independent queries over the same
+    // attached files, run at once on connections of this database (each
+    // single-threaded, so every sum adds in WASM's order); their results are
+    // read back in the order below.
     let fmt = if g == "day" {
         "%Y-%m-%d"
     } else {
         "%Y-%m-%d %H:%M"
     };
-    let mut kpis = serde_json::Map::new();
-    let mut latest_at = None;
+    let mut jobs: Vec<Job> = Vec::new();
     let (mut simple, mut latest) = (Vec::new(), Vec::new());
     for (i, k) in config.kpis.iter().enumerate() {
         match (&k.measure, k.latest) {
@@ -486,18 +561,23 @@ fn compute(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        conn.query_row(&sql, [], |r| {
-            for (col, (i, _, number)) in simple.iter().enumerate() {
-                let v = if *number {
-                    serde_json::json!(r.get::<_, Option<f64>>(col)?)
-                } else {
-                    serde_json::json!(r.get::<_, Option<String>>(col)?)
-                };
-                kpis.insert(format!("k{i}"), v);
-            }
-            Ok(())
-        })
-        .with_context(|| query_err(&sql))?;
+        let numbers: Vec<bool> = simple.iter().map(|s| s.2).collect();
+        jobs.push(Job::new(sql, move |conn, sql| {
+            conn.query_row(sql, [], |r| {
+                numbers
+                    .iter()
+                    .enumerate()
+                    .map(|(col, number)| {
+                        Ok(if *number {
+                            serde_json::json!(r.get::<_, Option<f64>>(col)?)
+                        } else {
+                            serde_json::json!(r.get::<_, Option<String>>(col)?)
+                        })
+                    })
+                    .collect::<duckdb::Result<Vec<_>>>()
+            })
+            .map(Out::Values)
+        }));
     }
     if !latest.is_empty() {
         let sql = format!(
@@ -508,18 +588,19 @@ fn compute(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        conn.query_row(&sql, [], |r| {
-            for (col, (i, _)) in latest.iter().enumerate() {
-                kpis.insert(
-                    format!("k{i}"),
-                    serde_json::json!(r.get::<_, Option<f64>>(col)?),
-                );
-            }
-            latest_at = r.get::<_, Option<String>>(latest.len())?;
-            Ok(())
-        })
-        .with_context(|| query_err(&sql))?;
+        let n = latest.len();
+        jobs.push(Job::new(sql, move |conn, sql| {
+            conn.query_row(sql, [], |r| {
+                let mut values = (0..n)
+                    .map(|col| Ok(serde_json::json!(r.get::<_, Option<f64>>(col)?)))
+                    .collect::<duckdb::Result<Vec<_>>>()?;
+                values.push(serde_json::json!(r.get::<_, Option<String>>(n)?));
+                Ok(values)
+            })
+            .map(Out::Values)
+        }));
     }
+    let mut tops = Vec::new();
     for (i, k) in config.kpis.iter().enumerate() {
         let (Some(top), Some(by)) = (&k.top, &k.by) else {
             continue;
@@ -530,22 +611,86 @@ fn compute(
             ident(&d.column),
             measure_sql(measure(by)?, g)?
         );
-        let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
-        let v: Option<String> = stmt
-            .query_map([], |r| r.get::<_, Option<String>>(0))
-            .with_context(|| query_err(&sql))?
-            .next()
-            .transpose()?
-            .flatten();
-        kpis.insert(format!("k{i}"), serde_json::json!(v));
+        tops.push(i);
+        jobs.push(Job::new(sql, |conn, sql| {
+            let mut stmt = conn.prepare(sql)?;
+            let v: Option<String> = stmt
+                .query_map([], |r| r.get::<_, Option<String>>(0))?
+                .next()
+                .transpose()?
+                .flatten();
+            Ok(Out::Values(vec![serde_json::json!(v)]))
+        }));
+    }
+    // Charts at their default measure, no filter (so no drill-down).
+    for c in &config.charts {
+        let msql = measure_sql(measure(&c.measure)?, g)?;
+        if c.kind == "bar" {
+            let Some(cat) = &c.category else {
+                continue;
+            };
+            let sql = format!(
+                "SELECT CAST({} AS VARCHAR) AS c, {msql} AS v FROM {base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT {}",
+                ident(&dimension(cat)?.column),
+                c.limit.unwrap_or(10)
+            );
+            jobs.push(Job::new(sql, |conn, sql| {
+                let mut stmt = conn.prepare(sql)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<duckdb::Result<_>>()?;
+                Ok(Out::Bars(rows))
+            }));
+            continue;
+        }
+        let series_sql = match &c.series {
+            Some(s) => format!("CAST({} AS VARCHAR)", ident(&dimension(s)?.column)),
+            None => "''".to_string(),
+        };
+        let sql = format!(
+            "SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, {series_sql} AS s, {msql} AS v FROM {base} GROUP BY ALL ORDER BY 1, 2"
+        );
+        jobs.push(Job::new(sql, |conn, sql| {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<duckdb::Result<_>>()?;
+            Ok(Out::Times(rows))
+        }));
+    }
+    let mut outs = run_jobs(&conn, jobs)?.into_iter();
+    let mut next = || outs.next().context("a summary query gave no result");
+
+    let mut kpis = serde_json::Map::new();
+    let mut latest_at = None;
+    if !simple.is_empty() {
+        let Out::Values(values) = next()? else {
+            unreachable!("the KPI query gives values")
+        };
+        for ((i, _, _), v) in simple.iter().zip(values) {
+            kpis.insert(format!("k{i}"), v);
+        }
+    }
+    if !latest.is_empty() {
+        let Out::Values(mut values) = next()? else {
+            unreachable!("the latest KPI query gives values")
+        };
+        latest_at = values.pop().and_then(|v| v.as_str().map(str::to_string));
+        for ((i, _), v) in latest.iter().zip(values) {
+            kpis.insert(format!("k{i}"), v);
+        }
+    }
+    for i in tops {
+        let Out::Values(mut values) = next()? else {
+            unreachable!("the top KPI query gives a value")
+        };
+        kpis.insert(format!("k{i}"), values.pop().unwrap_or_default());
     }
 
-    // Charts at their default measure, no filter (so no drill-down).
     let mut charts = Vec::new();
     let mut lookups: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for c in &config.charts {
         let m = measure(&c.measure)?;
-        let msql = measure_sql(m, g)?;
         let decimals = i32::try_from(m.decimals.unwrap_or(1)).unwrap_or(1);
         if c.kind == "bar" {
             let Some(cat) = &c.category else {
@@ -553,16 +698,9 @@ fn compute(
                 continue;
             };
             let d = dimension(cat)?;
-            let sql = format!(
-                "SELECT CAST({} AS VARCHAR) AS c, {msql} AS v FROM {base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT {}",
-                ident(&d.column),
-                c.limit.unwrap_or(10)
-            );
-            let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
-            let rows: Vec<(Option<String>, Option<f64>)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .with_context(|| query_err(&sql))?
-                .collect::<Result<_, _>>()?;
+            let Out::Bars(rows) = next()? else {
+                unreachable!("a bar chart's query gives bars")
+            };
             if d.lookup.is_some() {
                 let entry = lookups.entry(d.name.clone()).or_default();
                 for k in rows.iter().filter_map(|r| r.0.as_ref()) {
@@ -575,18 +713,9 @@ fn compute(
             })?);
             continue;
         }
-        let series_sql = match &c.series {
-            Some(s) => format!("CAST({} AS VARCHAR)", ident(&dimension(s)?.column)),
-            None => "''".to_string(),
+        let Out::Times(rows) = next()? else {
+            unreachable!("a time chart's query gives times")
         };
-        let sql = format!(
-            "SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, {series_sql} AS s, {msql} AS v FROM {base} GROUP BY ALL ORDER BY 1, 2"
-        );
-        let mut stmt = conn.prepare(&sql).with_context(|| query_err(&sql))?;
-        let rows: Vec<(f64, Option<String>, Option<f64>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .with_context(|| query_err(&sql))?
-            .collect::<Result<_, _>>()?;
         let mut times: Vec<f64> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for (t, s, _) in &rows {

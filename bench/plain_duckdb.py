@@ -200,6 +200,7 @@ def prepare(args):
                 ref=lambda n: relations[n],
                 # A ci run builds every model from scratch: its new rows are the model.
                 new_rows=lambda n: relations[n],
+                stored_on_new_dates=lambda n, column="date": relations[n],
                 # The plain run's file log holds this run's files only.
                 run_started_at=datetime.datetime(1970, 1, 1),
                 var=lambda n, d=None: vars_.get(n, d),

@@ -14,7 +14,9 @@
 use crate::engine::Engine;
 use crate::project::{Config, GenericTest};
 use crate::sql::{Relation, literal, quote};
-use crate::templating::{FileCatalog, Phase, QueryResult, QueryRunner, RelationMap, RenderContext};
+use crate::templating::{
+    FileCatalog, Phase, QueryResult, QueryRunner, RelationMap, RenderContext, StoredRead,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -84,6 +86,10 @@ pub struct TestPlan {
     /// What the test checks when not its whole model (set by
     /// [`narrow_to_new_rows`]), e.g. "the 129600 rows this run wrote".
     pub scope: Option<String>,
+    /// A singular test's `stored_on_new_dates()` reads of models it reads
+    /// no other way: [`run_test`] points each model at the stored files
+    /// holding those dates while the test runs.
+    pub stored_reads: Vec<StoredRead>,
 }
 
 /// A built-in column test as an aggregate over its relation.
@@ -340,6 +346,69 @@ fn outcome_for(plan: &TestPlan) -> TestOutcome {
 /// Runs one planned test.
 pub fn run_test(engine: &Engine, plan: &TestPlan) -> TestOutcome {
     let started = Instant::now();
+    let narrowed: Vec<&Relation> = plan
+        .stored_reads
+        .iter()
+        .filter(|read| match read_stored_on_new_dates(engine, read) {
+            Ok(narrowed) => narrowed,
+            Err(e) => {
+                tracing::warn!("test `{}` reads {} whole: {e:#}", plan.name, read.model);
+                false
+            }
+        })
+        .map(|read| &read.model)
+        .collect();
+    let mut outcome = run_query(engine, plan);
+    for model in narrowed {
+        if let Err(e) = engine.attach_stored(model) {
+            outcome.status = TestStatus::Error(format!("{e:#}"));
+        }
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// Points stored model `read.model` at local copies of only its data files
+/// whose bounds of `read.column` hold the dates of the rows this run wrote
+/// (`read.kept`): the test's filter reads only rows of those dates, so the
+/// other files cannot hold a row it reads. Returns whether it did (not on
+/// other targets, nor for a table that cannot be read so).
+fn read_stored_on_new_dates(engine: &Engine, read: &StoredRead) -> Result<bool> {
+    if !engine.is_stored(&read.model)? {
+        return Ok(false);
+    }
+    let c = quote(&read.column);
+    let dates = engine
+        .query_rows(
+            &format!(
+                "SELECT DISTINCT CAST({c} AS DATE)::VARCHAR FROM {} WHERE {c} IS NOT NULL ORDER BY 1",
+                read.kept
+            ),
+            None,
+        )
+        .map_err(|e| anyhow!(e.message))
+        .with_context(|| format!("reading the dates of the rows this run wrote to {}", read.model))?;
+    let mut ranges: Vec<(chrono::NaiveDate, chrono::NaiveDate)> = Vec::new();
+    for row in &dates.rows {
+        let Some(text) = row.first().and_then(Value::as_str) else {
+            continue;
+        };
+        let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .with_context(|| format!("reading date {text:?} of {}", read.kept))?;
+        match ranges.last_mut() {
+            Some((_, last)) if last.succ_opt() == Some(day) => *last = day,
+            _ => ranges.push((day, day)),
+        }
+    }
+    if ranges.is_empty() {
+        return Ok(false);
+    }
+    engine.read_stored_within(&read.model, &read.column, &ranges)
+}
+
+/// Runs a test's query: its failure count, status and sample rows.
+fn run_query(engine: &Engine, plan: &TestPlan) -> TestOutcome {
+    let started = Instant::now();
     let sql = plan.sql.trim().trim_end_matches(';');
     let limit = plan.config.0.get("limit").and_then(Value::as_u64);
     let failing = match limit {
@@ -464,6 +533,7 @@ pub fn plan_tests(
                 check,
                 generic: Some(test.clone()),
                 scope: None,
+                stored_reads: Vec::new(),
             },
             needs,
         ));
@@ -507,7 +577,21 @@ pub fn plan_tests(
             Some(runner.clone()),
             Some(catalog.clone()),
         );
-        let sql = plan.templater.render(&origin, &test.text, &ctx)?.sql;
+        let rendered = plan.templater.render(&origin, &test.text, &ctx)?;
+        // A model the test also reads through ref() keeps its whole view.
+        let plain: Vec<&Relation> = rendered
+            .captured
+            .plain_refs
+            .iter()
+            .filter_map(|r| plan.relations.get(r))
+            .collect();
+        let stored_reads = rendered
+            .captured
+            .stored_reads
+            .into_iter()
+            .filter(|read| !plain.contains(&&read.model))
+            .collect();
+        let sql = rendered.sql;
         out.push((
             TestPlan {
                 name: test.name.clone(),
@@ -519,6 +603,7 @@ pub fn plan_tests(
                 check: None,
                 generic: None,
                 scope: None,
+                stored_reads,
             },
             parsed.captured.refs.clone(),
         ));

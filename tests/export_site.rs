@@ -852,7 +852,7 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
             "data/intraday_2024_01_01.duckdb",
             "data/intraday_2024_01_02.duckdb",
             "data/intraday_2024_01_03.duckdb",
-            "data/hourly_2024_h1.duckdb",
+            "data/hourly_2024_q1.duckdb",
             "data/daily_2024_q1.duckdb",
             "data/units.duckdb"
         ]
@@ -873,8 +873,8 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     // One new day in the warehouse (a copy of the newest day, a day later),
     // imported: exactly 3 data files are uploaded: the new day's intraday
     // file (an import exports every dataset; a backfill leaves the intraday
-    // one to intraday runs), the half-year it falls in (hourly_2024_h1) and
-    // the quarter's daily file (`split: quarter`); then manifest.json, which
+    // one to intraday runs) and the quarter's hourly and daily files
+    // (`split: quarter`: hourly_2024_q1, daily_2024_q1); then manifest.json, which
     // carries the first-paint summary: one blob per changed file, 4 in all.
     // The page (index.html) does not change; the other days' files and the
     // units are not uploaded again.
@@ -899,7 +899,7 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
         data,
         [
             "data/daily_2024_q1.duckdb",
-            "data/hourly_2024_h1.duckdb",
+            "data/hourly_2024_q1.duckdb",
             "data/intraday_2024_01_04.duckdb"
         ],
         "{all}"

@@ -133,8 +133,10 @@ fn singular_project(scope: &str) -> TempProject {
     p.write(
         "models/fct_scada.sql",
         "{{ config(materialized='incremental') }}\n\
-         select * from (values\n\
+         select settlementdate, cast(settlementdate as date) as date, duid, mw, source_file\n\
+         from (values\n\
          {% if var('batch') == 1 %}\
+         (timestamp '2023-12-31 23:55', 'U1', 0.5, 'a'), \
          (timestamp '2024-01-01 00:05', 'U1', 1.0, 'a'), (timestamp '2024-01-01 00:10', 'U1', 2.0, 'a')\n\
          {% else %}\
          (timestamp '2024-01-01 00:10', 'U1', 3.0, 'b'), (timestamp '2024-01-01 00:15', 'U1', 4.0, 'b')\n\
@@ -162,10 +164,10 @@ fn singular_tests_read_the_new_rows_through_new_rows_and_an_old_new_duplicate_st
     {
         let db = duckdb::Connection::open(p.path().join("warehouse.duckdb")).unwrap();
         // Written behind the model's back: a null reading and a duplicate,
-        // both of intervals batch 2 does not write.
+        // both of a market date batch 2 does not write.
         db.execute_batch(
-            "insert into main.fct_scada values (timestamp '2023-12-31 23:55', 'U1', null, 'x'), \
-             (timestamp '2024-01-01 00:05', 'U1', 1.0, 'x')",
+            "insert into main.fct_scada values (timestamp '2023-12-31 23:50', date '2023-12-31', 'U1', null, 'x'), \
+             (timestamp '2023-12-31 23:55', date '2023-12-31', 'U1', 1.0, 'x')",
         )
         .unwrap();
     }
@@ -173,7 +175,7 @@ fn singular_tests_read_the_new_rows_through_new_rows_and_an_old_new_duplicate_st
     let all = text(&second);
     assert!(!second.status.success(), "{all}");
     // Batch 2's 00:10 reading duplicates the stored one: found, and only that
-    // key (the stored 00:05 duplicate is outside the intervals it wrote).
+    // key (the stored 23:55 duplicate is on a date it did not write).
     let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
     assert!(unique.contains("FAIL 1"), "{unique}");
     // The old null reading is not read again.
@@ -189,15 +191,15 @@ fn without_the_new_rows_scope_new_rows_is_the_whole_model_as_ref() {
     {
         let db = duckdb::Connection::open(p.path().join("warehouse.duckdb")).unwrap();
         db.execute_batch(
-            "insert into main.fct_scada values (timestamp '2023-12-31 23:55', 'U1', null, 'x'), \
-             (timestamp '2024-01-01 00:05', 'U1', 1.0, 'x')",
+            "insert into main.fct_scada values (timestamp '2023-12-31 23:50', date '2023-12-31', 'U1', null, 'x'), \
+             (timestamp '2023-12-31 23:55', date '2023-12-31', 'U1', 1.0, 'x')",
         )
         .unwrap();
     }
     let second = p.run(&["run", "--target", "dev", "--vars", "{batch: 2}"]);
     let all = text(&second);
     assert!(!second.status.success(), "{all}");
-    // dbt's reading: both duplicated keys (00:05 and 00:10), the null row.
+    // dbt's reading: both duplicated keys (23:55 and 00:10), the null row.
     let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
     assert!(unique.contains("FAIL 2"), "{unique}");
     let not_null = line(&all, "assert_mw_not_null");
@@ -215,4 +217,96 @@ fn a_model_cannot_read_new_rows() {
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("new_rows('fct_scada') is for tests"), "{all}");
+}
+
+/// Runs the binary on `project` against SeaweedFS (the target `wh`).
+fn run_on_warehouse(
+    project: &std::path::Path,
+    sw: &common::seaweedfs::SeaweedFs,
+    batch: u32,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--target", "wh", "--vars"])
+        .arg(format!("{{batch: {batch}}}"))
+        .arg("--project")
+        .arg(project)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env("ICEBERG_REST_ENDPOINT", &sw.catalog)
+        .env("ICEBERG_WAREHOUSE", "s3://warehouse")
+        .env("ICEBERG_CREDENTIAL", "admin:secretkey")
+        .env("AWS_ENDPOINT_URL_S3", &sw.s3)
+        .env("AWS_ACCESS_KEY_ID", "admin")
+        .env("AWS_SECRET_ACCESS_KEY", "secretkey")
+        .output()
+        .unwrap()
+}
+
+/// `stored_on_new_dates('m', 'date')` on the Iceberg warehouse: the test
+/// reads `m` from local copies of only the data files whose `date` bounds
+/// hold the dates this run wrote (one append = one data file here), finds a
+/// new reading duplicating a stored one through them, and does not see a
+/// duplicate on a date the run did not write.
+#[test]
+fn a_test_reads_the_stored_files_of_the_dates_the_run_wrote_on_iceberg() {
+    let sw = common::seaweedfs::SeaweedFs::start();
+    let p = TempProject::new("vars:\n  batch: 1\n");
+    p.write(
+        "analytics.yml",
+        "targets:\n  wh:\n    type: iceberg\n    uri: ${ICEBERG_REST_ENDPOINT}\n    \
+         warehouse: ${ICEBERG_WAREHOUSE}\n    credential: ${ICEBERG_CREDENTIAL}\n    \
+         schema: new_dates\n    s3:\n      endpoint: ${AWS_ENDPOINT_URL_S3}\n      \
+         region: us-east-1\n      access_key_id: ${AWS_ACCESS_KEY_ID}\n      \
+         secret_access_key: ${AWS_SECRET_ACCESS_KEY}\n      path_style: true\n\
+         tests: {incremental_scope: new_rows}\n",
+    );
+    // Appended (no unique key): batch 2 stores a second reading of 01-01 11:00.
+    p.write(
+        "models/fct_scada.sql",
+        "{{ config(materialized='incremental') }}\n\
+         select settlementdate, cast(settlementdate as date) as date, duid, mw, source_file\n\
+         from (values\n\
+         {% if var('batch') == 1 %}\
+         (timestamp '2024-01-01 10:00', 'U1', 1.0, 'a'), (timestamp '2024-01-01 11:00', 'U1', 2.0, 'a')\n\
+         {% elif var('batch') == 2 %}\
+         (timestamp '2024-01-01 11:00', 'U1', 3.0, 'b'), (timestamp '2024-01-02 10:00', 'U1', 4.0, 'b')\n\
+         {% else %}\
+         (timestamp '2024-01-03 10:00', 'U1', 5.0, 'c')\n\
+         {% endif %}\
+         ) t(settlementdate, duid, mw, source_file)\n",
+    );
+    p.write(
+        "tests/assert_fct_scada_one_row_per_unit_interval.sql",
+        include_str!("../example-project/tests/assert_fct_scada_one_row_per_unit_interval.sql"),
+    );
+    let first = run_on_warehouse(p.path(), &sw, 1);
+    let all = text(&first);
+    assert!(first.status.success(), "{all}");
+
+    // Batch 2 writes 01-01 and 01-02: the files of batch 1 (01-01) and its
+    // own; the duplicate of 01-01 11:00 is found.
+    let second = run_on_warehouse(p.path(), &sw, 2);
+    let all = text(&second);
+    assert!(!second.status.success(), "{all}");
+    let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
+    assert!(unique.contains("FAIL 1"), "{unique}");
+    assert!(
+        all.contains(
+            "new_dates.fct_scada: read by DuckDB's Parquet reader from 2 data files copied locally"
+        ) && all.contains("those whose `date` bounds overlap the dates read"),
+        "{all}"
+    );
+
+    // Batch 3 writes 01-03 only: its own file of the three is read, and the
+    // stored duplicate of 01-01 is not (a date this run did not write).
+    let third = run_on_warehouse(p.path(), &sw, 3);
+    let all = text(&third);
+    assert!(third.status.success(), "{all}");
+    let unique = line(&all, "assert_fct_scada_one_row_per_unit_interval");
+    assert!(unique.contains("PASS"), "{unique}");
+    assert!(
+        all.contains(
+            "new_dates.fct_scada: read by DuckDB's Parquet reader from 1 data files copied locally"
+        ),
+        "{all}"
+    );
 }

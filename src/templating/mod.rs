@@ -99,6 +99,28 @@ pub struct Captured {
     pub ingest_reads: Vec<IngestRead>,
     /// Keys set by `config(...)` calls.
     pub config: Config,
+    /// Models named by a plain `ref()` (not through `stored_on_new_dates`).
+    pub plain_refs: Vec<String>,
+    /// `stored_on_new_dates(m, column)` reads that resolved to the rows
+    /// this run wrote: the test may read `m` from only the stored files
+    /// holding those dates ([`StoredRead`]).
+    pub stored_reads: Vec<StoredRead>,
+}
+
+/// A test's read of the stored rows of model `model` on the dates (values
+/// of DATE column `column`) of the rows this run wrote to it (`kept`, the
+/// rows the engine keeps for the tests): rendered as a filter, so it reads
+/// the same rows on every target; on an Iceberg target the test runner can
+/// also point `model` at local copies of only the data files whose bounds
+/// hold those dates (`data_tests::run_test`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRead {
+    /// The model read.
+    pub model: Relation,
+    /// The rows this run wrote to it.
+    pub kept: Relation,
+    /// Its DATE column.
+    pub column: String,
 }
 
 /// One read of an ingest source seen by a render (see [`Captured::ingest_reads`]).
@@ -425,6 +447,9 @@ impl Templater {
                 if !c.refs.contains(&name) {
                     c.refs.push(name.clone());
                 }
+                if !c.plain_refs.contains(&name) {
+                    c.plain_refs.push(name.clone());
+                }
             }
             match phase {
                 Phase::Parse => Ok(Value::from_object(Relation::new(&schema, &name))),
@@ -483,6 +508,79 @@ impl Templater {
             };
             Ok(Value::from_object(kept.unwrap_or(model)))
         });
+
+        // `stored_on_new_dates('m', 'date')`: in a test, the stored rows of
+        // `m` on the dates of the rows this run wrote to it (under the
+        // new_rows scope, when the build kept them): the rows an old/new
+        // duplicate or conflict of this run can be in, without the rest of
+        // the history. Otherwise the whole model, as `ref('m')`.
+        let (cap, relations, runner, scoped, in_model) = (
+            captured.clone(),
+            ctx.relations.clone(),
+            ctx.runner.clone(),
+            self.new_rows_scope,
+            ctx.this.is_some(),
+        );
+        let schema = self.default_schema.clone();
+        env.add_function(
+            "stored_on_new_dates",
+            move |name: String, column: Option<String>| -> Result<Value, Error> {
+                {
+                    let mut c = lock(&cap);
+                    if !c.refs.contains(&name) {
+                        c.refs.push(name.clone());
+                    }
+                }
+                if phase == Phase::Parse {
+                    return Ok(Value::from_object(Relation::new(&schema, &name)));
+                }
+                if in_model {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!(
+                            "stored_on_new_dates('{name}') is for tests: a model reads ref('{name}')"
+                        ),
+                    ));
+                }
+                let model = relations.get(&name).cloned().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("stored_on_new_dates('{name}'): no such model"),
+                    )
+                })?;
+                let kept = if scoped {
+                    kept_new_rows(&model, runner.as_deref())
+                } else {
+                    None
+                };
+                let Some(kept) = kept else {
+                    return Ok(Value::from_object(model));
+                };
+                // Nothing written: no stored row can conflict with it.
+                if runner.as_deref().and_then(|r| {
+                    r.query(&format!("SELECT 1 FROM {kept} LIMIT 1")).ok()
+                }).is_some_and(|r| r.rows.is_empty())
+                {
+                    return Ok(Value::from_safe_string(format!(
+                        "(SELECT * FROM {model} WHERE false)"
+                    )));
+                }
+                let column = column.unwrap_or_else(|| "date".to_string());
+                let c = quote(&column);
+                let sql =
+                    format!("(SELECT * FROM {model} WHERE {c} IN (SELECT DISTINCT {c} FROM {kept}))");
+                let read = StoredRead {
+                    model,
+                    kept,
+                    column,
+                };
+                let mut captured = lock(&cap);
+                if !captured.stored_reads.contains(&read) {
+                    captured.stored_reads.push(read);
+                }
+                Ok(Value::from_safe_string(sql))
+            },
+        );
 
         let (cap, sources, files) = (
             captured.clone(),

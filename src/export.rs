@@ -137,6 +137,7 @@ pub fn export_site(
             out_dir,
             exported_at: &exported_at,
             previous,
+            dashboard: plan.project.settings.dashboard.as_ref(),
         };
         let exported = export_dataset(&recorder, plan, &runner, dataset, &target, &mut kept);
         // Written even when the export failed: the statements show where.
@@ -297,6 +298,8 @@ struct Target<'a> {
     out_dir: &'a Path,
     exported_at: &'a str,
     previous: Option<&'a PublishedSite>,
+    /// The dashboard whose rollups the files of its grains' datasets hold.
+    dashboard: Option<&'a crate::dashboard::DashboardConfig>,
 }
 
 /// One output column of the shaped query.
@@ -694,13 +697,18 @@ fn export_rendered(
         })
         .collect();
     let engine_version = duckdb_version(engine)?;
+    // The dashboard's rollups, stored next to the rows (dashboard/rollups.rs).
+    let shaped_names: Vec<&str> = shaped_cols.iter().map(|(n, _)| n.as_str()).collect();
+    let rollup_signature = crate::dashboard::rollups::signature(
+        &crate::dashboard::rollups::stored_for(target.dashboard, &d.name, &shaped_names),
+    );
     // Everything that shapes the files but the window's dates: published
     // files made by another definition are never kept without restaging.
     let definition = crate::hash::sha256_hex(
         format!(
             "analytics export definition 1\nduckdb {engine_version}\nstorage {STORAGE_VERSION}\n\
              table {}\nsql {sql}\nselect {}\n{group}\ncompact {}\nwindow {:?}\nsplit {:?}\n\
-             sort {:?}\nkeys {:?}\n",
+             sort {:?}\nkeys {:?}\n{rollup_signature}",
             d.name,
             select.join(", "),
             compact.join(", "),
@@ -1150,11 +1158,12 @@ fn fingerprint(
     columns: &[(String, String)],
     order: &str,
     stats: &PeriodStats,
+    rollups: &str,
 ) -> String {
     let columns: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
     let text = format!(
         "analytics export fingerprint 1\nduckdb {engine_version}\nstorage {STORAGE_VERSION}\n\
-         table {table}\ncolumns {}\n{order}\nrows {}\nrow hash sum {}\n",
+         table {table}\ncolumns {}\n{order}\nrows {}\nrow hash sum {}\n{rollups}",
         columns.join(", "),
         stats.rows,
         stats.row_hash
@@ -1201,6 +1210,9 @@ fn write_files(
         )
     };
     let engine_version = duckdb_version(engine)?;
+    let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let rollups = crate::dashboard::rollups::stored_for(target.dashboard, &d.name, &names);
+    let rollup_signature = crate::dashboard::rollups::signature(&rollups);
     // One scan of the staged rows for every period: rows, dates, row hashes.
     let dates = if has_date {
         "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"
@@ -1245,7 +1257,14 @@ fn write_files(
         let rel = format!("data/{file_name}");
         let fingerprint = format!(
             "{}{suffix}",
-            fingerprint(&engine_version, &d.name, &columns, &order, &stats)
+            fingerprint(
+                &engine_version,
+                &d.name,
+                &columns,
+                &order,
+                &stats,
+                &rollup_signature
+            )
         );
         let entry = ManifestFile {
             dataset: d.name.clone(),
@@ -1300,9 +1319,10 @@ fn write_files(
         let alias = "__export_file";
         let write = format!(
             "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');\n\
-             CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};",
+             CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};\n{}",
             literal(&path.to_string_lossy()),
-            quote(&d.name)
+            quote(&d.name),
+            crate::dashboard::rollups::create_sql(&rollups, alias, &format!("{staged} {filter}"))
         );
         let written = engine.execute_batch(&write);
         let detached = engine.execute_batch(&format!("DETACH {alias}"));

@@ -466,6 +466,66 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
         (file_mwh - fact_mwh).abs() <= fact_mwh.abs() * 1e-5,
         "{file_mwh} vs {fact_mwh}"
     );
+    // The dashboard's rollups (`dashboard.rollups`) are stored in every file
+    // of a grain's dataset, grouped per date (and time): the same numbers as
+    // the rows aggregated independently here.
+    for f in m.files.iter().filter(|f| f.dataset != "units") {
+        let c = read_only(&site.join(&f.path));
+        let t = &f.dataset;
+        let time = if t == "daily" { "" } else { "time, " };
+        let differ = |table: &str, keys: &str, cols: &[(&str, &str)]| -> i64 {
+            let agg: Vec<String> = cols.iter().map(|(n, e)| format!("{e} AS {n}")).collect();
+            let cmp: Vec<String> = cols
+                .iter()
+                .map(|(n, _)| {
+                    format!(
+                        "abs(coalesce(s.{n}, 0) - coalesce(q.{n}, 0)) > 1e-6 * greatest(1, abs(coalesce(q.{n}, 0)))"
+                    )
+                })
+                .collect();
+            int(
+                &c,
+                &format!(
+                    "select count(*) from {table} as s full join \
+                     (select {keys}, {} from {t} group by all) as q using ({keys}) \
+                     where s.fuel is null or q.fuel is null or {}",
+                    agg.join(", "),
+                    cmp.join(" or ")
+                ),
+            )
+        };
+        let per_fuel = differ(
+            "_rollup_1",
+            &format!("date, {time}region_id, fuel"),
+            &[
+                ("mw", "sum(mw)"),
+                ("mwh", "sum(mwh)"),
+                ("rrp_n", "count(rrp)"),
+                ("rrp_sum", "sum(rrp)"),
+                ("rrp_mwh", "sum(rrp * mwh) filter (where mwh > 0)"),
+            ],
+        );
+        let per_unit = differ(
+            "_rollup_0",
+            "date, region_id, fuel, duid",
+            &[
+                ("mwh", "sum(mwh)"),
+                ("mw_max", "max(mw)"),
+                ("mwh_sold", "sum(mwh) filter (where mwh > 0)"),
+            ],
+        );
+        assert_eq!(
+            (per_fuel, per_unit),
+            (0, 0),
+            "{}: stored rollup rows that differ from the rows",
+            f.path
+        );
+        assert!(
+            int(&c, "select count(*) from _rollup_1") < f.rows as i64,
+            "{}",
+            f.path
+        );
+    }
     let paths: Vec<std::path::PathBuf> = m.files.iter().map(|f| site.join(&f.path)).collect();
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
     let wasm = open_in_wasm(&refs).unwrap();

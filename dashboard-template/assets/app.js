@@ -499,12 +499,13 @@ function attach(file) {
   return state.files.get(file.path);
 }
 
-// SQL for a dataset's rows over [from, to]: the union of the files it needs.
-async function relation(dataset, from, to) {
+// SQL for a dataset's rows over [from, to]: the union of the files it needs
+// (or of another `table` those files hold, e.g. a stored rollup).
+async function relation(dataset, from, to, table = null) {
   const files = filesInRange(dataset, from, to);
   if (files.length === 0) return null;
   const aliases = (await Promise.all(files.map(attach)))
-    .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(files[i].table)}` : null))
+    .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(table || files[i].table)}` : null))
     .filter(Boolean);
   if (aliases.length === 0) return null;
   return aliases.length === 1 ? `(${aliases[0]})` : `(${aliases.join(' UNION ALL BY NAME ')})`;
@@ -624,8 +625,37 @@ function rowsInRange(grain) {
 const rollupTables = new Map(); // index|grain|range|files -> Promise<table name | null>
 const ROLLUP_RANGES_KEPT = 12;
 let rollupCount = 0;
+// The rollups the exporter stored in each file of a dataset
+// (src/dashboard/rollups.rs): per date (and per timestamp when they keep
+// the time), so a range's rollup is read from them, a few thousand rows,
+// instead of aggregated from the rows. `setStoredRollups(false)` builds
+// them from the rows as before (bench/dashboard_changes compares both).
+probe.useStoredRollups = true;
+probe.setStoredRollups = (on) => {
+  probe.useStoredRollups = !!on;
+  refresh();
+};
+const storedRollupTables = new Set(); // temp tables made from stored rollups
+function storedRollup(idx, grain) {
+  if (!probe.useStoredRollups) return null;
+  return ((PAGE.stored_rollups || {})[grain.dataset] || []).find((s) => s.index === idx) || null;
+}
+// The range's rollup from the stored one: its rows as they are when it
+// keeps the time (one per timestamp and dimensions), else its per-date
+// values merged (sums summed, counts summed, min of mins, max of maxes).
+function storedRollupSql(s, r, grain, srel, where) {
+  const dims = r.by.map((n) => ident(dimension(n).column));
+  if (r.time !== false) {
+    return `SELECT ${[`${grain.time} AS _time`, ...dims, ...s.columns.map((c) => ident(c.name))].join(', ')} FROM ${srel} WHERE ${where}`;
+  }
+  const merged = s.columns.map((c) => {
+    const m = `${c.merge}(${ident(c.name)})`;
+    return `${/^\s*count\s*\(/i.test(c.sql) ? `CAST(${m} AS BIGINT)` : m} AS ${ident(c.name)}`;
+  });
+  return `SELECT ${[...dims, ...merged].join(', ')} FROM ${srel} WHERE ${where}${dims.length ? ' GROUP BY ALL' : ''}`;
+}
 function ensureRollup(idx, grain, rel) {
-  const range = `${grain.grain}|${grain.dataset}|${state.from}|${state.to}|${rel}`;
+  const range = `${grain.grain}|${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useStoredRollups}`;
   const key = `${idx}|${range}`;
   if (!rollupTables.has(key)) {
     const r = CFG.rollups[idx];
@@ -642,8 +672,26 @@ function ensureRollup(idx, grain, rel) {
       const time = r.time !== false ? [`${grain.time} AS _time`] : [];
       sql = `SELECT ${[...time, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rel} WHERE ${where}${time.length || dims.length ? ' GROUP BY ALL' : ''}`;
     }
+    const stored = storedRollup(idx, grain);
     const p = (async () => {
       const t0 = performance.now();
+      if (stored) {
+        // Files exported before the rollups were stored lack the table:
+        // then the rows, as below.
+        try {
+          const srel = await relation(grain.dataset, state.from, state.to, stored.table);
+          if (srel) {
+            const ssql = storedRollupSql(stored, r, grain, srel, where);
+            await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${ssql}`);
+            probe.storedRollupReads = (probe.storedRollupReads || 0) + 1;
+            storedRollupTables.add(ident(name));
+            logQuery(`CREATE ${name} ` + ssql, t0, performance.now(), 0);
+            return ident(name);
+          }
+        } catch (e) {
+          console.info(`dashboard: the files hold no stored rollup ${stored.table}; built from the rows (${errorText(e)})`);
+        }
+      }
       await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${sql}`);
       probe.rollupBuilds = (probe.rollupBuilds || 0) + 1;
       logQuery(`CREATE ${name} ` + sql, t0, performance.now(), 0);
@@ -674,15 +722,19 @@ function ensureRollup(idx, grain, rel) {
 async function source(grain, rel, { dims = [], measures = [], time = false, except = null, filters = true, panel = null }) {
   const filtered = filters ? CFG.dimensions.filter((d) => d.name !== except && selected(d.name).length).map((d) => d.name) : [];
   const need = new Set([...dims, ...filtered]);
-  if (probe.useRollups && rowsInRange(grain) >= probe.rollupMinRows) {
+  if (probe.useRollups) {
+    // Stored rollups cost no build, so they serve any range; built ones
+    // only ranges with enough rows.
+    const many = rowsInRange(grain) >= probe.rollupMinRows;
     for (const [idx, r] of (CFG.rollups || []).entries()) {
       if (![...need].every((n) => r.by.includes(n))) continue;
       if (time && r.time === false) continue;
       if (!measures.every((m) => rollupServes(r, m))) continue;
+      if (!many && !storedRollup(idx, grain)) continue;
       const table = await ensureRollup(idx, grain, rel);
       if (!table) break;
       const where = filters ? filterSql(except) : [];
-      if (panel !== null) probe.sources[panel] = `rollup ${idx}`;
+      if (panel !== null) probe.sources[panel] = `rollup ${idx}${storedRollupTables.has(table) ? ' (stored)' : ''}`;
       return {
         base: `(SELECT * FROM ${table}${where.length ? ' WHERE ' + where.join(' AND ') : ''}) AS t`,
         msql: (m) => `CAST((${m.rollup.sql}) AS DOUBLE)`,
@@ -1646,7 +1698,7 @@ async function renderMap(grain, rel, gen) {
   const cd = mc.color ? dimension(mc.color) : null;
   const sm = mc.size ? measure(mc.size) : null;
   const src = await source(grain, rel, { dims: [d.name, ...(cd ? [cd.name] : [])], measures: sm ? [sm] : [], except: d.name, panel: 'map' });
-  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? src.msql(sm) : '1'} AS v FROM ${src.base} GROUP BY 1`);
+  const data = await query(`SELECT CAST(${ident(d.column)} AS VARCHAR) AS k, ${cd ? `any_value(CAST(${ident(cd.column)} AS VARCHAR))` : 'NULL'} AS c, ${sm ? src.msql(sm) : '1'} AS v FROM ${src.base} GROUP BY 1 ORDER BY 1`);
   if (gen !== state.generation) return;
   const mapSig = `${selected(d.name).join('\u0001')}|${themeIsDark()}`;
   if (unchanged('map', data, mapSig)) return;
@@ -1822,7 +1874,7 @@ async function refresh() {
       panels.push(work().catch(onError));
     };
     run('filter lists', async () => {
-      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}`);
+      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}|${probe.useStoredRollups}`);
       if (gen === state.generation) updateOptions();
     }, (e) => message('The filter lists could not be loaded: ' + errorText(e), 'warning'));
     run('KPIs', () => renderKpis(grain, rel, gen), (e) => message('The KPIs could not be computed: ' + errorText(e), 'error'));

@@ -19,6 +19,7 @@
 //! fuel, duid, mwh, mw, rrp; one file) and `units`. Hourly and daily rows are aggregated from the same 5-minute rows,
 //! so every grain agrees.
 
+use analytics::dashboard::{DashboardConfig, rollups};
 use anyhow::{Context, Result, bail};
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use chrono::{Datelike, NaiveDate, TimeDelta};
@@ -228,6 +229,21 @@ fn main() -> Result<()> {
         .context("adding the price spike")?;
     }
 
+    // The example project's dashboard, for the rollups its files hold.
+    let settings = args.project.join("analytics.yml");
+    let yaml: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(&settings)
+            .with_context(|| format!("reading {}", settings.display()))?,
+    )
+    .with_context(|| format!("parsing {}", settings.display()))?;
+    let dashboard = match yaml.get("dashboard") {
+        Some(section) => Some(
+            DashboardConfig::from_value(Some(section))
+                .with_context(|| format!("{}: dashboard", settings.display()))?,
+        ),
+        None => None,
+    };
+
     let mut files = Vec::new();
     let mut write = |dataset: &str,
                      file: &str,
@@ -242,10 +258,24 @@ fn main() -> Result<()> {
         let path_sql = path.display().to_string().replace('\'', "''");
         conn.execute_batch(&format!(
             "ATTACH '{path_sql}' AS x;
-             CREATE TABLE x.{dataset} AS {select} ORDER BY {order};
-             DETACH x;"
+             CREATE TABLE x.{dataset} AS {select} ORDER BY {order};"
         ))
         .with_context(|| format!("writing {rel}"))?;
+        // The dashboard's rollups, stored as the exporter stores them.
+        let names: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT column_name FROM duckdb_columns() \
+                 WHERE database_name = 'x' AND table_name = '{dataset}' ORDER BY column_index"
+            ))?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let stored = rollups::stored_for(dashboard.as_ref(), dataset, &names);
+        conn.execute_batch(&format!(
+            "{}DETACH x;",
+            rollups::create_sql(&stored, "x", &format!("x.{dataset}"))
+        ))
+        .with_context(|| format!("writing the rollups of {rel}"))?;
         let check = Connection::open(&path).with_context(|| format!("reopening {rel}"))?;
         let (rows, min_date, max_date): (i64, Option<String>, Option<String>) = check.query_row(
             &format!(

@@ -9,6 +9,7 @@
 
 pub mod first_paint;
 pub mod lineage;
+pub mod rollups;
 
 pub use crate::project::dashboard::{AssetsMode, DashboardConfig};
 pub use lineage::Lineage;
@@ -334,10 +335,25 @@ pub fn render(
     env.add_template("lineage.html", &lineage_src)
         .context("dashboard-template/lineage.html")?;
 
+    // The rollups each grain's files hold (the exporter's, from the same
+    // rule): the page queries them instead of aggregating the rows.
+    let stored_rollups: std::collections::BTreeMap<&str, Vec<rollups::StoredRollup>> = config
+        .grains
+        .iter()
+        .filter_map(|g| {
+            let file = manifest.files.iter().find(|f| f.dataset == g.dataset)?;
+            let names: Vec<&str> = file.columns.iter().map(|c| c.name.as_str()).collect();
+            Some((
+                g.dataset.as_str(),
+                rollups::stored_for(Some(config), &g.dataset, &names),
+            ))
+        })
+        .collect();
     let page = serde_json::json!({
         "project": manifest.project,
         "title": title,
         "config": config,
+        "stored_rollups": stored_rollups,
         "assets": urls,
         "versions": {"duckdb_wasm": DUCKDB_WASM_VERSION, "echarts": ECHARTS_VERSION, "arrow": ARROW_VERSION},
     });

@@ -6,10 +6,14 @@
 // ranges ending a day earlier each time. Prints medians, the ratio, and where the time went (queries,
 // rollup builds, drawing).
 //   SITE_DIR=… RUNS=3 node tests/browser/bench_changes.mjs
+// COMPARE=stored: both sides use rollups; one reads the rollups the exporter
+// stored in the files, the other builds them from the rows in the page (the
+// earlier way; below rollupMinRows rows that side reads the rows).
 import os from 'node:os';
 import { serve, launch, waitReady, renders, setRange, addDays } from './harness.mjs';
 
 const SITE = process.env.SITE_DIR;
+const STORED = process.env.COMPARE === 'stored';
 const RUNS = Number(process.env.RUNS || 3);
 const server = await serve(SITE, { gzip: true });
 const b = await launch();
@@ -22,7 +26,15 @@ const regions = await page.$eval('#filter-region', (e) => [...e.options].map((o)
 
 // One change: the page's time for it, and its breakdown.
 async function change(rollups, action) {
-  await page.evaluate((on) => (window.__dashboard.useRollups = on), rollups);
+  await page.evaluate(
+    ([on, stored]) => {
+      if (stored) {
+        window.__dashboard.useRollups = true;
+        window.__dashboard.useStoredRollups = on;
+      } else window.__dashboard.useRollups = on;
+    },
+    [rollups, STORED],
+  );
   await page.evaluate(() => (window.__dashboard.queries.length = 0));
   const n = await renders(page);
   await action();
@@ -72,7 +84,10 @@ for (let run = 0; run < RUNS; run++) {
     loads.push(os.loadavg()[0]);
   }
 }
-await page.evaluate(() => (window.__dashboard.useRollups = true));
+await page.evaluate(() => {
+  window.__dashboard.useRollups = true;
+  window.__dashboard.useStoredRollups = true;
+});
 await b.close();
 await server.close();
 
@@ -80,7 +95,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = (side, kind, key) => median(res[side][kind].map((r) => r[key]));
 console.log(`dashboard_changes: 1440×900, ${RUNS} runs, sides alternating in one page; load average (1 min) ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`);
 console.log('');
-console.log('| change (first time) | rows (no rollups) | rollups | ratio | with rollups: builds | queries | drawing |');
+console.log(STORED ? '| change (first time) | rollups built in the page | stored rollups | ratio | stored: temp tables | queries | drawing |' : '| change (first time) | rows (no rollups) | rollups | ratio | with rollups: builds | queries | drawing |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const kind of kinds) {
   const off = m('off', kind, 'ms');

@@ -522,7 +522,11 @@ export async function rollupsMatchRows({ page, check }) {
         };
       }
       const lists = [...document.querySelectorAll('select[id^="filter-"]')].map((e) => [...e.options].map((o) => o.value).join(','));
-      return { kpis, charts, lists, sources: { ...d.sources }, grain: d.grain };
+      // The rollups the exporter stored in the files of this grain.
+      const page = JSON.parse(document.getElementById('page-config').textContent);
+      const dataset = page.config.grains.find((g) => g.grain === d.grain)?.dataset;
+      const stored = ((page.stored_rollups || {})[dataset] || []).map((x) => x.index);
+      return { kpis, charts, lists, sources: { ...d.sources }, grain: d.grain, stored };
     });
   // First difference between two snapshots (numbers: relative 1e-9), or null.
   const diff = (a, b, at = '') => {
@@ -556,6 +560,12 @@ export async function rollupsMatchRows({ page, check }) {
     const d = diff({ kpis: r.kpis, charts: r.charts, lists: r.lists }, { kpis: u.kpis, charts: u.charts, lists: u.lists });
     const points = Object.values(r.charts).reduce((n, c) => n + c.series.reduce((m, s) => m + s.data.length, 0), 0);
     check(!d && fromRollups.length > 0 && Object.values(u.sources).every((s) => s === 'rows'), `${label}: the rollups give the unit rows' numbers`, d || `${r.grain}; ${fromRollups.length} panels from rollups (${fromRollups.join(' ')}), ${points} chart points, KPIs ${r.kpis.map((k) => k.t).join(' · ')}`);
+    // Every rollup panel read the rollups the exporter stored in the files
+    // (src/dashboard/rollups.rs) where it stored them (not per unit at the
+    // day grain: the rows again), none was aggregated from the rows here.
+    const storable = fromRollups.filter((k) => r.stored.includes(Number(r.sources[k].split(' ')[1])));
+    const stored = fromRollups.filter((k) => r.sources[k].endsWith('(stored)'));
+    check(storable.length > 0 && stored.length === storable.length, `${label}: the rollups are the ones stored in the files`, `${stored.length} of ${storable.length} (${fromRollups.length} from rollups; stored for ${r.grain}: ${r.stored.join(', ')}): ${JSON.stringify(r.sources)}`);
     return r;
   };
   // The fixture's ranges are small: rollups for every range, however few rows.

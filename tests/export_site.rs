@@ -505,15 +505,23 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
                 ("rrp_mwh", "sum(rrp * mwh) filter (where mwh > 0)"),
             ],
         );
-        let per_unit = differ(
-            "_rollup_0",
-            "date, region_id, fuel, duid",
-            &[
-                ("mwh", "sum(mwh)"),
-                ("mw_max", "max(mw)"),
-                ("mwh_sold", "sum(mwh) filter (where mwh > 0)"),
-            ],
-        );
+        // Per unit and date at the day grain would be the rows again: not stored.
+        let per_unit = if t == "daily" {
+            int(
+                &c,
+                "select count(*) from duckdb_tables() where table_name = '_rollup_0'",
+            )
+        } else {
+            differ(
+                "_rollup_0",
+                "date, region_id, fuel, duid",
+                &[
+                    ("mwh", "sum(mwh)"),
+                    ("mw_max", "max(mw)"),
+                    ("mwh_sold", "sum(mwh) filter (where mwh > 0)"),
+                ],
+            )
+        };
         assert_eq!(
             (per_fuel, per_unit),
             (0, 0),

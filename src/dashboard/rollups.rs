@@ -341,11 +341,14 @@ mod tests {
             "grains: [{grain: day, dataset: daily, time: 'CAST(date AS TIMESTAMP)'}]\n\
              dimensions: [{name: region, column: region_id}, {name: unit, column: duid}]\n\
              measures:\n\
+             - {name: mw, sql: 'sum(mw)', rollup: {columns: {mw: 'sum(mw)'}, sql: 'sum(mw)'}}\n\
              - {name: units, sql: 'count(DISTINCT duid)', rollup: {columns: {mw_max: 'max(mw)'}, sql: 'count(DISTINCT duid) FILTER (WHERE mw_max > 0)'}}\n\
              rollups: [{by: [region, unit], time: false}, {by: [region], time: false}]",
         );
+        // (the per-region rollup serves `mw` only: `units` counts units.)
         let stored = stored_for(Some(&c), "daily", &["date", "region_id", "duid", "mw"]);
-        assert_eq!(stored.len(), 1);
+        assert_eq!(stored.len(), 1, "{stored:?}");
         assert_eq!(stored[0].table, "_rollup_1");
+        assert_eq!(stored[0].group, ["date", "region_id"]);
     }
 }

@@ -863,3 +863,69 @@ fn tables_the_parquet_reader_cannot_read_exactly_keep_streaming() {
         .unwrap();
     assert_eq!(n, 990, "iceberg_scan applies the deletes");
 }
+
+/// The current snapshot's id and its rows fingerprint (if it has one).
+fn current(wh: &Warehouse, table: &str) -> (i64, Option<String>) {
+    let table = wh.load_table("marts", table).unwrap();
+    let snapshot = table.metadata().current_snapshot().unwrap();
+    let fp = snapshot
+        .summary()
+        .additional_properties
+        .get("analytics.rows-fingerprint")
+        .cloned();
+    (snapshot.snapshot_id(), fp)
+}
+
+#[test]
+fn a_replace_by_the_stored_rows_makes_no_snapshot_and_large_ones_are_hashed_only_when_they_could_be_equal()
+ {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let replace = |sql: &str, table: &str| {
+        stage(&conn, sql);
+        wh.write(
+            &conn,
+            "staged",
+            "marts",
+            table,
+            &WriteMode::Replace,
+            "ignore",
+        )
+        .unwrap();
+        current(&wh, table)
+    };
+    // Small: fingerprinted from the first write; the same rows again make no snapshot.
+    let small = "SELECT i AS id, i * 2 AS v FROM range(10) t(i)";
+    let (s1, fp1) = replace(small, "small");
+    assert!(fp1.is_some());
+    assert_eq!(replace(small, "small"), (s1, fp1.clone()));
+    let (s2, fp2) = replace("SELECT i AS id, i * 3 AS v FROM range(10) t(i)", "small");
+    assert_ne!(s2, s1);
+    assert_ne!(fp2, fp1);
+    // Large (over a million rows): the first write into the empty table is
+    // not hashed; a rewrite with as many rows is, so the third makes none.
+    let large = "SELECT i AS id, i * 2 AS v FROM range(1200000) t(i)";
+    let (l1, fp1) = replace(large, "large");
+    assert_eq!(fp1, None, "a large first write is not hashed");
+    let (l2, fp2) = replace(large, "large");
+    assert_ne!(l2, l1);
+    assert!(fp2.is_some());
+    assert_eq!(replace(large, "large"), (l2, fp2.clone()));
+    // Same count, other rows: hashed, different, written.
+    let (l3, fp3) = replace(
+        "SELECT i AS id, i * 2 + 1 AS v FROM range(1200000) t(i)",
+        "large",
+    );
+    assert_ne!(l3, l2);
+    assert_ne!(fp3, fp2);
+    let rows: i64 = {
+        wh.read_into_duckdb(&conn, "marts", "large", "main.large_copy")
+            .unwrap();
+        conn.query_row("SELECT sum(v - 2 * id) FROM main.large_copy", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(rows, 1_200_000, "the last rows are the stored ones");
+}

@@ -466,47 +466,29 @@ impl Templater {
             }
         });
 
+        // `new_rows('m')` and `stored_on_new_dates('m', 'date')` read a
+        // model from a test; both resolve it the same way (`TestRead`).
+        let reads = TestRead {
+            captured: captured.clone(),
+            relations: ctx.relations.clone(),
+            runner: ctx.runner.clone(),
+            scoped: self.new_rows_scope,
+            in_model: ctx.this.is_some(),
+            schema: self.default_schema.clone(),
+            phase,
+        };
+
         // `new_rows('m')`: in a test, the rows this run's incremental build
         // wrote to `m` when the project asks for that scope and the build
         // kept them (the engine keeps them as `<m>__dbt_new_rows` until the
         // tests end); otherwise `m` itself, as `ref('m')` — so a test written
         // with it reads the whole model under dbt's default scope.
-        let (cap, relations, runner, scoped, in_model) = (
-            captured.clone(),
-            ctx.relations.clone(),
-            ctx.runner.clone(),
-            self.new_rows_scope,
-            ctx.this.is_some(),
-        );
-        let schema = self.default_schema.clone();
+        let r = reads.clone();
         env.add_function("new_rows", move |name: String| -> Result<Value, Error> {
-            {
-                let mut c = lock(&cap);
-                if !c.refs.contains(&name) {
-                    c.refs.push(name.clone());
-                }
-            }
-            if phase == Phase::Parse {
-                return Ok(Value::from_object(Relation::new(&schema, &name)));
-            }
-            if in_model {
-                return Err(Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("new_rows('{name}') is for tests: a model reads ref('{name}')"),
-                ));
-            }
-            let model = relations.get(&name).cloned().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("new_rows('{name}'): no such model"),
-                )
-            })?;
-            let kept = if scoped {
-                kept_new_rows(&model, runner.as_deref())
-            } else {
-                None
-            };
-            Ok(Value::from_object(kept.unwrap_or(model)))
+            Ok(match r.resolve("new_rows", &name)? {
+                TestReadOf::Placeholder(rel) => Value::from_object(rel),
+                TestReadOf::Model { model, kept } => Value::from_object(kept.unwrap_or(model)),
+            })
         });
 
         // `stored_on_new_dates('m', 'date')`: in a test, the stored rows of
@@ -514,52 +496,25 @@ impl Templater {
         // new_rows scope, when the build kept them): the rows an old/new
         // duplicate or conflict of this run can be in, without the rest of
         // the history. Otherwise the whole model, as `ref('m')`.
-        let (cap, relations, runner, scoped, in_model) = (
-            captured.clone(),
-            ctx.relations.clone(),
-            ctx.runner.clone(),
-            self.new_rows_scope,
-            ctx.this.is_some(),
-        );
-        let schema = self.default_schema.clone();
+        let r = reads;
         env.add_function(
             "stored_on_new_dates",
             move |name: String, column: Option<String>| -> Result<Value, Error> {
-                {
-                    let mut c = lock(&cap);
-                    if !c.refs.contains(&name) {
-                        c.refs.push(name.clone());
+                let (model, kept) = match r.resolve("stored_on_new_dates", &name)? {
+                    TestReadOf::Placeholder(rel) => return Ok(Value::from_object(rel)),
+                    TestReadOf::Model { model, kept: None } => {
+                        return Ok(Value::from_object(model));
                     }
-                }
-                if phase == Phase::Parse {
-                    return Ok(Value::from_object(Relation::new(&schema, &name)));
-                }
-                if in_model {
-                    return Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!(
-                            "stored_on_new_dates('{name}') is for tests: a model reads ref('{name}')"
-                        ),
-                    ));
-                }
-                let model = relations.get(&name).cloned().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("stored_on_new_dates('{name}'): no such model"),
-                    )
-                })?;
-                let kept = if scoped {
-                    kept_new_rows(&model, runner.as_deref())
-                } else {
-                    None
-                };
-                let Some(kept) = kept else {
-                    return Ok(Value::from_object(model));
+                    TestReadOf::Model {
+                        model,
+                        kept: Some(kept),
+                    } => (model, kept),
                 };
                 // Nothing written: no stored row can conflict with it.
-                if runner.as_deref().and_then(|r| {
-                    r.query(&format!("SELECT 1 FROM {kept} LIMIT 1")).ok()
-                }).is_some_and(|r| r.rows.is_empty())
+                if r.runner
+                    .as_deref()
+                    .and_then(|q| q.query(&format!("SELECT 1 FROM {kept} LIMIT 1")).ok())
+                    .is_some_and(|q| q.rows.is_empty())
                 {
                     return Ok(Value::from_safe_string(format!(
                         "(SELECT * FROM {model} WHERE false)"
@@ -567,14 +522,15 @@ impl Templater {
                 }
                 let column = column.unwrap_or_else(|| "date".to_string());
                 let c = quote(&column);
-                let sql =
-                    format!("(SELECT * FROM {model} WHERE {c} IN (SELECT DISTINCT {c} FROM {kept}))");
+                let sql = format!(
+                    "(SELECT * FROM {model} WHERE {c} IN (SELECT DISTINCT {c} FROM {kept}))"
+                );
                 let read = StoredRead {
                     model,
                     kept,
                     column,
                 };
-                let mut captured = lock(&cap);
+                let mut captured = lock(&r.captured);
                 if !captured.stored_reads.contains(&read) {
                     captured.stored_reads.push(read);
                 }
@@ -880,6 +836,67 @@ fn read_source_sql(
             format!("(SELECT {} WHERE false)", list.join(", "))
         }
         None => "(SELECT NULL::VARCHAR AS source_file WHERE false)".to_string(),
+    }
+}
+
+/// What a test's read of a model (`new_rows`, `stored_on_new_dates`)
+/// needs from the render: shared by both functions so they record the ref,
+/// answer the parse phase and refuse a model's use the same way.
+#[derive(Clone)]
+struct TestRead {
+    captured: Arc<Mutex<Captured>>,
+    relations: Arc<RelationMap>,
+    runner: Option<Arc<dyn QueryRunner>>,
+    scoped: bool,
+    in_model: bool,
+    schema: String,
+    phase: Phase,
+}
+
+/// A test's read of a model, resolved.
+enum TestReadOf {
+    /// Parse phase: a placeholder relation (the ref is recorded).
+    Placeholder(Relation),
+    /// Execute phase: the model, and the rows this run's build kept for
+    /// its tests when the project asks for that scope and they exist.
+    Model {
+        model: Relation,
+        kept: Option<Relation>,
+    },
+}
+
+impl TestRead {
+    /// Records `name` as a ref, then resolves it for the function `func`
+    /// (named in errors): a placeholder when parsing, an error inside a
+    /// model or for an unknown model, else the model and its kept rows.
+    fn resolve(&self, func: &str, name: &str) -> Result<TestReadOf, Error> {
+        {
+            let mut c = lock(&self.captured);
+            if !c.refs.iter().any(|r| r == name) {
+                c.refs.push(name.to_string());
+            }
+        }
+        if self.phase == Phase::Parse {
+            return Ok(TestReadOf::Placeholder(Relation::new(&self.schema, name)));
+        }
+        if self.in_model {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{func}('{name}') is for tests: a model reads ref('{name}')"),
+            ));
+        }
+        let model = self.relations.get(name).cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{func}('{name}'): no such model"),
+            )
+        })?;
+        let kept = if self.scoped {
+            kept_new_rows(&model, self.runner.as_deref())
+        } else {
+            None
+        };
+        Ok(TestReadOf::Model { model, kept })
     }
 }
 

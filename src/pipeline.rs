@@ -154,6 +154,7 @@ pub fn run_then(
         },
     )?;
     report.ingest = files.reports.clone();
+    report.ingest_duration = files.duration;
     if let Some(why) = nothing_new(opts, &files) {
         // Decided from the file log alone, before any model, test, export or
         // catalog commit: the stored tables and the published site are

@@ -50,6 +50,8 @@ pub struct RunReport {
     pub target: String,
     /// Per-source ingest figures.
     pub ingest: Vec<SourceReport>,
+    /// Wall time of ingest as a whole (its sources are taken at once).
+    pub ingest_duration: Duration,
     /// Model results, in build order.
     pub models: Vec<ModelOutcome>,
     /// Test results, in run order.
@@ -326,6 +328,16 @@ impl RunReport {
                 } else {
                     format!("  ({} skipped)", s.skipped.len())
                 }
+            );
+        }
+        if self.ingest.len() > 1 {
+            let _ = writeln!(
+                out,
+                "ingest {:<24} taken {:>5} files, sources at once          {:>8.2} MB  {:>6.2}s",
+                format!("{} sources", self.ingest.len()),
+                self.ingest.iter().map(|s| s.taken).sum::<usize>(),
+                self.ingest.iter().map(|s| s.bytes).sum::<u64>() as f64 / 1e6,
+                self.ingest_duration.as_secs_f64()
             );
         }
         for m in &self.models {

@@ -1115,3 +1115,168 @@ fn a_ci_run_keeps_every_column_when_something_besides_the_models_reads_the_files
         text(&out)
     );
 }
+
+/// A loopback server answering each request on its own thread, where a
+/// request for a `held` path is answered only once a request for its
+/// `until` path has arrived (or after `give_up`, with a 503 and the path
+/// noted in the returned list): downloads that must be in flight at the
+/// same time show it without timing anything.
+fn serve_rendezvous(
+    files: BTreeMap<String, Vec<u8>>,
+    holds: Vec<(String, String)>,
+    give_up: std::time::Duration,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{Condvar, Mutex};
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let files = Arc::new(files);
+    let holds = Arc::new(holds);
+    let seen: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
+    let timed_out: Arc<Mutex<Vec<String>>> = Arc::default();
+    let timeouts = timed_out.clone();
+    std::thread::spawn(move || {
+        for request in server.incoming_requests() {
+            let (files, holds, seen, timed_out) = (
+                files.clone(),
+                holds.clone(),
+                seen.clone(),
+                timed_out.clone(),
+            );
+            std::thread::spawn(move || {
+                let path = request.url().to_string();
+                {
+                    let (lock, cv) = &*seen;
+                    lock.lock().unwrap().push(path.clone());
+                    cv.notify_all();
+                }
+                if let Some((_, until)) = holds.iter().find(|(held, _)| *held == path) {
+                    let (lock, cv) = &*seen;
+                    let (guard, wait) = cv
+                        .wait_timeout_while(lock.lock().unwrap(), give_up, |s| !s.contains(until))
+                        .unwrap();
+                    drop(guard);
+                    if wait.timed_out() {
+                        timed_out.lock().unwrap().push(path);
+                        let _ = request.respond(tiny_http::Response::empty(503));
+                        return;
+                    }
+                }
+                let response = match files.get(&path) {
+                    Some(bytes) => tiny_http::Response::from_data(bytes.clone()),
+                    None => {
+                        tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404)
+                    }
+                };
+                let _ = request.respond(response);
+            });
+        }
+    });
+    (base, timeouts)
+}
+
+/// A listing source `name` over `{base}/{name}/`.
+fn listing_source(base: &str, name: &str, concurrency: usize) -> String {
+    format!(
+        "  - name: {name}\n    kind: listing\n    url: {base}/{name}/\n\
+         \x20   pattern: 'PUBLIC_DISPATCHSCADA_\\d{{12}}_\\d{{16}}\\.zip'\n    format: mms\n\
+         \x20   tables: [DISPATCH_UNIT_SCADA]\n    limits: {{intraday: 10}}\n\
+         \x20   retries: 1\n    concurrency: {concurrency}\n"
+    )
+}
+
+/// A model per source, so each source's files count as done.
+fn model_reading(p: &TempProject, source: &str) {
+    p.write(
+        &format!("models/fct_{source}.sql"),
+        &format!(
+            "select DUID as duid, SCADAVALUE as mw, source_file\n\
+             from {{{{ read_source('{source}', 'DISPATCH_UNIT_SCADA', columns={{'DUID': 'VARCHAR', 'SCADAVALUE': 'DOUBLE'}}) }}}}\n"
+        ),
+    );
+}
+
+#[test]
+fn sources_are_taken_at_once_and_a_slow_file_does_not_hold_back_the_next() {
+    let (zips, _) = generated_scada(4);
+    let names: Vec<String> = zips.keys().cloned().collect();
+    // Source `a`: names[0] only; source `b`: names[1..4], 2 at a time.
+    // Files are taken newest first, so b starts names[3] and names[2].
+    let mut files = BTreeMap::new();
+    files.insert("/a/".to_string(), listing("/a/", &names[..1]).into_bytes());
+    files.insert("/b/".to_string(), listing("/b/", &names[1..]).into_bytes());
+    files.insert(format!("/a/{}", names[0]), zips[&names[0]].clone());
+    for n in &names[1..] {
+        files.insert(format!("/b/{n}"), zips[n].clone());
+    }
+    let holds = vec![
+        // `a`'s file waits for `b` to start: sources one after another never get there.
+        (format!("/a/{}", names[0]), format!("/b/{}", names[3])),
+        // `b`'s first file waits for its third: batches of 2 start the third
+        // only after the first is done; a window of 2 starts it when the
+        // second is.
+        (format!("/b/{}", names[3]), format!("/b/{}", names[1])),
+    ];
+    let (base, timed_out) = serve_rendezvous(files, holds, std::time::Duration::from_secs(20));
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n{}{}",
+            listing_source(&base, "a", 4),
+            listing_source(&base, "b", 2)
+        ),
+    );
+    model_reading(&p, "a");
+    model_reading(&p, "b");
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        timed_out.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "downloads that waited for one that never started: {}",
+        text(&out)
+    );
+    let db = p.db("wh.duckdb");
+    assert_eq!(int(&db, "select count(*) from _analytics.file_log"), 4);
+    assert_eq!(
+        int(&db, "select count(DISTINCT source_file) from main.fct_a"),
+        1
+    );
+    assert_eq!(
+        int(&db, "select count(DISTINCT source_file) from main.fct_b"),
+        3
+    );
+}
+
+#[test]
+fn with_a_pause_files_are_taken_in_batches() {
+    // The same hold as above, with `pause_ms`: the third file starts only
+    // after the whole first batch (so the held first file times out and is
+    // skipped, then taken by the next run).
+    let (zips, _) = generated_scada(3);
+    let names: Vec<String> = zips.keys().cloned().collect();
+    let mut files = BTreeMap::new();
+    files.insert("/b/".to_string(), listing("/b/", &names).into_bytes());
+    for n in &names {
+        files.insert(format!("/b/{n}"), zips[n].clone());
+    }
+    let holds = vec![(format!("/b/{}", names[2]), format!("/b/{}", names[0]))];
+    let (base, timed_out) = serve_rendezvous(files, holds, std::time::Duration::from_secs(3));
+    let p = TempProject::new("");
+    p.write(
+        "analytics.yml",
+        &format!(
+            "targets:\n  wh: {{type: duckdb, path: wh.duckdb}}\nsources:\n{}    pause_ms: 10\n",
+            listing_source(&base, "b", 2)
+        ),
+    );
+    model_reading(&p, "b");
+    let out = p.run(&["run", "--mode", "intraday", "--target", "wh"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        timed_out.lock().unwrap().clone(),
+        vec![format!("/b/{}", names[2])]
+    );
+    let db = p.db("wh.duckdb");
+    assert_eq!(int(&db, "select count(*) from _analytics.file_log"), 2);
+}

@@ -135,6 +135,8 @@ pub struct IngestRun {
     pub taken: Vec<TakenFile>,
     /// One report per source active this run.
     pub reports: Vec<SourceReport>,
+    /// Wall time of the whole ingest (sources are taken at once).
+    pub duration: Duration,
 }
 
 impl IngestRun {
@@ -306,8 +308,11 @@ pub fn ingest(project: &Project, ctx: &IngestContext) -> Result<IngestRun> {
         .enable_all()
         .build()
         .context("starting the async runtime for downloads")?;
-    for source in active {
-        let started = Instant::now();
+    // Sources are taken at once (each with its own `concurrency`): a source
+    // of many small files overlaps one of a few large ones instead of
+    // waiting for it. Their folders are cleared first, and their reports
+    // and files come back in the order the project declares them.
+    for source in &active {
         let dir = ctx.archive.join(&source.name);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -320,7 +325,11 @@ pub fn ingest(project: &Project, ctx: &IngestContext) -> Result<IngestRun> {
                 narrowed.join("; ")
             );
         }
-        let (taken, mut report) = runtime.block_on(take_source(project, source, ctx, &dir));
+    }
+    let each = active.iter().map(|source| async move {
+        let started = Instant::now();
+        let dir = ctx.archive.join(&source.name);
+        let (taken, mut report) = take_source(project, source, ctx, &dir).await;
         report.seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             "source `{}`: {} listed, {} new, {} taken, {} skipped, {:.2} MB in {:.2}s",
@@ -332,9 +341,14 @@ pub fn ingest(project: &Project, ctx: &IngestContext) -> Result<IngestRun> {
             report.bytes as f64 / 1e6,
             report.seconds
         );
+        (taken, report)
+    });
+    let started = Instant::now();
+    for (taken, report) in runtime.block_on(futures::future::join_all(each)) {
         run.taken.extend(taken);
         run.reports.push(report);
     }
+    run.duration = started.elapsed();
     Ok(run)
 }
 
@@ -430,7 +444,13 @@ struct Transport {
     policy: RetryPolicy,
 }
 
-/// Downloads (or copies) and stores the chosen files, `concurrency` at a time.
+/// How often a source's progress is logged while it is taken.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Downloads (or copies) and stores the chosen files, `concurrency` at a
+/// time: a new file starts as soon as one finishes, or, with `pause_ms`,
+/// in batches of `concurrency` with the pause between them (a politeness
+/// delay for the server).
 async fn take_all(
     source: &SourceConfig,
     chosen: Vec<Candidate>,
@@ -443,70 +463,79 @@ async fn take_all(
     let concurrency = source.concurrency.unwrap_or(4).max(1);
     let pause = Duration::from_millis(source.pause_ms.unwrap_or(0));
     let partial = dir.join(".download");
+    let store = Arc::new(Destination {
+        dir: dir.to_path_buf(),
+        partial: partial.clone(),
+        format: ArchiveFormat::for_mode(ctx.mode),
+        projection: ctx.projection.clone(),
+    });
     let source = Arc::new(source.clone());
     let mut taken = Vec::new();
     let started = Instant::now();
-    for (batch_no, batch) in chosen.chunks(concurrency).enumerate() {
-        if batch_no > 0 && !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        let mut jobs = tokio::task::JoinSet::new();
-        for candidate in batch.iter().cloned() {
+    let mut queue = chosen.into_iter();
+    let mut jobs = tokio::task::JoinSet::new();
+    let (mut done, mut in_batch) = (0usize, 0usize);
+    let mut last_progress = Instant::now();
+    loop {
+        // Fill the window: up to `concurrency` files at once; with a pause,
+        // the next batch starts only when the whole previous one is done.
+        while jobs.len() < concurrency && (pause.is_zero() || in_batch < concurrency) {
+            let Some(candidate) = queue.next() else { break };
+            in_batch += 1;
             let policy = transport.policy;
-            let (client, source, token) = (
+            let (client, source, token, store) = (
                 transport.client.clone(),
                 source.clone(),
                 transport.token.clone(),
+                store.clone(),
             );
-            let store = Destination {
-                dir: dir.to_path_buf(),
-                partial: partial.clone(),
-                format: ArchiveFormat::for_mode(ctx.mode),
-                projection: ctx.projection.clone(),
-            };
             jobs.spawn(async move {
                 let result =
                     take_one(&client, &source, &candidate, token.as_ref(), policy, &store).await;
                 (candidate, result)
             });
         }
-        while let Some(joined) = jobs.join_next().await {
-            let (candidate, result) = match joined {
-                Ok(r) => r,
-                Err(e) => {
-                    report.skipped.push(format!("a download task failed: {e}"));
-                    continue;
-                }
-            };
-            match result {
-                Ok(file) => {
-                    if source.kind == SourceKind::Url
-                        && ctx.log.sha(&source.name, &file.file_name) == Some(file.sha256.as_str())
-                    {
-                        report.note = Some("unchanged since the last run".into());
-                        continue;
-                    }
+        let Some(joined) = jobs.join_next().await else {
+            break;
+        };
+        done += 1;
+        match joined {
+            Err(e) => report.skipped.push(format!("a download task failed: {e}")),
+            Ok((_, Ok(file))) => {
+                if source.kind == SourceKind::Url
+                    && ctx.log.sha(&source.name, &file.file_name) == Some(file.sha256.as_str())
+                {
+                    report.note = Some("unchanged since the last run".into());
+                } else {
                     report.taken += 1;
                     report.bytes += file.bytes;
                     taken.push(file);
                 }
-                Err(e) => {
-                    let msg = format!("{}: {e:#}", candidate.file_name);
-                    tracing::warn!("source `{}`: skipped {msg}", source.name);
-                    report.skipped.push(msg);
-                }
+            }
+            Ok((candidate, Err(e))) => {
+                let msg = format!("{}: {e:#}", candidate.file_name);
+                tracing::warn!("source `{}`: skipped {msg}", source.name);
+                report.skipped.push(msg);
             }
         }
-        let done = (batch_no + 1) * concurrency;
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        tracing::info!(
-            "source `{}`: {}/{} files, {:.2} MB, {:.2} MB/s",
-            source.name,
-            done.min(total),
-            total,
-            report.bytes as f64 / 1e6,
-            report.bytes as f64 / 1e6 / secs
-        );
+        // Progress every few seconds: a long download is followed, a source
+        // of hundreds of small files is not one line per batch.
+        if last_progress.elapsed() >= PROGRESS_EVERY && done < total {
+            last_progress = Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            tracing::info!(
+                "source `{}`: {}/{} files, {:.2} MB, {:.2} MB/s",
+                source.name,
+                done,
+                total,
+                report.bytes as f64 / 1e6,
+                report.bytes as f64 / 1e6 / secs
+            );
+        }
+        if !pause.is_zero() && jobs.is_empty() && in_batch == concurrency && done < total {
+            tokio::time::sleep(pause).await;
+            in_batch = 0;
+        }
     }
     let _ = std::fs::remove_dir_all(&partial);
     taken
@@ -683,7 +712,7 @@ mod tests {
                 bytes: 1,
                 sha256: String::new(),
             }],
-            reports: Vec::new(),
+            ..Default::default()
         };
         assert!(run.check_columns("daily", Some("DUNIT"), &["duid"]).is_ok());
         let err = run

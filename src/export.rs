@@ -318,9 +318,29 @@ fn export_dataset(
     kept: &mut Vec<String>,
 ) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let rendered = render(engine.engine, plan, runner, d)?;
+    // Each stored table the query reads is loaded once, all at once, for
+    // the whole export: its snapshot (`as_of`), its changes since the
+    // published files and the files read all come from that one load.
+    let relations: Vec<&crate::sql::Relation> = rendered.models.iter().map(|(_, r)| r).collect();
+    engine
+        .engine
+        .pin_stored(&relations)
+        .context("loading the stored tables the export reads")?;
+    let result = export_pinned(engine, &rendered, d, target, kept);
+    engine.engine.unpin_stored();
+    result
+}
+
+fn export_pinned(
+    engine: &Recorder,
+    rendered: &Rendered,
+    d: &ExportConfig,
+    target: &Target,
+    kept: &mut Vec<String>,
+) -> Result<(Vec<ManifestFile>, Vec<String>)> {
     let mut reads = Reads {
         engine: engine.engine,
-        rendered: &rendered,
+        rendered,
         narrowed: false,
         current: Current::Stream,
     };

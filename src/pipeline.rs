@@ -363,11 +363,14 @@ fn attach_stored_models(
     which: impl Fn(&PlannedModel) -> bool,
 ) -> Result<()> {
     if engine.is_warehouse() {
-        for model in plan.models.iter().filter(|m| which(m)) {
-            if matches!(model.config.materialized(), "table" | "incremental") {
-                engine.attach_stored(&model.relation)?;
-            }
-        }
+        let stored: Vec<_> = plan
+            .models
+            .iter()
+            .filter(|m| which(m))
+            .filter(|m| matches!(m.config.materialized(), "table" | "incremental"))
+            .map(|m| &m.relation)
+            .collect();
+        engine.attach_stored_all(&stored)?;
     }
     Ok(())
 }

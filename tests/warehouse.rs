@@ -929,3 +929,67 @@ fn a_replace_by_the_stored_rows_makes_no_snapshot_and_large_ones_are_hashed_only
     };
     assert_eq!(rows, 1_200_000, "the last rows are the stored ones");
 }
+
+/// An export pins the tables it reads (`Warehouse::pin_tables`): its
+/// snapshot, changed dates and local copies come from one load. A write
+/// through the handle unpins the table it writes; another writer's commit
+/// is seen once the export unpins; a missing table is not pinned; and a
+/// table missing from the catalog is still created by the first write (a
+/// write loads the table first and creates it only on "not found").
+#[test]
+fn pinned_tables_answer_from_one_load_until_a_write_or_unpin() {
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let other = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2024, 1, d).unwrap();
+    let append = |wh: &Warehouse, start: u32| {
+        stage(
+            &conn,
+            &format!("SELECT {start} AS id, DATE '2024-01-01' + {start}::INTEGER AS day"),
+        );
+        wh.write(&conn, "staged", "pins", "t", &WriteMode::Append, "ignore")
+            .unwrap()
+            .snapshot_id
+            .unwrap()
+    };
+    // The namespace and the table do not exist: the first write makes both.
+    let s1 = append(&wh, 0);
+    assert_eq!(
+        wh.pin_tables(&[("pins", "t"), ("pins", "missing")])
+            .unwrap(),
+        1,
+        "only the existing table is pinned"
+    );
+    assert!(!wh.table_exists("pins", "missing").unwrap());
+    assert!(wh.table_exists("pins", "t").unwrap());
+    // Another writer commits: the pinned table still answers as loaded
+    // (snapshot, changes and local reads agree with each other).
+    let s2 = append(&other, 1);
+    assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s1));
+    assert_eq!(
+        wh.changes_since("pins", "t", s1, "day").unwrap(),
+        analytics::warehouse::StoredChanges::Dates(vec![])
+    );
+    let read = parquet_sql(
+        wh.local_read_within(&conn, "pins", "t", "day", &[(day(1), day(2))])
+            .unwrap(),
+    );
+    let ids: i64 = conn
+        .query_row(&format!("SELECT count(*) FROM {read}"), [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ids, 1, "the pinned snapshot's one file");
+    // Unpinned: the other writer's commit is seen.
+    wh.unpin_tables();
+    assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s2));
+    assert_eq!(
+        wh.changes_since("pins", "t", s1, "day").unwrap(),
+        analytics::warehouse::StoredChanges::Dates(vec![(day(2), day(2))])
+    );
+    // A write through the pinning handle drops the pin: its own commit is
+    // seen at once.
+    wh.pin_tables(&[("pins", "t")]).unwrap();
+    assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s2));
+    let s3 = append(&wh, 2);
+    assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s3));
+}

@@ -237,7 +237,13 @@ pub fn summary(
     if config.grains.is_empty() || (config.kpis.is_empty() && config.charts.is_empty()) {
         return Ok(None);
     }
-    let Some(summary) = compute(config, manifest, site_dir)? else {
+    let started = std::time::Instant::now();
+    let computed = compute(config, manifest, site_dir)?;
+    tracing::debug!(
+        "first-paint summary computed in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    let Some(summary) = computed else {
         return Ok(None);
     };
     Ok(Some(
@@ -427,8 +433,14 @@ fn run_jobs(conn: &duckdb::Connection, jobs: Vec<Job>) -> Result<Vec<Out>> {
                         // From the end: the charts, the longest queries, first.
                         let job = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                         let Some((i, job)) = job else { break };
+                        let started = std::time::Instant::now();
                         let out = (job.read)(&c, &job.sql)
                             .with_context(|| format!("summary query failed: {}", job.sql));
+                        tracing::debug!(
+                            "summary query {i} in {:.3}s: {}",
+                            started.elapsed().as_secs_f64(),
+                            job.sql.chars().take(160).collect::<String>()
+                        );
                         done.push((i, out));
                     }
                     done

@@ -24,19 +24,47 @@ impl Engine {
     /// What the file log says is done: (source, file) → latest sha256.
     pub fn read_file_log(&self) -> Result<FileLog> {
         let mut read_at = None;
+        // The stored log's rows, read once from local copies of its data
+        // files (one small file per earlier run until `maintain`, copied
+        // many at once) when it can be read so; else streamed.
+        let mut local = None;
         if let Some(warehouse) = &self.warehouse {
-            let stored = warehouse.table_exists(FILE_LOG_NAMESPACE, "file_log")?;
-            // Taken before the rows are read: the rows read are this
-            // snapshot's or a later one's, and the log never loses a key, so
-            // a key absent from the rows was absent at this snapshot.
-            read_at = Some(if stored {
-                warehouse
+            // One load answers the snapshot and the files read: the rows
+            // read are exactly that snapshot's, and the log never loses a
+            // key, so a key absent from the rows was absent at it.
+            let stored = warehouse.pin_tables(&[(FILE_LOG_NAMESPACE, "file_log")])? > 0;
+            let pinned_read = || -> Result<(Option<i64>, Option<String>)> {
+                if !stored {
+                    return Ok((None, None));
+                }
+                let at = warehouse
                     .current_snapshot_id(FILE_LOG_NAMESPACE, "file_log")
-                    .context("reading the file log's snapshot")?
-            } else {
-                None
-            });
+                    .context("reading the file log's snapshot")?;
+                let conn = self.conn();
+                let read = warehouse
+                    .local_read_columns(
+                        &conn,
+                        FILE_LOG_NAMESPACE,
+                        "file_log",
+                        &["source", "file_name", "sha256", "taken_at"],
+                    )
+                    .context("copying the file log's data files")?;
+                Ok((
+                    at,
+                    match read {
+                        crate::warehouse::LocalRead::Parquet(sql) => Some(sql),
+                        crate::warehouse::LocalRead::Stream(_) => None,
+                    },
+                ))
+            };
+            let result = pinned_read();
+            warehouse.unpin_tables();
+            let (at, sql) = result?;
+            read_at = Some(at);
+            local = sql;
             if stored {
+                // Later reads of the log (the singular tests of a backfill)
+                // stream the table as it is then, with this run's entries.
                 self.execute_batch(&format!(
                     "CREATE SCHEMA IF NOT EXISTS \"_analytics\"; CREATE OR REPLACE VIEW {FILE_LOG_RELATION} AS SELECT * FROM {}",
                     scan::call(FILE_LOG_NAMESPACE, "file_log")
@@ -46,9 +74,15 @@ impl Engine {
             }
         }
         self.ensure_file_log()?;
+        let from = match &local {
+            Some(sql) => sql.clone(),
+            None => FILE_LOG_RELATION.to_string(),
+        };
         let rows = self
             .query_rows(
-                &format!("SELECT source, file_name, arg_max(sha256, taken_at) FROM {FILE_LOG_RELATION} GROUP BY ALL"),
+                &format!(
+                    "SELECT source, file_name, arg_max(sha256, taken_at) FROM {from} GROUP BY ALL"
+                ),
                 None,
             )
             .map_err(|e| anyhow!(e))

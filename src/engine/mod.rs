@@ -210,6 +210,29 @@ impl Engine {
         Ok(true)
     }
 
+    /// [`Engine::attach_stored`] of several relations, the catalog asked
+    /// about all of them at once (one round trip's wait, not one each).
+    pub fn attach_stored_all(&self, rels: &[&Relation]) -> Result<()> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(());
+        };
+        let tables: Vec<(&str, &str)> = rels
+            .iter()
+            .map(|r| (r.schema.as_str(), r.identifier.as_str()))
+            .collect();
+        let exist = warehouse.tables_exist(&tables)?;
+        for (rel, _) in rels.iter().zip(exist).filter(|(_, e)| *e) {
+            self.execute_batch(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {}",
+                quote(&rel.schema),
+                scan::call(&rel.schema, &rel.identifier)
+            ))
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("attaching stored table {rel}"))?;
+        }
+        Ok(())
+    }
+
     /// Switches the view of a stored table (made by [`Engine::attach_stored`])
     /// to DuckDB's Parquet reader over local copies of its data files, for
     /// queries that read the whole table (exports). Leaves the view
@@ -262,6 +285,28 @@ impl Engine {
         ))
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("reading stored table {rel} from local copies"))
+    }
+
+    /// Loads the stored tables of `rels` at once and pins them
+    /// (`Warehouse::pin_tables`): until [`Engine::unpin_stored`], their
+    /// snapshot, changes and local reads come from that one load. Returns
+    /// how many were pinned (0 without a warehouse).
+    pub fn pin_stored(&self, rels: &[&Relation]) -> Result<usize> {
+        let Some(warehouse) = &self.warehouse else {
+            return Ok(0);
+        };
+        let tables: Vec<(&str, &str)> = rels
+            .iter()
+            .map(|r| (r.schema.as_str(), r.identifier.as_str()))
+            .collect();
+        warehouse.pin_tables(&tables)
+    }
+
+    /// Undoes [`Engine::pin_stored`]: later reads load the tables again.
+    pub fn unpin_stored(&self) {
+        if let Some(warehouse) = &self.warehouse {
+            warehouse.unpin_tables();
+        }
     }
 
     /// The current snapshot of `rel`'s stored table; `None` when `rel` is

@@ -24,6 +24,7 @@ use super::types::duckdb_type;
 use crate::sql::literal;
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt, TryStreamExt};
+use iceberg::Catalog;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFileFormat, Type};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,10 @@ use tokio::io::AsyncWriteExt;
 pub const DEFAULT_LIMIT_BYTES: u64 = 4 << 30;
 /// Files copied at once.
 const PARALLEL_FILES: usize = 4;
+/// Files copied at once when each is one ranged read: an intraday table
+/// holds one small file per interval of the day (~36 by midday), each a
+/// round trip, and 4 at a time leaves the connection idle between them.
+const PARALLEL_SMALL_FILES: usize = 16;
 /// Bytes per ranged read of one file (several in flight per file).
 const RANGE_BYTES: u64 = 8 << 20;
 /// Ranged reads in flight per file.
@@ -58,6 +63,12 @@ pub struct LocalCopies {
     /// snapshot (an export's window lookup, then its restaged periods)
     /// reads its manifests once.
     tables: Mutex<HashMap<String, iceberg::table::Table>>,
+    /// Tables pinned by [`Warehouse::pin_tables`]: (schema, name) → the
+    /// table loaded once, which every read of it answers from until
+    /// [`Warehouse::unpin_tables`] (or a write to it) drops it, so an
+    /// export's snapshot, changed dates and copies are one load, at one
+    /// snapshot.
+    pinned: Mutex<HashMap<(String, String), iceberg::table::Table>>,
     limit: AtomicU64,
 }
 
@@ -67,6 +78,7 @@ impl Default for LocalCopies {
             dir: Mutex::new(None),
             copied: Mutex::new(HashMap::new()),
             tables: Mutex::new(HashMap::new()),
+            pinned: Mutex::new(HashMap::new()),
             limit: AtomicU64::new(DEFAULT_LIMIT_BYTES),
         }
     }
@@ -110,6 +122,71 @@ pub enum LocalRead {
 }
 
 impl Warehouse {
+    /// Loads the existing tables among `tables` (schema, name) at once and
+    /// pins them: until [`Warehouse::unpin_tables`], the snapshot, the
+    /// changes and the local reads of a pinned table are answered from
+    /// that one load (one catalog round trip per table instead of one per
+    /// question). A write to a pinned table through this handle unpins it.
+    /// Returns how many were pinned.
+    pub fn pin_tables(&self, tables: &[(&str, &str)]) -> Result<usize> {
+        let loaded = self
+            .runtime
+            .block_on(futures::future::join_all(tables.iter().map(
+                |(schema, name)| async move {
+                    let ident = Self::ident(schema, name);
+                    match self.catalog.load_table(&ident).await {
+                        Ok(table) => Some(((schema.to_string(), name.to_string()), table)),
+                        // Missing (or unreadable): not pinned, asked as before.
+                        Err(_) => None,
+                    }
+                },
+            )));
+        let mut pinned = self
+            .local
+            .pinned
+            .lock()
+            .map_err(|_| anyhow!("pinned tables poisoned"))?;
+        let mut n = 0;
+        for (key, table) in loaded.into_iter().flatten() {
+            let table = self.cached(table)?;
+            pinned.insert(key, table);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Drops every pinned table: later reads load the table again.
+    pub fn unpin_tables(&self) {
+        if let Ok(mut pinned) = self.local.pinned.lock() {
+            pinned.clear();
+        }
+    }
+
+    /// Drops `schema.name`'s pin (a write changes it).
+    pub(super) fn unpin(&self, schema: &str, name: &str) {
+        if let Ok(mut pinned) = self.local.pinned.lock() {
+            pinned.remove(&(schema.to_string(), name.to_string()));
+        }
+    }
+
+    /// The pinned table `schema.name`, if it is pinned.
+    pub(super) fn pinned(&self, schema: &str, name: &str) -> Option<iceberg::table::Table> {
+        self.local
+            .pinned
+            .lock()
+            .ok()?
+            .get(&(schema.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// The pinned table, else the table loaded now.
+    fn current_table(&self, schema: &str, name: &str) -> Result<iceberg::table::Table> {
+        match self.pinned(schema, name) {
+            Some(table) => Ok(table),
+            None => self.load_table(schema, name),
+        }
+    }
+
     /// Sets the most bytes of data files one table may copy to local disk
     /// (0: always stream through `iceberg_scan`).
     pub fn set_local_copy_limit(&self, bytes: u64) {
@@ -128,7 +205,20 @@ impl Warehouse {
         schema: &str,
         name: &str,
     ) -> Result<LocalRead> {
-        self.copy_locally(conn, schema, name, None)
+        self.copy_locally(conn, schema, name, None, None)
+            .map_err(super::failure::explain)
+    }
+
+    /// [`Warehouse::local_read`] of only the columns `columns` (other
+    /// columns, even nested ones, are neither typed nor read).
+    pub fn local_read_columns(
+        &self,
+        conn: &duckdb::Connection,
+        schema: &str,
+        name: &str,
+        columns: &[&str],
+    ) -> Result<LocalRead> {
+        self.copy_locally(conn, schema, name, None, Some(columns))
             .map_err(super::failure::explain)
     }
 
@@ -144,7 +234,7 @@ impl Warehouse {
         column: &str,
         ranges: &[(chrono::NaiveDate, chrono::NaiveDate)],
     ) -> Result<LocalRead> {
-        self.copy_locally(conn, schema, name, Some((column, ranges)))
+        self.copy_locally(conn, schema, name, Some((column, ranges)), None)
             .map_err(super::failure::explain)
     }
 
@@ -154,18 +244,22 @@ impl Warehouse {
         schema: &str,
         name: &str,
         within: Option<(&str, &[(chrono::NaiveDate, chrono::NaiveDate)])>,
+        only: Option<&[&str]>,
     ) -> Result<LocalRead> {
         let limit = self.local.limit_bytes();
         if limit == 0 {
             return Ok(LocalRead::Stream("local copies are turned off".into()));
         }
-        let table = self.cached(self.load_table(schema, name)?)?;
+        let table = self.cached(self.current_table(schema, name)?)?;
         if table.metadata().current_snapshot().is_none() {
             return Ok(LocalRead::Stream("the table has no snapshot".into()));
         }
         let current = table.metadata().current_schema();
         let mut columns = Vec::new();
         for field in current.as_struct().fields() {
+            if only.is_some_and(|only| !only.contains(&field.name.as_str())) {
+                continue;
+            }
             let ty = match field.field_type.as_ref() {
                 Type::Primitive(_) => duckdb_type(&field.field_type).ok(),
                 _ => None,
@@ -301,6 +395,13 @@ impl Warehouse {
                 (path.clone(), *size, local)
             })
             .collect();
+        // Small files are one request each: more of them at once. Large
+        // ones keep 4 files x 4 ranges in flight (memory stays bounded).
+        let parallel = if wanted.iter().all(|(_, size, _)| *size <= RANGE_BYTES) {
+            PARALLEL_SMALL_FILES
+        } else {
+            PARALLEL_FILES
+        };
         let copied: Vec<(String, PathBuf)> = self.runtime.block_on(
             futures::stream::iter(wanted)
                 .map(|(path, size, local)| async move {
@@ -309,7 +410,7 @@ impl Warehouse {
                         .with_context(|| format!("copying {path}"))?;
                     Ok::<_, anyhow::Error>((path, local))
                 })
-                .buffer_unordered(PARALLEL_FILES)
+                .buffer_unordered(parallel)
                 .try_collect(),
         )?;
         let mut known = self
@@ -430,7 +531,7 @@ pub enum StoredChanges {
 impl Warehouse {
     /// The id of `schema.name`'s current snapshot (`None` without one).
     pub fn current_snapshot_id(&self, schema: &str, name: &str) -> Result<Option<i64>> {
-        let table = self.load_table(schema, name)?;
+        let table = self.current_table(schema, name)?;
         Ok(table.metadata().current_snapshot_id())
     }
 
@@ -460,7 +561,7 @@ impl Warehouse {
     ) -> Result<StoredChanges> {
         use iceberg::spec::{ManifestContentType, PrimitiveLiteral, PrimitiveType};
         let unknown = |why: String| Ok(StoredChanges::Unknown(why));
-        let table = self.load_table(schema, name)?;
+        let table = self.current_table(schema, name)?;
         let metadata = table.metadata();
         let Some(current) = metadata.current_snapshot() else {
             return unknown("the table has no snapshot".into());

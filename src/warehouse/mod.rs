@@ -149,9 +149,28 @@ impl Warehouse {
 
     /// Whether `schema.name` exists.
     pub fn table_exists(&self, schema: &str, name: &str) -> Result<bool> {
+        if self.pinned(schema, name).is_some() {
+            return Ok(true);
+        }
         self.runtime
             .block_on(self.catalog.table_exists(&Self::ident(schema, name)))
             .map_err(|e| anyhow!("checking table {schema}.{name}: {e}"))
+    }
+
+    /// Whether each of `tables` (schema, name) exists, asked all at once.
+    pub fn tables_exist(&self, tables: &[(&str, &str)]) -> Result<Vec<bool>> {
+        self.runtime
+            .block_on(futures::future::try_join_all(tables.iter().map(
+                |(schema, name)| async move {
+                    if self.pinned(schema, name).is_some() {
+                        return Ok(true);
+                    }
+                    self.catalog
+                        .table_exists(&Self::ident(schema, name))
+                        .await
+                        .map_err(|e| anyhow!("checking table {schema}.{name}: {e}"))
+                },
+            )))
     }
 
     /// Loads the table's current metadata.

@@ -177,6 +177,7 @@ impl Warehouse {
         on_schema_change: &str,
     ) -> Result<WriteReport> {
         let context = || format!("writing Iceberg table {schema}.{name}");
+        self.unpin(schema, name);
         let ident = Self::ident(schema, name);
         let staged_schema = arrow_schema_of(conn, staged).with_context(context)?;
         let table = self
@@ -354,6 +355,13 @@ impl Warehouse {
 
     /// Creates the namespace and the table (from `source`'s columns) when missing.
     async fn ensure_table(&self, ident: &TableIdent, source: &SchemaRef) -> Result<Table> {
+        // The table usually exists: one round trip (a load) instead of
+        // asking for the namespace and the table first.
+        match self.catalog.load_table(ident).await {
+            Ok(table) => return Ok(table),
+            Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => {}
+            Err(e) => return Err(anyhow!("loading the table: {e}")),
+        }
         let namespace = ident.namespace().clone();
         if !self
             .catalog

@@ -957,7 +957,10 @@ fn changed_since_published(
             site.manifest
                 .files
                 .iter()
-                .filter(|f| f.dataset == d.name)
+                .filter(|f| {
+                    f.dataset == d.name
+                        || f.dataset == crate::dashboard::rollups::dataset_of(&d.name)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -1006,7 +1009,9 @@ fn changed_since_published(
         .previous
         .iter()
         .flat_map(|site| &site.missing)
-        .filter(|f| f.dataset == d.name)
+        .filter(|f| {
+            f.dataset == d.name || f.dataset == crate::dashboard::rollups::dataset_of(&d.name)
+        })
     {
         let dates = (
             f.min_date.as_deref().and_then(parse_date),
@@ -1275,17 +1280,8 @@ fn write_files(
             _ => (format!("{}.duckdb", d.name), String::new()),
         };
         let rel = format!("data/{file_name}");
-        let fingerprint = format!(
-            "{}{suffix}",
-            fingerprint(
-                &engine_version,
-                &d.name,
-                &columns,
-                &order,
-                &stats,
-                &rollup_signature
-            )
-        );
+        let rows_fp = fingerprint(&engine_version, &d.name, &columns, &order, &stats, "");
+        let fingerprint = format!("{rows_fp}{suffix}");
         let entry = ManifestFile {
             dataset: d.name.clone(),
             path: rel.clone(),
@@ -1322,12 +1318,24 @@ fn write_files(
                 link_or_copy(&dir.join(&rel), &path)?;
             }
             kept.push(rel);
+            let rollups_file = write_rollups_file(
+                engine,
+                &rollups,
+                &rollup_signature,
+                &entry,
+                &rows_fp,
+                suffix,
+                &format!("{staged} {filter}"),
+                target,
+                kept,
+            )?;
             files.push(ManifestFile {
                 bytes: old.bytes,
                 sha256: old.sha256.clone(),
                 exported_at: old.exported_at.clone(),
                 ..entry
             });
+            files.extend(rollups_file);
             continue;
         }
         for stale in [path.clone(), path.with_extension("duckdb.wal")] {
@@ -1339,10 +1347,9 @@ fn write_files(
         let alias = "__export_file";
         let write = format!(
             "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');\n\
-             CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};\n{}",
+             CREATE TABLE {alias}.main.{} AS SELECT * FROM {staged} {filter} {order};",
             literal(&path.to_string_lossy()),
             quote(&d.name),
-            crate::dashboard::rollups::create_sql(&rollups, alias, &format!("{staged} {filter}"))
         );
         let written = engine.execute_batch(&write);
         let detached = engine.execute_batch(&format!("DETACH {alias}"));
@@ -1365,13 +1372,115 @@ fn write_files(
                 d.name
             ));
         }
+        let rollups_file = write_rollups_file(
+            engine,
+            &rollups,
+            &rollup_signature,
+            &entry,
+            &rows_fp,
+            suffix,
+            &format!("{staged} {filter}"),
+            target,
+            kept,
+        )?;
         files.push(ManifestFile {
             bytes,
             sha256,
             ..entry
         });
+        files.extend(rollups_file);
     }
     Ok((files, warnings))
+}
+
+/// The rollups file of one period (`dashboard/rollups.rs`), next to its rows
+/// file `rows` (whose fingerprint without the definition is `rows_fp`): the
+/// published one kept when its rows and rollups did not change, else written
+/// from the period's staged rows `from`. `None` when the dataset stores no
+/// rollups.
+#[allow(clippy::too_many_arguments)]
+fn write_rollups_file(
+    engine: &Recorder,
+    rollups: &[crate::dashboard::rollups::StoredRollup],
+    signature: &str,
+    rows: &ManifestFile,
+    rows_fp: &str,
+    suffix: &str,
+    from: &str,
+    target: &Target,
+    kept: &mut Vec<String>,
+) -> Result<Option<ManifestFile>> {
+    use crate::dashboard::rollups;
+    if rollups.is_empty() {
+        return Ok(None);
+    }
+    let rel = rollups::file_of(&rows.path);
+    let fp = crate::hash::sha256_hex(format!("rollups of {rows_fp}\n{signature}").as_bytes());
+    let entry = ManifestFile {
+        dataset: rollups::dataset_of(&rows.dataset),
+        path: rel.clone(),
+        table: rollups[0].table.clone(),
+        rows: 0,
+        columns: Vec::new(),
+        fingerprint: Some(format!("sha256:{fp}{suffix}")),
+        ..rows.clone()
+    };
+    let path = target.out_dir.join(&rel);
+    let published = target.previous.and_then(|site| {
+        site.manifest.files.iter().find(|f| {
+            f.path == rel
+                && f.fingerprint.as_deref().map(rows_fingerprint)
+                    == entry.fingerprint.as_deref().map(rows_fingerprint)
+                && !f.sha256.is_empty()
+        })
+    });
+    if let Some(old) = published {
+        if let Some(dir) = target.previous.and_then(|site| site.dir.as_ref()) {
+            link_or_copy(&dir.join(&rel), &path)?;
+        }
+        kept.push(rel);
+        return Ok(Some(ManifestFile {
+            rows: old.rows,
+            bytes: old.bytes,
+            sha256: old.sha256.clone(),
+            exported_at: old.exported_at.clone(),
+            ..entry
+        }));
+    }
+    for stale in [path.clone(), path.with_extension("duckdb.wal")] {
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    let alias = "__export_rollups";
+    let count: Vec<String> = rollups
+        .iter()
+        .map(|r| format!("(SELECT count(*) FROM {alias}.main.{})", quote(&r.table)))
+        .collect();
+    let written = engine
+        .execute_batch(&format!(
+            "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}', BLOCK_SIZE {});\n{}",
+            literal(&path.to_string_lossy()),
+            rollups::BLOCK_SIZE,
+            rollups::create_sql(rollups, alias, from)
+        ))
+        .and_then(|()| engine.query_rows(&format!("SELECT {}", count.join(" + ")), None));
+    let detached = engine.execute_batch(&format!("DETACH {alias}"));
+    let counted = written.map_err(|e| anyhow!("writing {rel}: {e}"))?;
+    detached.map_err(|e| anyhow!("closing {rel}: {e}"))?;
+    let (bytes, sha256) = crate::hash::hash_file(&path)?;
+    Ok(Some(ManifestFile {
+        rows: counted
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0),
+        bytes,
+        sha256,
+        ..entry
+    }))
 }
 
 #[cfg(test)]

@@ -408,9 +408,40 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
     assert!(out.status.success(), "{}", text(&out));
     let m = manifest(&site);
     assert_eq!(m.project, "nem");
-    let mut datasets: Vec<&str> = m.files.iter().map(|f| f.dataset.as_str()).collect();
+    let mut datasets: Vec<&str> = m
+        .files
+        .iter()
+        .map(|f| f.dataset.as_str())
+        .filter(|d| !d.ends_with(".rollups"))
+        .collect();
     datasets.dedup();
     assert_eq!(datasets, ["intraday", "hourly", "daily", "units"]);
+    // Next to every file of a grain's dataset, its rollups file (same
+    // period and dates); none for the units.
+    for f in m
+        .files
+        .iter()
+        .filter(|f| f.dataset != "units" && !f.dataset.ends_with(".rollups"))
+    {
+        let r = m
+            .files
+            .iter()
+            .find(|r| r.path == analytics::dashboard::rollups::file_of(&f.path))
+            .unwrap_or_else(|| panic!("{}: no rollups file", f.path));
+        assert_eq!(r.dataset, format!("{}.rollups", f.dataset));
+        assert_eq!(
+            (&r.period, &r.min_date, &r.max_date),
+            (&f.period, &f.min_date, &f.max_date)
+        );
+        assert!(
+            r.bytes < f.bytes,
+            "{}: {} bytes, rows {}",
+            r.path,
+            r.bytes,
+            f.bytes
+        );
+    }
+    assert!(!m.files.iter().any(|f| f.dataset == "units.rollups"));
 
     // Row counts against the source tables at each grain.
     let wh = read_only(&project.join("target/nem.duckdb"));
@@ -466,11 +497,27 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
         (file_mwh - fact_mwh).abs() <= fact_mwh.abs() * 1e-5,
         "{file_mwh} vs {fact_mwh}"
     );
-    // The dashboard's rollups (`dashboard.rollups`) are stored in every file
-    // of a grain's dataset, grouped per date (and time): the same numbers as
-    // the rows aggregated independently here.
-    for f in m.files.iter().filter(|f| f.dataset != "units") {
+    // The dashboard's rollups (`dashboard.rollups`) are stored in a file
+    // next to every file of a grain's dataset (not in it), grouped per date
+    // (and time): the same numbers as the rows aggregated independently here.
+    for f in m
+        .files
+        .iter()
+        .filter(|f| f.dataset != "units" && !f.dataset.ends_with(".rollups"))
+    {
         let c = read_only(&site.join(&f.path));
+        assert_eq!(
+            int(
+                &c,
+                "select count(*) from duckdb_tables() where table_name like '\\_rollup%' escape '\\'"
+            ),
+            0,
+            "{}: the rows file holds rollups",
+            f.path
+        );
+        let rollups = site.join(analytics::dashboard::rollups::file_of(&f.path));
+        c.execute_batch(&format!("attach '{}' as r (read_only)", rollups.display()))
+            .unwrap();
         let t = &f.dataset;
         let time = if t == "daily" { "" } else { "time, " };
         let differ = |table: &str, keys: &str, cols: &[(&str, &str)]| -> i64 {
@@ -495,7 +542,7 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
             )
         };
         let per_fuel = differ(
-            "_rollup_1",
+            "r._rollup_1",
             &format!("date, {time}region_id, fuel"),
             &[
                 ("mw", "sum(mw)"),
@@ -509,11 +556,11 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
         let per_unit = if t == "daily" {
             int(
                 &c,
-                "select count(*) from duckdb_tables() where table_name = '_rollup_0'",
+                "select count(*) from duckdb_tables() where database_name = 'r' and table_name = '_rollup_0'",
             )
         } else {
             differ(
-                "_rollup_0",
+                "r._rollup_0",
                 "date, region_id, fuel, duid",
                 &[
                     ("mwh", "sum(mwh)"),
@@ -529,7 +576,7 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
             f.path
         );
         assert!(
-            int(&c, "select count(*) from _rollup_1") < f.rows as i64,
+            int(&c, "select count(*) from r._rollup_1") < f.rows as i64,
             "{}",
             f.path
         );
@@ -538,7 +585,11 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
     let wasm = open_in_wasm(&refs).unwrap();
     for (f, opened) in m.files.iter().zip(wasm["files"].as_array().unwrap()) {
-        assert_eq!(opened["tables"][&f.dataset]["rows"], f.rows, "{}", f.path);
+        if f.dataset.ends_with(".rollups") {
+            assert!(opened["tables"][&f.table]["rows"].is_u64(), "{}", f.path);
+        } else {
+            assert_eq!(opened["tables"][&f.dataset]["rows"], f.rows, "{}", f.path);
+        }
     }
     drop(wh);
 
@@ -908,7 +959,8 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     let first = clone_files(&gh.repo, "gh-pages");
     let first_manifest =
         Manifest::parse(std::str::from_utf8(&first["manifest.json"]).unwrap()).unwrap();
-    // The sample's intraday days, one file each, then hourly, daily, units.
+    // The sample's intraday days, one file each, then hourly, daily, units;
+    // each file of a grain's dataset followed by its rollups file.
     let paths: Vec<&str> = first_manifest
         .files
         .iter()
@@ -918,10 +970,15 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
         paths,
         [
             "data/intraday_2024_01_01.duckdb",
+            "data/intraday_2024_01_01.rollups.duckdb",
             "data/intraday_2024_01_02.duckdb",
+            "data/intraday_2024_01_02.rollups.duckdb",
             "data/intraday_2024_01_03.duckdb",
+            "data/intraday_2024_01_03.rollups.duckdb",
             "data/hourly_2024_q1.duckdb",
+            "data/hourly_2024_q1.rollups.duckdb",
             "data/daily_2024_q1.duckdb",
+            "data/daily_2024_q1.rollups.duckdb",
             "data/units.duckdb"
         ]
     );
@@ -939,12 +996,13 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
     assert!(all.contains("nothing changed"), "{all}");
 
     // One new day in the warehouse (a copy of the newest day, a day later),
-    // imported: exactly 3 data files are uploaded: the new day's intraday
-    // file (an import exports every dataset; a backfill leaves the intraday
-    // one to intraday runs) and the quarter's hourly and daily files
-    // (`split: quarter`: hourly_2024_q1, daily_2024_q1); then manifest.json, which
-    // carries the first-paint summary: one blob per changed file, 4 in all.
-    // The page (index.html) does not change; the other days' files and the
+    // imported: exactly 3 data files and their 3 rollups files are
+    // uploaded: the new day's intraday file (an import exports every
+    // dataset; a backfill leaves the intraday one to intraday runs) and the
+    // quarter's hourly and daily files (`split: quarter`: hourly_2024_q1,
+    // daily_2024_q1); then manifest.json, which carries the first-paint
+    // summary: one blob per changed file, 7 in all. The page (index.html)
+    // does not change; the other days' files (rows and rollups) and the
     // units are not uploaded again.
     let wh = duckdb::Connection::open(project.join("target/nem.duckdb")).unwrap();
     wh.execute_batch(
@@ -967,17 +1025,21 @@ fn an_import_after_one_new_day_uploads_only_the_files_that_day_changed() {
         data,
         [
             "data/daily_2024_q1.duckdb",
+            "data/daily_2024_q1.rollups.duckdb",
             "data/hourly_2024_q1.duckdb",
-            "data/intraday_2024_01_04.duckdb"
+            "data/hourly_2024_q1.rollups.duckdb",
+            "data/intraday_2024_01_04.duckdb",
+            "data/intraday_2024_01_04.rollups.duckdb"
         ],
         "{all}"
     );
     assert_eq!(page, ["manifest.json"], "{all}");
     assert_eq!(uploaded, changed.len(), "one blob per changed file: {all}");
-    assert_eq!(uploaded, 4, "{changed:?}");
-    // Every file the new manifest lists is the file on the branch.
+    assert_eq!(uploaded, 7, "{changed:?}");
+    // Every file the new manifest lists is the file on the branch (the
+    // kept days' rollups files too: carried by the export's keep logic).
     let m = Manifest::parse(std::str::from_utf8(&after["manifest.json"]).unwrap()).unwrap();
-    assert_eq!(m.files.len(), 7);
+    assert_eq!(m.files.len(), 13);
     for f in &m.files {
         assert_eq!(
             analytics::hash::sha256_hex(&after[&f.path]),

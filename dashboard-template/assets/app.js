@@ -175,7 +175,7 @@ function rows(table) {
 }
 
 function logQuery(sql, t0, t1, n) {
-  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1) });
+  probe.queries.push({ sql: sql.slice(0, 70), query_ms: Math.round(t1 - t0), rows: n, convert_ms: Math.round(performance.now() - t1), t0, t1, seq: (probe.querySeq = (probe.querySeq || 0) + 1) });
   if (probe.queries.length > 40) probe.queries.shift();
 }
 
@@ -467,7 +467,8 @@ function filesInRange(dataset, from, to) {
   );
 }
 
-function attach(file) {
+// `quiet`: a missing file is not reported (the caller reads another).
+function attach(file, quiet = false) {
   if (!state.files.has(file.path)) {
     const alias = 'f_' + file.path.replace(/[^A-Za-z0-9]/g, '_');
     state.files.set(
@@ -487,6 +488,7 @@ function attach(file) {
           return alias;
         } catch (e) {
           probe.missing.push(file.path);
+          if (quiet) return null;
           const dates = file.min_date ? ` (${file.min_date} – ${file.max_date})` : '';
           message(`Data file ${file.path}${dates} could not be loaded (${errorText(e)}): ${file.period ? 'those dates are left out' : 'the views that need it are empty'}.`, 'warning', 'missing:' + file.path);
           const row = document.querySelector(`#files tr[data-path="${CSS.escape(file.path)}"]`);
@@ -509,6 +511,36 @@ async function relation(dataset, from, to, table = null) {
     .filter(Boolean);
   if (aliases.length === 0) return null;
   return aliases.length === 1 ? `(${aliases[0]})` : `(${aliases.join(' UNION ALL BY NAME ')})`;
+}
+
+// The rows of a dataset over [from, to], attached only when a view needs
+// them (`get()`, once): a view the stored rollups serve downloads the
+// rollups files and never the rows (a unit filter, a drill-down, Analyze or
+// the CSV then fetch them). `key` names the files, for the kept results.
+function rowsOf(dataset, from, to) {
+  const files = filesInRange(dataset, from, to);
+  let p = null;
+  return {
+    dataset,
+    key: `${dataset}|${from}|${to}|${files.map((f) => f.path).join(',')}`,
+    get() {
+      if (!p) p = relation(dataset, from, to);
+      return p;
+    },
+  };
+}
+// The rollups file the exporter writes next to each rows file of a grain's
+// dataset (src/dashboard/rollups.rs: `data/x.duckdb` → `data/x.rollups.duckdb`,
+// dataset `<dataset>.rollups`).
+const ROLLUPS = '.rollups';
+const rollupsPath = (path) => path.replace(/\.duckdb$/, '') + '.rollups.duckdb';
+// Whether every rows file of the range has its rollups file listed (a site
+// exported before they were separate files has none: the rows are read).
+function rollupsCover(dataset, from, to) {
+  if (!probe.useStoredRollups || !((PAGE.stored_rollups || {})[dataset] || []).length) return false;
+  const paths = new Set(datasetFiles(dataset + ROLLUPS).map((f) => f.path));
+  const files = filesInRange(dataset, from, to);
+  return files.length > 0 && files.every((f) => paths.has(rollupsPath(f.path)));
 }
 
 function coverage(dataset) {
@@ -637,7 +669,7 @@ probe.setStoredRollups = (on) => {
 };
 const storedRollupTables = new Set(); // temp tables made from stored rollups
 function storedRollup(idx, grain) {
-  if (!probe.useStoredRollups) return null;
+  if (!rollupsCover(grain.dataset, state.from, state.to)) return null;
   return ((PAGE.stored_rollups || {})[grain.dataset] || []).find((s) => s.index === idx) || null;
 }
 // The range's rollup from the stored one: its rows as they are when it
@@ -655,7 +687,7 @@ function storedRollupSql(s, r, grain, srel, where) {
   return `SELECT ${[...dims, ...merged].join(', ')} FROM ${srel} WHERE ${where}${dims.length ? ' GROUP BY ALL' : ''}`;
 }
 function ensureRollup(idx, grain, rel) {
-  const range = `${grain.grain}|${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useStoredRollups}`;
+  const range = `${grain.grain}|${grain.dataset}|${state.from}|${state.to}|${rel.key}|${probe.useStoredRollups}`;
   const key = `${idx}|${range}`;
   if (!rollupTables.has(key)) {
     const r = CFG.rollups[idx];
@@ -664,14 +696,17 @@ function ensureRollup(idx, grain, rel) {
     const aggs = [...rollupColumns(r)].map(([c, sql]) => [ident(c), sql]);
     const where = `${ident(CFG.date_column)} BETWEEN DATE ${sqlString(state.from)} AND DATE ${sqlString(state.to)}`;
     let sql;
+    const rowsSql = (rows) => {
     const raw = r.time !== false ? (timeColumns(grain) || []).filter((c) => !r.by.some((n) => dimension(n).column === c)).map(ident) : [];
     if (r.time !== false && raw.length) {
-      const inner = `SELECT ${[...raw, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rel} WHERE ${where} GROUP BY ALL`;
+      const inner = `SELECT ${[...raw, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rows} WHERE ${where} GROUP BY ALL`;
       sql = `SELECT ${[`${grain.time} AS _time`, ...dims, ...aggs.map(([c]) => c)].join(', ')} FROM (${inner})`;
     } else {
       const time = r.time !== false ? [`${grain.time} AS _time`] : [];
-      sql = `SELECT ${[...time, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rel} WHERE ${where}${time.length || dims.length ? ' GROUP BY ALL' : ''}`;
+      sql = `SELECT ${[...time, ...dims, ...aggs.map(([c, a]) => `${a} AS ${c}`)].join(', ')} FROM ${rows} WHERE ${where}${time.length || dims.length ? ' GROUP BY ALL' : ''}`;
     }
+    return sql;
+    };
     const stored = storedRollup(idx, grain);
     const p = (async () => {
       const t0 = performance.now();
@@ -679,8 +714,13 @@ function ensureRollup(idx, grain, rel) {
         // Files exported before the rollups were stored lack the table:
         // then the rows, as below.
         try {
-          const srel = await relation(grain.dataset, state.from, state.to, stored.table);
-          if (srel) {
+          // Every rollups file of the range, or the rows (a missing one
+          // would leave its dates out).
+          const files = filesInRange(grain.dataset + ROLLUPS, state.from, state.to);
+          const aliases = await Promise.all(files.map((f) => attach(f, true)));
+          if (aliases.some((a) => !a)) throw new Error('a rollups file could not be loaded');
+          const srel = `(${aliases.map((a) => `SELECT * FROM ${ident(a)}.${ident(stored.table)}`).join(' UNION ALL BY NAME ')})`;
+          {
             const ssql = storedRollupSql(stored, r, grain, srel, where);
             await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${ssql}`);
             probe.storedRollupReads = (probe.storedRollupReads || 0) + 1;
@@ -692,6 +732,9 @@ function ensureRollup(idx, grain, rel) {
           console.info(`dashboard: the files hold no stored rollup ${stored.table}; built from the rows (${errorText(e)})`);
         }
       }
+      const rows = await rel.get();
+      if (!rows) throw new Error(`the ${grain.dataset} files for ${state.from} – ${state.to} are missing`);
+      sql = rowsSql(rows);
       await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${sql}`);
       probe.rollupBuilds = (probe.rollupBuilds || 0) + 1;
       logQuery(`CREATE ${name} ` + sql, t0, performance.now(), 0);
@@ -743,7 +786,9 @@ async function source(grain, rel, { dims = [], measures = [], time = false, exce
     }
   }
   if (panel !== null) probe.sources[panel] = 'rows';
-  const base = filters ? baseSql(grain, rel, except) : baseSql(grain, rel, CFG.dimensions.map((d) => d.name));
+  const rows = await rel.get();
+  if (!rows) throw new Error(`the ${grain.dataset} files for ${state.from} – ${state.to} could not be loaded`);
+  const base = filters ? baseSql(grain, rows, except) : baseSql(grain, rows, CFG.dimensions.map((d) => d.name));
   return { base, msql: (m) => measureSql(m, grain.grain), rollup: null };
 }
 
@@ -1832,7 +1877,18 @@ async function refresh() {
   clearRangeMessages();
   let grain = chooseGrain(state.from, state.to);
   try {
-    let rel = await relation(grain.dataset, state.from, state.to);
+    // A grain whose rollups files cover the range is drawn from them; its
+    // rows are fetched only when a view needs them. Otherwise the rows now
+    // (null when its files are missing).
+    const usable = async (g) => {
+      const rows = rowsOf(g.dataset, state.from, state.to);
+      if (rollupsCover(g.dataset, state.from, state.to)) {
+        const files = filesInRange(g.dataset + ROLLUPS, state.from, state.to);
+        if ((await Promise.all(files.map((f) => attach(f, true)))).every(Boolean)) return rows;
+      }
+      return (await rows.get()) ? rows : null;
+    };
+    let rel = await usable(grain);
     if (gen !== state.generation) return;
     if (!rel) {
       // The chosen grain's files are missing: a coarser grain may still
@@ -1840,7 +1896,7 @@ async function refresh() {
       for (const g of CFG.grains.slice(CFG.grains.indexOf(grain) + 1)) {
         const cov = coverage(g.dataset);
         if (!cov || cov.max < state.from || cov.min > state.to) continue;
-        const r = await relation(g.dataset, state.from, state.to);
+        const r = await usable(g);
         if (gen !== state.generation) return;
         if (r) {
           message(`The ${grain.grain} data for ${state.from} – ${state.to} is missing: showing ${g.grain} data instead.`, 'warning', `fallback:${state.from}:${state.to}`, 'range');
@@ -1874,7 +1930,7 @@ async function refresh() {
       panels.push(work().catch(onError));
     };
     run('filter lists', async () => {
-      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel}|${probe.useRollups}|${probe.useStoredRollups}`);
+      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel.key}|${probe.useRollups}|${probe.useStoredRollups}`);
       if (gen === state.generation) updateOptions();
     }, (e) => message('The filter lists could not be loaded: ' + errorText(e), 'warning'));
     run('KPIs', () => renderKpis(grain, rel, gen), (e) => message('The KPIs could not be computed: ' + errorText(e), 'error'));
@@ -1928,9 +1984,15 @@ async function checkLastDay() {
     state.lastDay = null;
     return;
   }
-  const files = datasetFiles(g.dataset).filter((f) => f.max_date === state.dataMax);
-  const parts = (await Promise.all(files.map(attach)))
-    .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(files[i].table)}` : null))
+  // The stored rollup that keeps the time holds the same timestamps: read
+  // from its file when there is one (the newest day's rows stay unfetched).
+  const timed = ((PAGE.stored_rollups || {})[g.dataset] || []).find((s) => s.time);
+  const rows = datasetFiles(g.dataset).filter((f) => f.max_date === state.dataMax);
+  const rollupsFiles = rows.map((f) => state.manifest.files.find((x) => x.path === rollupsPath(f.path) && x.dataset === g.dataset + ROLLUPS));
+  const fromRollups = probe.useStoredRollups && timed && rollupsFiles.length && rollupsFiles.every(Boolean);
+  const files = fromRollups ? rollupsFiles : rows;
+  const parts = (await Promise.all(files.map((f) => attach(f))))
+    .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(fromRollups ? timed.table : files[i].table)}` : null))
     .filter(Boolean);
   if (!parts.length) return;
   const day = `DATE ${sqlString(state.dataMax)}`;
@@ -2265,7 +2327,9 @@ async function download() {
   const grain = state.grainNow;
   if (!spec || !grain || !state.rel) return;
   status('Preparing the CSV…');
-  const base = baseSql(grain, state.rel);
+  const rows = await state.rel.get();
+  if (!rows) return;
+  const base = baseSql(grain, rows);
   const dims = spec.by.map((n) => `CAST(${ident(dimension(n).column)} AS VARCHAR) AS ${ident(n)}`);
   const ms = spec.measures.map((n) => `round(${measureSql(measure(n), grain.grain)}, ${csvDecimals(measure(n))}) AS ${ident(n)}`);
   const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
@@ -2374,7 +2438,7 @@ async function runSql(explain = false) {
   out.classList.add('running');
   status('Analyze: running the query…');
   try {
-    const datasets = [...new Set(state.manifest.files.map((f) => f.dataset))];
+    const datasets = [...new Set(state.manifest.files.map((f) => f.dataset))].filter((d) => !d.endsWith(ROLLUPS));
     for (const ds of datasets) {
       if (!new RegExp(`\\b${ds.replace(/[^A-Za-z0-9_]/g, '')}\\b`, 'i').test(sql)) continue;
       const rel = await relation(ds);
@@ -2532,7 +2596,9 @@ async function main() {
     renderChips();
     wireFilters();
     const first = chooseGrain(state.from, state.to);
-    filesInRange(first.dataset, state.from, state.to).forEach(prefetch);
+    // What the first view reads: the rollups files when they cover it.
+    if (rollupsCover(first.dataset, state.from, state.to)) filesInRange(first.dataset + ROLLUPS, state.from, state.to).forEach(prefetch);
+    else filesInRange(first.dataset, state.from, state.to).forEach(prefetch);
     if (summary && !summaryCurrent(summary)) dropPreview();
   }
   for (const d of CFG.dimensions) if (d.lookup) datasetFiles(d.lookup.dataset).forEach(prefetch);

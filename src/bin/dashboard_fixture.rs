@@ -15,8 +15,10 @@
 //! Datasets, shaped as the exporter writes the example project's: `intraday`
 //! (5-minute, the last `--intraday-days`: date, time SMALLINT HHMM,
 //! region_id, fuel, duid, mw, mwh, rrp), `hourly` (the same columns by hour,
-//! one file per half-year, e.g. `hourly_2024_h1`), `daily` (date, region_id,
-//! fuel, duid, mwh, mw, rrp; one file) and `units`. Hourly and daily rows are aggregated from the same 5-minute rows,
+//! one file per quarter, e.g. `hourly_2024_q1`), `daily` (date, region_id,
+//! fuel, duid, mwh, mw, rrp; one file per quarter) and `units`; next to each
+//! file of a grain's dataset, its `.rollups.duckdb` file (the dashboard's
+//! stored rollups, as the exporter writes them). Hourly and daily rows are aggregated from the same 5-minute rows,
 //! so every grain agrees.
 
 use analytics::dashboard::{DashboardConfig, rollups};
@@ -271,11 +273,36 @@ fn main() -> Result<()> {
             .collect::<Result<_, _>>()?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let stored = rollups::stored_for(dashboard.as_ref(), dataset, &names);
-        conn.execute_batch(&format!(
-            "{}DETACH x;",
-            rollups::create_sql(&stored, "x", &format!("x.{dataset}"))
-        ))
-        .with_context(|| format!("writing the rollups of {rel}"))?;
+        // Next to the rows, in a file of their own, as the exporter stores them.
+        let mut companion = None;
+        if !stored.is_empty() {
+            let rrel = rollups::file_of(&rel);
+            let rpath = out.join(&rrel);
+            let _ = std::fs::remove_file(&rpath);
+            let rpath_sql = rpath.display().to_string().replace('\'', "''");
+            conn.execute_batch(&format!(
+                "ATTACH '{rpath_sql}' AS r (STORAGE_VERSION '{}', BLOCK_SIZE {}); {}",
+                analytics::export::STORAGE_VERSION,
+                rollups::BLOCK_SIZE,
+                rollups::create_sql(&stored, "r", &format!("x.{dataset}"))
+            ))
+            .with_context(|| format!("writing {rrel}"))?;
+            let count: Vec<String> = stored
+                .iter()
+                .map(|r| format!("(SELECT count(*) FROM r.{})", r.table))
+                .collect();
+            let rows: i64 =
+                conn.query_row(&format!("SELECT {}", count.join(" + ")), [], |r| r.get(0))?;
+            conn.execute_batch("DETACH r;")?;
+            let bytes = std::fs::read(&rpath).with_context(|| format!("reading {rrel}"))?;
+            companion = Some(serde_json::json!({
+                "dataset": rollups::dataset_of(dataset), "path": rrel, "table": stored[0].table,
+                "grain": grain, "period": period, "rows": rows, "bytes": bytes.len(),
+                "sha256": hex(&Sha256::digest(&bytes)),
+            }));
+        }
+        conn.execute_batch("DETACH x;")
+            .with_context(|| format!("writing {rel}"))?;
         let check = Connection::open(&path).with_context(|| format!("reopening {rel}"))?;
         let (rows, min_date, max_date): (i64, Option<String>, Option<String>) = check.query_row(
             &format!(
@@ -312,6 +339,11 @@ fn main() -> Result<()> {
             "rows": rows, "bytes": bytes.len(), "sha256": hex(&Sha256::digest(&bytes)),
             "min_date": min_date, "max_date": max_date, "columns": columns,
         }));
+        if let Some(mut c) = companion {
+            c["min_date"] = serde_json::json!(min_date);
+            c["max_date"] = serde_json::json!(max_date);
+            files.push(c);
+        }
         Ok(())
     };
 
@@ -346,23 +378,24 @@ fn main() -> Result<()> {
         }
         Some(other) => bail!("--intraday-split {other}: only `day` is known"),
     }
-    let mut half = (start.year(), if start.month() <= 6 { 1 } else { 2 });
+    // One hourly and one daily file per quarter, as the example project
+    // exports them (`split: quarter`).
+    let mut quarter = (start.year(), (start.month0() / 3) + 1);
     loop {
-        let (y, h) = half;
-        let first =
-            NaiveDate::from_ymd_opt(y, if h == 1 { 1 } else { 7 }, 1).context("half-year start")?;
+        let (y, q) = quarter;
+        let first = NaiveDate::from_ymd_opt(y, (q - 1) * 3 + 1, 1).context("quarter start")?;
         if first > args.end {
             break;
         }
-        let next = if h == 1 { (y, 2) } else { (y + 1, 1) };
-        let last = NaiveDate::from_ymd_opt(next.0, if next.1 == 1 { 1 } else { 7 }, 1)
-            .context("half-year end")?
+        let next = if q == 4 { (y + 1, 1) } else { (y, q + 1) };
+        let last = NaiveDate::from_ymd_opt(next.0, (next.1 - 1) * 3 + 1, 1)
+            .context("quarter end")?
             - TimeDelta::days(1);
         write(
             "hourly",
-            &format!("hourly_{y}_h{h}"),
+            &format!("hourly_{y}_q{q}"),
             Some("hour"),
-            Some(format!("{y}_h{h}")),
+            Some(format!("{y}_q{q}")),
             &format!(
                 "SELECT date, ((time // 100) * 100)::SMALLINT AS time, region_id, fuel, duid,
                         avg(mw)::REAL AS mw, (sum(mw) / 12)::REAL AS mwh, avg(rrp)::REAL AS rrp
@@ -371,18 +404,20 @@ fn main() -> Result<()> {
             ),
             "date, time, region_id, duid",
         )?;
-        half = next;
+        write(
+            "daily",
+            &format!("daily_{y}_q{q}"),
+            Some("day"),
+            Some(format!("{y}_q{q}")),
+            &format!(
+                "SELECT date, region_id, fuel, duid, (sum(mw) / 12)::REAL AS mwh,
+                        avg(mw)::REAL AS mw, avg(rrp)::REAL AS rrp
+                 FROM five WHERE date BETWEEN DATE '{first}' AND DATE '{last}' GROUP BY ALL"
+            ),
+            "date, region_id, duid",
+        )?;
+        quarter = next;
     }
-    write(
-        "daily",
-        "daily",
-        Some("day"),
-        None,
-        "SELECT date, region_id, fuel, duid, (sum(mw) / 12)::REAL AS mwh,
-                avg(mw)::REAL AS mw, avg(rrp)::REAL AS rrp
-         FROM five GROUP BY ALL",
-        "date, region_id, duid",
-    )?;
     write(
         "units",
         "units",

@@ -13,9 +13,17 @@
 //! covers: it is stored only when each of its columns is one `sum`,
 //! `count`, `min` or `max` (optionally with `FILTER (…)`), which merge.
 //!
-//! The exporter writes them only into the files it writes (the periods an
-//! export restages), and the renderer tells the page which tables each
-//! dataset's files hold, from the same function ([`stored_for`]).
+//! They are stored in a file of their own next to each rows file
+//! (`hourly_2025_q3.duckdb` → `hourly_2025_q3.rollups.duckdb`), listed in the
+//! manifest under the dataset `<dataset>.rollups` ([`dataset_of`]) with the
+//! rows file's period and dates: a range change the rollups serve downloads
+//! them (a few hundred kB) and not the rows (several MB); the page fetches
+//! the rows file only when a view needs rows (a unit filter, a drill-down,
+//! Analyze, the CSV). The exporter writes them only for the periods an
+//! export restages, keeps the published one of a kept period (the export's
+//! keep/restage logic and publish's merge carry them like any file of the
+//! dataset), and the renderer tells the page which tables each dataset's
+//! rollups files hold, from the same function ([`stored_for`]).
 
 use crate::project::dashboard::{DashboardConfig, MeasureConfig, RollupConfig};
 use crate::sql::quote;
@@ -48,6 +56,28 @@ pub struct StoredColumn {
     /// possible in a rollup that keeps the time, which is never merged).
     pub merge: Option<&'static str>,
 }
+
+/// The manifest's dataset name of the rollups files of `dataset`.
+pub fn dataset_of(dataset: &str) -> String {
+    format!("{dataset}{DATASET_SUFFIX}")
+}
+
+/// What [`dataset_of`] appends (a dataset's name is an identifier, so no
+/// export is named like this).
+pub const DATASET_SUFFIX: &str = ".rollups";
+
+/// The rollups file of the rows file `path` (`data/x_2025_q3.duckdb` →
+/// `data/x_2025_q3.rollups.duckdb`).
+pub fn file_of(path: &str) -> String {
+    let stem = path.strip_suffix(".duckdb").unwrap_or(path);
+    format!("{stem}.rollups.duckdb")
+}
+
+/// The block size of a rollups file: DuckDB's smallest (16 kB; DuckDB-WASM
+/// reads it from the file's header). A few thousand rows a table, so the
+/// default 256 kB blocks would be mostly empty: a day's 5-minute rollups take
+/// 0.30 MB instead of 0.80 MB, a quarter's daily ones 0.13 MB instead of 0.54.
+pub const BLOCK_SIZE: u32 = 16384;
 
 /// The table name of rollup `index` in a file.
 pub fn table_name(index: usize) -> String {
@@ -267,7 +297,7 @@ pub fn create_sql(rollups: &[StoredRollup], schema: &str, from: &str) -> String 
 pub fn signature(rollups: &[StoredRollup]) -> String {
     rollups
         .iter()
-        .map(|r| format!("rollup {} {}\n", r.table, r.select_sql("rows")))
+        .map(|r| format!("rollup file {} {}\n", r.table, r.select_sql("rows")))
         .collect()
 }
 

@@ -36,19 +36,58 @@ const RUNS = Number(process.env.RUNS || 3);
 const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'manifest.json'), 'utf8'));
 const server = await serve(SITE, { gzip: true });
 
+// Where a change's time went (from the page's probe): the files downloaded
+// (count, bytes, the longest wait for bytes), registering + ATTACH (the
+// longest), the worker busy with queries (the union of the queries'
+// intervals: they overlap in the queue), and drawing (ECharts, summed).
+async function changeMark(page) {
+  return page.evaluate(() => ({ seq: window.__dashboard.querySeq || 0, files: Object.keys(window.__dashboard.attachMs || {}), downloaded: window.__dashboard.downloaded.length }));
+}
+async function breakdown(page, mark) {
+  return page.evaluate((mark) => {
+    const d = window.__dashboard;
+    const newFiles = Object.entries(d.attachMs || {}).filter(([k]) => !mark.files.includes(k));
+    const got = d.downloaded.slice(mark.downloaded);
+    const qs = d.queries.filter((q) => q.seq > mark.seq).sort((a, b) => a.t0 - b.t0);
+    let busy = 0;
+    let end = -Infinity;
+    for (const q of qs) {
+      const from = Math.max(q.t0, end);
+      if (q.t1 > from) busy += q.t1 - from;
+      end = Math.max(end, q.t1);
+    }
+    return {
+      files: got.length,
+      fetch: Math.max(0, ...newFiles.map(([, v]) => v[0])),
+      attach: Math.max(0, ...newFiles.map(([, v]) => v[1])),
+      queries: qs.length,
+      queryMs: Math.round(busy),
+      draw: Object.values(d.drawMs || {}).reduce((a, b) => a + b, 0),
+      names: got,
+    };
+  }, mark).then((r) => ({ ...r, bytes: r.names.reduce((n, p) => n + (manifest.files.find((f) => f.path === p)?.bytes || 0), 0), names: r.names.map((p) => p.split('/').pop()) }));
+}
+
 async function preset(page, days) {
+  const mark = await changeMark(page);
   const n = await renders(page);
   await page.click(`.presets button[data-days="${days}"]`);
   await waitReady(page, n);
-  return page.evaluate(() => ({ ms: window.__dashboard.lastRefreshMs, grain: window.__dashboard.grain }));
+  const r = await page.evaluate(() => ({ ms: window.__dashboard.lastRefreshMs, grain: window.__dashboard.grain }));
+  r.parts = await breakdown(page, mark);
+  return r;
 }
 
 async function filter(page, id, value) {
+  const mark = await changeMark(page);
   const n = await renders(page);
   await page.selectOption(id, value);
   await waitReady(page, n);
-  return page.evaluate(() => window.__dashboard.lastRefreshMs);
+  const took = await page.evaluate(() => window.__dashboard.lastRefreshMs);
+  parts.filter.push(await breakdown(page, mark));
+  return took;
 }
+const parts = { filter: [], 7: [], 30: [], 365: [] };
 
 // The floor of "DuckDB-WASM ready" (FLOOR=1): a blank page on the same
 // server that only starts the engine as index.html's first script does (the
@@ -143,6 +182,7 @@ for (let run = 0; run < RUNS; run++) {
       for (const days of [30, 365, 7]) {
         const r = await preset(cold.page, days);
         results.first[days].push(r.ms);
+        parts[days].push(r.parts);
         results.grains[days] = r.grain;
       }
       for (const days of [30, 365, 7]) results.again[days].push((await preset(cold.page, days)).ms);
@@ -238,6 +278,14 @@ for (const days of [7, 30, 365]) {
 }
 console.log(`| filter change (region SA1, 7 days at 5-minute grain) | ${ms(median(results.filter))} | |`);
 console.log(`| filter back to none (seen before) | ${ms(median(results.filterBack))} | |`);
+console.log('');
+console.log('| first change (1440×900, medians) | page time | files fetched | bytes | wait for bytes (longest) | register + ATTACH (longest) | queries | worker busy with queries | drawing (summed) |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+const filterFirst = parts.filter.filter((_, i) => i % 2 === 0);
+for (const [label, xs, times] of [['range → 30 days', parts[30], results.first[30]], ['range → 365 days', parts[365], results.first[365]], ['range → 7 days', parts[7], results.first[7]], ['filter region SA1', filterFirst, results.filter]]) {
+  const pick = (k) => median(xs.map((x) => x[k]));
+  console.log(`| ${label} | ${ms(median(times))} | ${pick('files')} (${xs[0]?.names.join(', ') || ''}) | ${(pick('bytes') / 1e3).toFixed(0)} kB | ${ms(pick('fetch'))} | ${ms(pick('attach'))} | ${pick('queries')} | ${ms(pick('queryMs'))} | ${ms(pick('draw'))} |`);
+}
 if (FLOOR) {
   console.log('');
   console.log('| warm visit (FLOOR=1, same profile, alternating) | blank page: engine instantiated in the early worker | blank page: + connect + SELECT 42 | dashboard: DuckDB-WASM ready | dashboard: interactive |');

@@ -100,7 +100,7 @@ await page.goto(server.url);
 await waitReady(page);
 let s = await state(page);
 const statusLog = await page.evaluate(() => window.__dashboard.statusLog);
-for (const phase of [/manifest/i, /Starting DuckDB-WASM/, /Downloading intraday\.duckdb/, /Querying: KPIs/, /Querying: Generation by fuel/, /^Showing .* at 5min grain/]) {
+for (const phase of [/manifest/i, /Starting DuckDB-WASM/, /Downloading intraday\.rollups\.duckdb/, /Querying: KPIs/, /Querying: Generation by fuel/, /^Showing .* at 5min grain/]) {
   check(statusLog.some((t) => phase.test(t)), `the status line names the phase ${phase}`, statusLog.slice(0, 12).join(' | '));
 }
 check(s.grain === '5min', 'opens on the last 7 days at 5-minute grain', `grain ${s.grain}, ${s.from} – ${s.to}`);
@@ -160,7 +160,8 @@ await setRange(page, from30, dataMax);
 s = await state(page);
 check(s.grain === 'hour', '30 days are shown hourly', s.grain);
 check(s.charts.every((c) => c.state === 'ready' && c.points > 0), 'charts have data at hourly grain');
-const hourlyNeeded = manifest.files.filter((f) => f.dataset === 'hourly' && f.max_date >= from30).map((f) => f.path);
+// (rollupsMatchRows read these 30 days from the rows too: rows and rollups files.)
+const hourlyNeeded = manifest.files.filter((f) => ['hourly', 'hourly.rollups'].includes(f.dataset) && f.max_date >= from30).map((f) => f.path);
 const hourlyFetched = s.downloaded.filter((p) => p.includes('hourly'));
 check(JSON.stringify(hourlyFetched.sort()) === JSON.stringify(hourlyNeeded.sort()), 'only the hourly periods the range needs are attached', hourlyFetched.join(', '));
 n = await renders(page);
@@ -198,8 +199,11 @@ await page.fill('#sql', 'SELECT count(DISTINCT date) AS days FROM hourly');
 await page.click('#run-sql');
 await page.waitForFunction(() => /rows in/.test(document.getElementById('sql-status').textContent));
 const hourlyDays = await page.evaluate(() => document.querySelector('#sql-result td')?.textContent);
-const expectDays = manifest.files.filter((f) => f.dataset === 'daily')[0];
-const totalDays = Math.round((Date.parse(expectDays.max_date) - Date.parse(expectDays.min_date)) / 86400000) + 1;
+// (the daily files, one a quarter, hold every day.)
+const dailyFiles = manifest.files.filter((f) => f.dataset === 'daily');
+const firstDay = dailyFiles.map((f) => f.min_date).sort()[0];
+const lastDay = dailyFiles.map((f) => f.max_date).sort().pop();
+const totalDays = Math.round((Date.parse(lastDay) - Date.parse(firstDay)) / 86400000) + 1;
 check(Number(hourlyDays) === totalDays, 'Analyze attaches every period of a dataset it names', `${hourlyDays} days (expected ${totalDays})`);
 await page.fill('#sql', 'SELECT * FROM no_such_table');
 await page.click('#run-sql');
@@ -238,9 +242,13 @@ await ui.sharedUrl({ browser, server, check, state, watch, OUT, dataMax });
 await browser.close();
 
 // ------------------------------------------------------------- a deleted period file
+// (the period's rows file and its rollups file: with the rollups file
+// there, the page draws the range from it and never needs the rows.)
 const victim = manifest.files.filter((f) => f.dataset === 'hourly').sort((a, b) => a.min_date.localeCompare(b.min_date))[0];
 const victimPath = path.join(SITE, victim.path);
+const victimRollups = victimPath.replace(/\.duckdb$/, '.rollups.duckdb');
 fs.renameSync(victimPath, victimPath + '.deleted');
+fs.renameSync(victimRollups, victimRollups + '.deleted');
 try {
   const fresh = await launch();
   const p = await fresh.context.newPage();
@@ -260,6 +268,7 @@ try {
   await fresh.close();
 } finally {
   fs.renameSync(victimPath + '.deleted', victimPath);
+  fs.renameSync(victimRollups + '.deleted', victimRollups);
 }
 
 check(offsite.length === 0, 'no request leaves loopback (bundled assets)', offsite.slice(0, 5).join(', '));

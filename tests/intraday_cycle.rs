@@ -468,27 +468,33 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         days,
         [
             "data/intraday_2024_01_01.duckdb",
+            "data/intraday_2024_01_01.rollups.duckdb",
             "data/intraday_2024_01_02.duckdb",
-            "data/intraday_2024_01_03.duckdb"
+            "data/intraday_2024_01_02.rollups.duckdb",
+            "data/intraday_2024_01_03.duckdb",
+            "data/intraday_2024_01_03.rollups.duckdb"
         ],
         "{t}"
     );
 
     // One new interval (2024-01-03 00:55): the days the stored tables'
     // changed files span (the new files hold 2024-01-03 only) are restaged,
-    // the other two days kept without reading them; only today's file is
-    // written.
+    // the other two days kept without reading them; only today's files
+    // (rows and the dashboard's rollups) are written.
     let before = folder_state(&site);
     list_first(sample.path(), 12);
     let t = run(dir.path(), &sw, &site);
     assert!(
         t.lines().any(|l| l.contains("export `intraday`: ")
-            && l.contains("1 date range(s) restaged, 2 published file(s) kept as they are")),
+            && l.contains("1 date range(s) restaged, 4 published file(s) kept as they are")),
         "{t}"
     );
     assert_eq!(
         data_files_changed(&before, &folder_state(&site)),
-        ["data/intraday_2024_01_03.duckdb"],
+        [
+            "data/intraday_2024_01_03.duckdb",
+            "data/intraday_2024_01_03.rollups.duckdb"
+        ],
         "{t}"
     );
     // … and only the data files that can hold those days were copied.
@@ -503,8 +509,9 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
     // Late data for an old day: that day's file is rewritten, no other —
     // but for a published file the folder lost (deleted by hand, or by a
     // publish stopped half-way), which is written again, though its rows did
-    // not change. (The upsert rewrote a data file spanning 2024-01-02 and
-    // -03, so today is restaged too, and kept: its rows did not change.)
+    // not change (its rollups file, still there and unchanged, is kept).
+    // (The upsert rewrote a data file spanning 2024-01-02 and -03, so today
+    // is restaged too, and kept: its rows did not change.)
     std::fs::remove_file(site.join("data/intraday_2024_01_01.duckdb")).unwrap();
     let before = folder_state(&site);
     publish_late_scada_file(sample.path());
@@ -519,7 +526,8 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         data_files_changed(&before, &folder_state(&site)),
         [
             "data/intraday_2024_01_01.duckdb",
-            "data/intraday_2024_01_02.duckdb"
+            "data/intraday_2024_01_02.duckdb",
+            "data/intraday_2024_01_02.rollups.duckdb"
         ],
         "{t}"
     );
@@ -533,11 +541,11 @@ fn an_intraday_export_restages_only_the_days_the_run_changed() {
         "{t}"
     );
     let (cycled, restaged) = (intraday_contents(&site), intraday_contents(&full));
-    // Three day files (each may hold the dashboard's rollup tables too).
+    // Three day files, each with its rollups file.
     let files: std::collections::BTreeSet<&str> = cycled
         .keys()
         .filter_map(|k| k.split_once(':').map(|(f, _)| f))
         .collect();
-    assert_eq!(files.len(), 3, "{cycled:?}");
+    assert_eq!(files.len(), 6, "{cycled:?}");
     assert_eq!(cycled, restaged);
 }

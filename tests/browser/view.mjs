@@ -116,7 +116,9 @@ async function shot(page, name, { width = 1440, height = 900, dark = false } = {
   const heldLib = [];
   await page.route('**/*.wasm', () => {});
   await page.route('**/echarts*.js', (route) => heldLib.push(route));
-  await page.goto(server.url);
+  // Not until "load": the held library's preload would keep that event
+  // from firing (a race the loaded CI machine lost once, 2026-11-30).
+  await page.goto(server.url, { waitUntil: 'commit' });
   // (a page that cannot paint without the library never marks its preview)
   await page.waitForFunction(() => window.__dashboard && window.__dashboard.marks.preview !== undefined, null, { timeout: 30000 }).catch(() => {});
   await page.waitForTimeout(300);

@@ -819,55 +819,32 @@ struct Seen {
 /// A loopback HTTP server whose answers come from `route`.
 struct Fake {
     base: String,
-    server: Arc<tiny_http::Server>,
     seen: Arc<Mutex<Vec<Seen>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: common::server::Server,
 }
 
 impl Fake {
     fn start(route: impl Fn(&Seen) -> (u16, String) + Send + 'static) -> Fake {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (s, log) = (server.clone(), seen.clone());
-        let thread = std::thread::spawn(move || {
-            for mut request in s.incoming_requests() {
-                let mut body = String::new();
-                let _ = request.as_reader().read_to_string(&mut body);
-                let req = Seen {
-                    method: request.method().to_string(),
-                    path: request.url().to_string(),
-                    auth: request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.equiv("Authorization"))
-                        .map(|h| h.value.to_string()),
-                    body,
-                };
-                log.lock().unwrap().push(req.clone());
-                let (status, text) = route(&req);
-                let response = tiny_http::Response::from_string(text)
-                    .with_status_code(status)
-                    .with_header(
-                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap(),
-                    );
-                let _ = request.respond(response);
-            }
+        let (log, route) = (seen.clone(), Mutex::new(route));
+        let server = common::server::Server::start(move |request| {
+            let req = Seen {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                auth: request.header("authorization").map(str::to_string),
+                body: String::from_utf8_lossy(&request.body).into_owned(),
+            };
+            log.lock().unwrap().push(req.clone());
+            let (status, text) = (route.lock().unwrap())(&req);
+            Some(
+                common::server::Response::new(status, text)
+                    .header("Content-Type", "application/json"),
+            )
         });
         Fake {
-            base,
-            server,
+            base: server.url.clone(),
             seen,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }

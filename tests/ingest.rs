@@ -1126,51 +1126,38 @@ fn serve_rendezvous(
     holds: Vec<(String, String)>,
     give_up: std::time::Duration,
 ) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use common::server::Response;
     use std::sync::{Condvar, Mutex};
-    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-    let base = format!("http://{}", server.server_addr().to_ip().unwrap());
-    let files = Arc::new(files);
-    let holds = Arc::new(holds);
     let seen: Arc<(Mutex<Vec<String>>, Condvar)> = Arc::default();
     let timed_out: Arc<Mutex<Vec<String>>> = Arc::default();
     let timeouts = timed_out.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            let (files, holds, seen, timed_out) = (
-                files.clone(),
-                holds.clone(),
-                seen.clone(),
-                timed_out.clone(),
-            );
-            std::thread::spawn(move || {
-                let path = request.url().to_string();
-                {
-                    let (lock, cv) = &*seen;
-                    lock.lock().unwrap().push(path.clone());
-                    cv.notify_all();
-                }
-                if let Some((_, until)) = holds.iter().find(|(held, _)| *held == path) {
-                    let (lock, cv) = &*seen;
-                    let (guard, wait) = cv
-                        .wait_timeout_while(lock.lock().unwrap(), give_up, |s| !s.contains(until))
-                        .unwrap();
-                    drop(guard);
-                    if wait.timed_out() {
-                        timed_out.lock().unwrap().push(path);
-                        let _ = request.respond(tiny_http::Response::empty(503));
-                        return;
-                    }
-                }
-                let response = match files.get(&path) {
-                    Some(bytes) => tiny_http::Response::from_data(bytes.clone()),
-                    None => {
-                        tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404)
-                    }
-                };
-                let _ = request.respond(response);
-            });
+    // Each request is handled on a thread of its own (common::server).
+    let server = common::server::Server::start(move |request| {
+        let path = request.path;
+        {
+            let (lock, cv) = &*seen;
+            lock.lock().unwrap().push(path.clone());
+            cv.notify_all();
         }
+        if let Some((_, until)) = holds.iter().find(|(held, _)| *held == path) {
+            let (lock, cv) = &*seen;
+            let (guard, wait) = cv
+                .wait_timeout_while(lock.lock().unwrap(), give_up, |s| !s.contains(until))
+                .unwrap();
+            drop(guard);
+            if wait.timed_out() {
+                timed_out.lock().unwrap().push(path);
+                return Some(Response::new(503, Vec::new()));
+            }
+        }
+        Some(match files.get(&path) {
+            Some(bytes) => Response::new(200, bytes.clone()),
+            None => Response::new(404, b"not found".to_vec()),
+        })
     });
+    let base = server.url.clone();
+    // The server lives as long as the test process.
+    std::mem::forget(server);
     (base, timeouts)
 }
 

@@ -5,10 +5,11 @@
 //! using only the action's inputs (and pass actionlint when it is
 //! installed), and no secret of the profile is copied or shown.
 
+mod common;
+
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -273,21 +274,17 @@ fn init_from_the_dbt_compat_fixture_gives_a_project_whose_ci_run_passes() {
 /// A loopback "catalog" that answers 401 to everything and keeps the
 /// Authorization headers it was sent.
 fn refusing_catalog() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tiny_http::Server::from_listener(listener, None).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let keep = seen.clone();
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            for h in request.headers() {
-                if h.field.equiv("Authorization") {
-                    keep.lock().unwrap().push(h.value.to_string());
-                }
-            }
-            let _ = request.respond(tiny_http::Response::from_string("no").with_status_code(401));
+    let server = common::server::Server::start(move |request| {
+        if let Some(auth) = request.header("authorization") {
+            keep.lock().unwrap().push(auth.to_string());
         }
+        Some(common::server::Response::new(401, "no"))
     });
+    let url = server.url.clone();
+    // The server lives as long as the test process.
+    std::mem::forget(server);
     (url, seen)
 }
 

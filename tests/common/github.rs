@@ -8,6 +8,7 @@
 //! 404 (not enabled, the default), 403, or a site deployed from a branch or
 //! a workflow.
 
+use super::server::{Response, Server};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -226,8 +227,7 @@ pub struct FakeGitHub {
     /// Injected failures (see [`FakeGitHub::fail`]).
     failures: Arc<Mutex<Vec<Failure>>>,
     _dir: tempfile::TempDir,
-    server: Arc<tiny_http::Server>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 impl FakeGitHub {
@@ -242,9 +242,6 @@ impl FakeGitHub {
             .output()
             .unwrap();
         assert!(out.status.success());
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let addr = server.server_addr().to_ip().unwrap();
-        let api_url = format!("http://{addr}/api/v3");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(None));
         let pages = Arc::new(Mutex::new(FakePages::NotEnabled));
@@ -258,41 +255,27 @@ impl FakeGitHub {
             hook: hook.clone(),
         };
         let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
-        let (s, log, fail) = (server.clone(), requests.clone(), failures.clone());
-        let thread = std::thread::spawn(move || {
-            for mut request in s.incoming_requests() {
-                let method = request.method().to_string().to_uppercase();
-                let url = request.url().to_string();
-                log.lock().unwrap().push((method.clone(), url.clone()));
-                let auth = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Authorization"))
-                    .map(|h| h.value.to_string());
-                let mut body = Vec::new();
-                let _ = request.as_reader().read_to_end(&mut body);
-                let injected = fail.lock().unwrap().iter_mut().find_map(|f| {
-                    (f.times > 0 && f.method == method && url.contains(&f.part)).then(|| {
-                        f.times -= 1;
-                        f.status
-                    })
-                });
-                let (status, json) = match injected {
-                    Some(status) => (status, message("injected failure")),
-                    None => ctx.handle(&method, &url, auth.as_deref(), &body),
-                };
-                let response = tiny_http::Response::from_data(json.to_string().into_bytes())
-                    .with_status_code(status)
-                    .with_header(
-                        tiny_http::Header::from_bytes(
-                            &b"Content-Type"[..],
-                            &b"application/json"[..],
-                        )
-                        .unwrap(),
-                    );
-                let _ = request.respond(response);
-            }
+        let (log, fail) = (requests.clone(), failures.clone());
+        // One request at a time, as a repository applies them.
+        let one_at_a_time = Mutex::new(());
+        let server = Server::start(move |request| {
+            let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+            let (method, url) = (request.method.clone(), request.path.clone());
+            log.lock().unwrap().push((method.clone(), url.clone()));
+            let auth = request.header("authorization");
+            let injected = fail.lock().unwrap().iter_mut().find_map(|f| {
+                (f.times > 0 && f.method == method && url.contains(&f.part)).then(|| {
+                    f.times -= 1;
+                    f.status
+                })
+            });
+            let (status, json) = match injected {
+                Some(status) => (status, message("injected failure")),
+                None => ctx.handle(&method, &url, auth, &request.body),
+            };
+            Some(Response::new(status, json.to_string()).header("Content-Type", "application/json"))
         });
+        let api_url = format!("{}/api/v3", server.url);
         FakeGitHub {
             api_url,
             repo,
@@ -301,8 +284,7 @@ impl FakeGitHub {
             pages,
             failures,
             _dir: dir,
-            server,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -330,15 +312,6 @@ impl FakeGitHub {
             .iter()
             .filter(|(m, p)| m == method && p.contains(part))
             .count()
-    }
-}
-
-impl Drop for FakeGitHub {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

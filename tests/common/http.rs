@@ -1,6 +1,7 @@
 //! A tiny HTTP server on loopback for ingest tests: routes are a closure,
 //! and every request (path, Authorization header) is recorded.
 
+use super::server::{Response, Server};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -38,49 +39,38 @@ pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub base: String,
-    server: Arc<tiny_http::Server>,
     pub requests: RequestLog,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 type Route = dyn Fn(&str, usize) -> Reply + Send + Sync;
 
 impl TestServer {
-    /// Starts a server; `route(path, nth_request_for_this_path)` answers.
+    /// Starts a server; `route(path, nth_request_for_this_path)` answers,
+    /// one request at a time (connections are served at once).
     pub fn start(route: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> TestServer {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let base = format!("http://{}", server.server_addr().to_ip().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests: RequestLog = Arc::new(Mutex::new(Vec::new()));
         let route: Arc<Route> = Arc::new(route);
-        let (s, r) = (server.clone(), requests.clone());
-        let thread = std::thread::spawn(move || {
-            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-            for request in s.incoming_requests() {
-                let path = request.url().to_string();
-                let auth = request
-                    .headers()
-                    .iter()
-                    .find(|h| h.field.equiv("Authorization"))
-                    .map(|h| h.value.to_string());
-                r.lock().unwrap().push((path.clone(), auth));
-                let n = counts.entry(path.clone()).or_default();
-                *n += 1;
-                let reply = route(&path, *n);
-                let mut response =
-                    tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-                for (k, v) in reply.headers {
-                    response.add_header(
-                        tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap(),
-                    );
-                }
-                let _ = request.respond(response);
+        let counts: Mutex<BTreeMap<String, usize>> = Mutex::default();
+        let r = requests.clone();
+        let server = Server::start(move |request| {
+            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            let path = request.path.clone();
+            let auth = request.header("authorization").map(str::to_string);
+            r.lock().unwrap().push((path.clone(), auth));
+            let n = counts.entry(path.clone()).or_default();
+            *n += 1;
+            let reply = route(&path, *n);
+            let mut response = Response::new(reply.status, reply.body);
+            for (k, v) in &reply.headers {
+                response = response.header(k, v);
             }
+            Some(response)
         });
         TestServer {
-            base,
-            server,
+            base: server.url.clone(),
             requests,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -92,14 +82,5 @@ impl TestServer {
             .iter()
             .filter(|(p, _)| p.starts_with(prefix))
             .count()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -7,6 +7,7 @@ pub mod http;
 pub mod nem;
 pub mod proxy;
 pub mod seaweedfs;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

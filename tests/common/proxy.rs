@@ -23,6 +23,7 @@
 //! Waiting is on a condition variable, never on a clock; the only timeout is
 //! a deadlock guard that fails the test.
 
+use super::server::{Answer, Request, Response, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -103,9 +104,8 @@ impl Shared {
 pub struct Proxy {
     /// The URL to give the code under test instead of the upstream's.
     pub url: String,
-    server: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Option<Server>,
 }
 
 /// The deadlock guard: a hold nobody releases fails the test.
@@ -119,27 +119,22 @@ impl Proxy {
         let rest = upstream.trim_start_matches("http://").trim_end_matches('/');
         let (host, base) = rest.split_once('/').unwrap_or((rest, ""));
         let upstream = host.to_string();
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let mut url = format!("http://{}", server.server_addr().to_ip().unwrap());
-        if !base.is_empty() {
-            url = format!("{url}/{base}");
-        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         });
-        let (s, sh) = (server.clone(), shared.clone());
-        let thread = std::thread::spawn(move || {
-            for request in s.incoming_requests() {
-                let (sh, upstream) = (sh.clone(), upstream.clone());
-                std::thread::spawn(move || handle(request, &sh, &upstream));
-            }
-        });
+        let sh = shared.clone();
+        // Each request is handled on a thread of its own, so a held one
+        // holds up nothing else.
+        let server = Server::start(move |request| handle(request, &sh, &upstream));
+        let mut url = server.url.clone();
+        if !base.is_empty() {
+            url = format!("{url}/{base}");
+        }
         Proxy {
             url,
-            server,
             shared,
-            thread: Some(thread),
+            server: Some(server),
         }
     }
 
@@ -238,10 +233,7 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.clear(Release::Drop);
-        self.server.unblock();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.server.take();
     }
 }
 
@@ -270,18 +262,13 @@ pub fn is_data_put(method: &str, path: &str) -> bool {
             .ends_with(".parquet")
 }
 
-fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
-    let method = request.method().as_str().to_string();
-    let path = request.url().to_string();
-    let mut body = Vec::new();
-    if request.as_reader().read_to_end(&mut body).is_err() {
-        return;
-    }
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|h| (h.field.as_str().as_str().to_string(), h.value.to_string()))
-        .collect();
+fn handle(request: Request, shared: &Shared, upstream: &str) -> Answer {
+    let Request {
+        method,
+        path,
+        headers,
+        body,
+    } = request;
 
     // Is it matched, and how is it held?
     let (index, hold) = {
@@ -313,8 +300,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
     // A late request is answered now and parked; the next match sends it.
     if matches!(hold, Some(Hold::Late(_))) {
         shared.lock().late = Some((index, method, path, headers, body));
-        let _ = request.respond(tiny_http::Response::empty(502));
-        return;
+        return Some(Response::new(502, Vec::new()));
     }
     if shared.lock().seen[index].matched.is_some() {
         let parked = shared.lock().late.take();
@@ -330,7 +316,7 @@ fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
         let how = wait_release(shared, hold);
         if how == Release::Drop {
             done_holding(shared);
-            return;
+            return None;
         }
     }
     let answer = forward(upstream, &method, &path, &headers, &body);
@@ -343,41 +329,26 @@ fn handle(mut request: tiny_http::Request, shared: &Shared, upstream: &str) {
         done_holding(shared);
         if how == Release::Drop {
             shared.lock().seen[index].status = None;
-            return;
+            return None;
         }
     } else if hold.is_some() {
         done_holding(shared);
     }
-    let Some((status, resp_headers, resp_body)) = answer else {
-        return;
-    };
-    let mut length = resp_body.len();
-    let mut out = Vec::new();
+    let (status, resp_headers, resp_body) = answer?;
+    let mut response = Response::new(status, resp_body);
     for (k, v) in resp_headers {
         let lower = k.to_ascii_lowercase();
-        if lower == "content-length" {
-            // HEAD answers carry the object's length without its body.
-            if method == "HEAD" {
-                length = v.trim().parse().unwrap_or(0);
-            }
+        // The body's own length is sent, except for HEAD, whose answer
+        // names the object's length without a body.
+        if lower == "content-length" && method != "HEAD" {
             continue;
         }
         if ["connection", "transfer-encoding", "keep-alive"].contains(&lower.as_str()) {
             continue;
         }
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            out.push(h);
-        }
+        response = response.header(&k, &v);
     }
-    let response = tiny_http::Response::new(
-        tiny_http::StatusCode(status),
-        out,
-        std::io::Cursor::new(resp_body),
-        Some(length),
-        None,
-    )
-    .with_chunked_threshold(usize::MAX);
-    let _ = request.respond(response);
+    Some(response)
 }
 
 /// Counts this request as held and waits for its release.
@@ -412,7 +383,7 @@ fn done_holding(shared: &Shared) {
 }
 
 /// An upstream answer: status, headers, body.
-type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+type Upstream = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// Sends one request upstream on a fresh connection (`Connection: close`)
 /// with the client's headers (Host included); (status, headers, body).
@@ -422,7 +393,7 @@ fn forward(
     path: &str,
     headers: &[(String, String)],
     body: &[u8],
-) -> Option<Answer> {
+) -> Option<Upstream> {
     let mut stream = TcpStream::connect(upstream).ok()?;
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
     for (k, v) in headers {

@@ -552,23 +552,33 @@ fn the_example_project_exports_match_its_tables_and_import_publishes_them_to_git
                 ("rrp_mwh", "sum(rrp * mwh) filter (where mwh > 0)"),
             ],
         );
-        // Per unit and date at the day grain would be the rows again: not stored.
-        let per_unit = if t == "daily" {
-            int(
-                &c,
-                "select count(*) from duckdb_tables() where database_name = 'r' and table_name = '_rollup_0'",
-            )
-        } else {
-            differ(
-                "r._rollup_0",
-                "date, region_id, fuel, duid",
-                &[
-                    ("mwh", "sum(mwh)"),
-                    ("mw_max", "max(mw)"),
-                    ("mwh_sold", "sum(mwh) filter (where mwh > 0)"),
-                ],
-            )
-        };
+        // Per unit and date at the day grain would be the rows again: stored
+        // per file (its period), one row per unit.
+        let per_unit = differ(
+            "r._rollup_0",
+            if t == "daily" {
+                "region_id, fuel, duid"
+            } else {
+                "date, region_id, fuel, duid"
+            },
+            &[
+                ("mwh", "sum(mwh)"),
+                ("mw_max", "max(mw)"),
+                ("mwh_sold", "sum(mwh) filter (where mwh > 0)"),
+            ],
+        );
+        if t == "daily" {
+            assert_eq!(
+                int(
+                    &c,
+                    "select count(*) from duckdb_columns() where database_name = 'r' \
+                     and table_name = '_rollup_0' and column_name = 'date'"
+                ),
+                0,
+                "{}: the per-unit rollup of a daily file is per period",
+                f.path
+            );
+        }
         assert_eq!(
             (per_fuel, per_unit),
             (0, 0),

@@ -504,7 +504,9 @@ function attach(file, quiet = false) {
 // SQL for a dataset's rows over [from, to]: the union of the files it needs
 // (or of another `table` those files hold, e.g. a stored rollup).
 async function relation(dataset, from, to, table = null) {
-  const files = filesInRange(dataset, from, to);
+  return relationOf(filesInRange(dataset, from, to), table);
+}
+async function relationOf(files, table = null) {
   if (files.length === 0) return null;
   const aliases = (await Promise.all(files.map(attach)))
     .map((a, i) => (a ? `SELECT * FROM ${ident(a)}.${ident(table || files[i].table)}` : null))
@@ -675,6 +677,12 @@ function storedRollup(idx, grain) {
 // The range's rollup from the stored one: its rows as they are when it
 // keeps the time (one per timestamp and dimensions), else its per-date
 // values merged (sums summed, counts summed, min of mins, max of maxes).
+// A rollup stored per period (`period`: per unit at the day grain, where per
+// date it would be the rows) is read from the files whose dates the range
+// covers whole; a file the range covers in part is aggregated from its rows.
+function wholeIn(f, from, to) {
+  return !!(f.min_date && f.max_date && f.min_date >= from && f.max_date <= to);
+}
 function storedRollupSql(s, r, grain, srel, where) {
   const dims = r.by.map((n) => ident(dimension(n).column));
   if (r.time !== false) {
@@ -716,12 +724,20 @@ function ensureRollup(idx, grain, rel) {
         try {
           // Every rollups file of the range, or the rows (a missing one
           // would leave its dates out).
-          const files = filesInRange(grain.dataset + ROLLUPS, state.from, state.to);
-          const aliases = await Promise.all(files.map((f) => attach(f, true)));
+          const whole = (f) => !stored.period || wholeIn(f, state.from, state.to);
+          const files = filesInRange(grain.dataset + ROLLUPS, state.from, state.to).filter(whole);
+          const partial = stored.period ? filesInRange(grain.dataset, state.from, state.to).filter((f) => !whole(f)) : [];
+          if (stored.period) probe.periodRows = partial.map((f) => f.path); // (for the tests)
+          const [aliases, prel] = await Promise.all([Promise.all(files.map((f) => attach(f, true))), relationOf(partial)]);
           if (aliases.some((a) => !a)) throw new Error('a rollups file could not be loaded');
-          const srel = `(${aliases.map((a) => `SELECT * FROM ${ident(a)}.${ident(stored.table)}`).join(' UNION ALL BY NAME ')})`;
+          const parts = aliases.map((a) => `SELECT * FROM ${ident(a)}.${ident(stored.table)}`);
+          if (partial.length) {
+            if (!prel) throw new Error('a rows file could not be loaded');
+            parts.push(`SELECT ${[...dims, ...stored.columns.map((c) => `${c.sql} AS ${ident(c.name)}`)].join(', ')} FROM ${prel} WHERE ${where}${dims.length ? ' GROUP BY ALL' : ''}`);
+          }
+          const srel = `(${parts.join(' UNION ALL BY NAME ')})`;
           {
-            const ssql = storedRollupSql(stored, r, grain, srel, where);
+            const ssql = storedRollupSql(stored, r, grain, srel, stored.period ? 'true' : where);
             await state.conn.query(`CREATE TEMP TABLE ${ident(name)} AS ${ssql}`);
             probe.storedRollupReads = (probe.storedRollupReads || 0) + 1;
             storedRollupTables.add(ident(name));
@@ -1525,7 +1541,10 @@ function drawTimeChart(i, chart, grain, m, d, drill, order, data) {
     },
     dataZoom: [
       { type: 'inside', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, zoomOnMouseWheel: true, moveOnMouseWheel: false, moveOnMouseMove: !phone, preventDefaultMouseMove: !phone },
-      { type: 'slider', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, height: 16, bottom: 4, showDetail: false, brushSelect: false },
+      // No data shadow in the slider: ECharts draws it from the first
+      // series over the whole range on every redraw, ~40 % of a stacked
+      // chart's drawing (bench/RESULTS.md, 2026-11-30 07:40–08:50).
+      { type: 'slider', filterMode: 'weakFilter', start: zoom.start, end: zoom.end, height: 16, bottom: 4, showDetail: false, showDataShadow: false, brushSelect: false },
     ],
     series: names.map((name, j) => ({
       name: name || measureLabel(m),
@@ -1836,7 +1855,10 @@ async function renderKpis(grain, rel, gen) {
   }
   const values = {};
   if (items.length) {
-    const r = (await query(`SELECT ${items.join(', ')}`))[0] || {};
+    // Each card a one-row SELECT, cross joined: DuckDB(-WASM) plans several
+    // scalar subqueries in one SELECT list more slowly than the same ones
+    // as one-row relations (bench/RESULTS.md, 2026-11-30 07:40–08:50).
+    const r = (await query(`SELECT * FROM ${items.map((x, j) => `(SELECT ${x}) AS q${j}`).join(', ')}`))[0] || {};
     latestAt = r.at ?? null;
     Object.assign(values, r);
   }
@@ -2614,9 +2636,18 @@ async function main() {
   }
   mark('duckdb');
   status('Loading names…');
+  // The first view's files are attached now (their bytes were prefetched),
+  // while the names and the newest day load: the worker runs them in the
+  // order asked, with no gap for the page's own work in between.
+  if (CFG.grains.length) {
+    const first = chooseGrain(state.from, state.to);
+    const stored = rollupsCover(first.dataset, state.from, state.to);
+    for (const f of filesInRange(first.dataset + (stored ? ROLLUPS : ''), state.from, state.to)) attach(f, stored);
+  }
+  const lastDay = CFG.grains.length ? checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning')) : null;
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
   mark('lookups');
-  if (CFG.grains.length) await checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning'));
+  await lastDay;
   await chartLibrary();
   await refresh();
   mark('first_render');

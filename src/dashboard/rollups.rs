@@ -12,6 +12,10 @@
 //! date, so any date range sums (or takes the min/max of) the dates it
 //! covers: it is stored only when each of its columns is one `sum`,
 //! `count`, `min` or `max` (optionally with `FILTER (…)`), which merge.
+//! One that per date would hold the rows again (per unit at the day grain)
+//! is stored per file instead (`period`: one row per unit of the file's
+//! period): a range covering whole periods reads it and no rows; a period
+//! the range covers in part is aggregated from its rows file by the page.
 //!
 //! They are stored in a file of their own next to each rows file
 //! (`hourly_2025_q3.duckdb` → `hourly_2025_q3.rollups.duckdb`), listed in the
@@ -38,7 +42,13 @@ pub struct StoredRollup {
     pub table: String,
     /// Whether it keeps the timestamp's columns.
     pub time: bool,
-    /// The columns it is grouped by, in order (the date first).
+    /// Whether it is grouped per file (its period) rather than per date: a
+    /// rollup without the time that per date would hold the rows again (per
+    /// unit at the day grain). A range covering a file's dates whole reads
+    /// it; a file the range covers in part is read from its rows (app.js).
+    pub period: bool,
+    /// The columns it is grouped by, in order (the date first, unless
+    /// `period`).
     pub group: Vec<String>,
     /// Aggregate columns: name, aggregate over the rows, and how per-date
     /// values merge over a range (`sum`, `min`, `max`).
@@ -230,7 +240,9 @@ pub fn stored_for(
         }
         // Grouped by the date, every time column and every dimension the
         // file has, a rollup would hold the rows again (e.g. per unit at
-        // the day grain): the page reads the rows instead.
+        // the day grain): stored per file instead (one row per unit), so a
+        // range of whole periods needs no rows; one that keeps the time is
+        // left out (the page reads the rows).
         let time_columns = columns
             .iter()
             .copied()
@@ -243,11 +255,18 @@ pub fn stored_for(
         let rows_again = time_columns
             .chain(dimension_columns)
             .all(|c| group.iter().any(|g| g.as_str() == c));
-        if complete && !rows_again && !aggregates.is_empty() {
+        let period = rows_again && !r.time;
+        if period {
+            group.retain(|c| c != &config.date_column);
+            // Without a dimension: one row per file, nothing to group by.
+            complete &= !group.is_empty();
+        }
+        if complete && (!rows_again || period) && !aggregates.is_empty() {
             out.push(StoredRollup {
                 index,
                 table: table_name(index),
                 time: r.time,
+                period,
                 group,
                 columns: aggregates,
             });
@@ -261,6 +280,7 @@ impl StoredRollup {
     /// an optional `WHERE …` after it), sorted by its groups.
     pub fn select_sql(&self, from: &str) -> String {
         let group: Vec<String> = self.group.iter().map(|c| quote(c)).collect();
+        // (`group` is never empty: a rollup keeps the date or a dimension.)
         let aggregates: Vec<String> = self
             .columns
             .iter()
@@ -366,7 +386,8 @@ mod tests {
         );
         // A file without the unit column gets none.
         assert!(stored_for(Some(&c), "hourly", &["date", "time", "region_id", "mw"]).is_empty());
-        // Nor one whose rows it would repeat (per unit and date at the day grain).
+        // One whose rows it would repeat (per unit and date at the day grain)
+        // is stored per file, without the date.
         let c = config(
             "grains: [{grain: day, dataset: daily, time: 'CAST(date AS TIMESTAMP)'}]\n\
              dimensions: [{name: region, column: region_id}, {name: unit, column: duid}]\n\
@@ -377,8 +398,26 @@ mod tests {
         );
         // (the per-region rollup serves `mw` only: `units` counts units.)
         let stored = stored_for(Some(&c), "daily", &["date", "region_id", "duid", "mw"]);
-        assert_eq!(stored.len(), 1, "{stored:?}");
-        assert_eq!(stored[0].table, "_rollup_1");
-        assert_eq!(stored[0].group, ["date", "region_id"]);
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        assert_eq!(stored[0].table, "_rollup_0");
+        assert!(stored[0].period);
+        assert_eq!(stored[0].group, ["region_id", "duid"]);
+        assert_eq!(
+            stored[0].select_sql("t"),
+            "SELECT \"region_id\", \"duid\", sum(mw) AS \"mw\", max(mw) AS \"mw_max\" FROM t \
+             GROUP BY \"region_id\", \"duid\" ORDER BY \"region_id\", \"duid\""
+        );
+        assert_eq!(stored[1].table, "_rollup_1");
+        assert!(!stored[1].period);
+        assert_eq!(stored[1].group, ["date", "region_id"]);
+        // Kept per date when it keeps the time, it would be the rows: not stored.
+        let c = config(
+            "grains: [{grain: day, dataset: daily, time: 'CAST(date AS TIMESTAMP)'}]\n\
+             dimensions: [{name: unit, column: duid}]\n\
+             measures:\n\
+             - {name: mw, sql: 'sum(mw)', rollup: {columns: {mw: 'sum(mw)'}, sql: 'sum(mw)'}}\n\
+             rollups: [{by: [unit]}]",
+        );
+        assert!(stored_for(Some(&c), "daily", &["date", "duid", "mw"]).is_empty());
     }
 }

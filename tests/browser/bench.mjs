@@ -56,7 +56,9 @@ async function breakdown(page, mark) {
       if (q.t1 > from) busy += q.t1 - from;
       end = Math.max(end, q.t1);
     }
+    const start = qs.length ? qs[0].t0 : 0;
     return {
+      detail: qs.map((q) => `${Math.round(q.t0 - start)}+${Math.round(q.t1 - q.t0)} ms ${q.rows} rows: ${q.sql}`).concat(Object.entries(d.drawMs || {}).map(([k, v]) => `draw ${k}: ${Math.round(v)} ms`)),
       files: got.length,
       fetch: Math.max(0, ...newFiles.map(([, v]) => v[0])),
       attach: Math.max(0, ...newFiles.map(([, v]) => v[1])),
@@ -162,6 +164,11 @@ async function visit(context, width, height, logStart) {
       // canvas drawing when the library was not there yet); the engine
       // instantiated in the worker index.html starts.
       app: m.app, echarts: m.preview_echarts ?? m.preview, sketch: !!window.__dashboard.sketch, engine: m.engine,
+      // DETAIL=1: the steps from "engine ready" to "interactive", and each
+      // query of the start (start time since navigation + time to result).
+      steps: { manifest: m.manifest, duckdb_ready: m.duckdb_ready, duckdb: m.duckdb, lookups: m.lookups, first_render: m.first_render },
+      boot: (window.__dashboard.queries || []).filter((q) => q.t1 <= m.first_render + 1).map((q) => `${Math.round(q.t0)}+${Math.round(q.t1 - q.t0)} ms ${q.rows} rows: ${q.sql}`),
+      attached: Object.entries(window.__dashboard.attachMs || {}).map(([k, v]) => `${k.split('/').pop()}: wait ${v[0]} ms, attach ${v[1]} ms`),
     };
   });
   r.dataFiles = server.log.slice(logStart).filter((e) => e.path.endsWith('.duckdb') && e.status === 200).length;
@@ -269,6 +276,15 @@ for (const name of Object.keys(sizes)) {
     console.log(`| ${kind}, ${sizes[name].join('×')} | ${ms(pick('app'))} | ${ms(pick('echarts'))} | ${xs.filter((x) => x.sketch).length} of ${xs.length} | ${ms(pick('engine'))} | ${cache} |`);
   }
 }
+if (process.env.DETAIL) {
+  for (const name of Object.keys(sizes)) {
+    const w = results[name].warm[results[name].warm.length - 1];
+    console.log('');
+    console.log(`warm ${sizes[name].join('×')}, last run: marks (ms since navigation) ${JSON.stringify(Object.fromEntries(Object.entries(w.steps).map(([k, v]) => [k, Math.round(v)])))}`);
+    for (const line of w.attached) console.log(`  file ${line}`);
+    for (const line of w.boot) console.log(`  query ${line}`);
+  }
+}
 console.log('');
 console.log('| change (1440×900) | first time in the session | again (results kept) |');
 console.log('| --- | ---: | ---: |');
@@ -285,6 +301,9 @@ const filterFirst = parts.filter.filter((_, i) => i % 2 === 0);
 for (const [label, xs, times] of [['range → 30 days', parts[30], results.first[30]], ['range → 365 days', parts[365], results.first[365]], ['range → 7 days', parts[7], results.first[7]], ['filter region SA1', filterFirst, results.filter]]) {
   const pick = (k) => median(xs.map((x) => x[k]));
   console.log(`| ${label} | ${ms(median(times))} | ${pick('files')} (${xs[0]?.names.join(', ') || ''}) | ${(pick('bytes') / 1e3).toFixed(0)} kB | ${ms(pick('fetch'))} | ${ms(pick('attach'))} | ${pick('queries')} | ${ms(pick('queryMs'))} | ${ms(pick('draw'))} |`);
+  // DETAIL=1: each query (start from the change's first query + time from
+  // submit to result, in the worker's queue) and each panel's drawing, last run.
+  if (process.env.DETAIL) for (const line of xs[xs.length - 1]?.detail || []) console.log(`|   ${line.replace(/\|/g, '/')} |`);
 }
 if (FLOOR) {
   console.log('');

@@ -5,7 +5,7 @@
 // Imported by dashboard.mjs; every step puts the page back as it found it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { waitReady, renders } from './harness.mjs';
+import { waitReady, renders, setRange, addDays } from './harness.mjs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -585,6 +585,18 @@ export async function rollupsMatchRows({ page, check }) {
   await waitAfter(page, () => page.selectOption('#filter-region', ''));
   await both('30 days (hour grain)', () => waitAfter(page, () => page.click('.presets button[data-days="30"]')));
   await both('365 days (day grain)', () => waitAfter(page, () => page.click('.presets button[data-days="365"]')));
+  // A range that covers one daily file in part: the per-unit rollup stored
+  // per period serves the files it covers whole, the rows the other one.
+  const daily = await page.evaluate(() => JSON.parse(document.getElementById('page-config').textContent).config.grains.find((g) => g.grain === 'day').dataset);
+  const dailyFiles = (await page.evaluate(() => fetch('manifest.json').then((r) => r.json()))).files.filter((f) => f.dataset === daily).sort((a, b) => (a.min_date < b.min_date ? -1 : 1));
+  if (dailyFiles.length >= 2) {
+    const part = dailyFiles[dailyFiles.length - 2];
+    const from = addDays(part.min_date, 10);
+    const to = dailyFiles[dailyFiles.length - 1].max_date;
+    const r = await both(`${from} – ${to} (day grain, ${part.path} in part)`, () => setRange(page, from, to));
+    const rowsRead = await page.evaluate(() => window.__dashboard.periodRows);
+    check(r.grain === 'day' && r.sources.lists === 'rollup 0 (stored)' && JSON.stringify(rowsRead) === JSON.stringify([part.path]), `a range covering ${part.path} in part reads its rows with the other files' stored per-unit rollup`, `${r.grain}; lists: ${r.sources.lists}; rows read for the per-unit rollup: ${JSON.stringify(rowsRead)}`);
+  }
   await waitAfter(page, () => page.click(`.presets button[data-days="7"]`));
   await waitAfter(page, () => page.evaluate((n) => {
     window.__dashboard.rollupMinRows = n;

@@ -283,8 +283,7 @@ await page.waitForFunction(() => window.__dashboard.ready, null, { timeout: 6000
   await page.click('#chips .chip[data-dimension="unit"]');
   await waitReady(page, n);
   // 30 days: hourly where the hourly files cover them (the sample's few
-  // days do not: the page shows its daily files, whose per-unit rollup is
-  // the rows again, so rows are read there).
+  // days do not: the page shows its daily files, see 365 days below).
   at = server.log.length;
   n = await renders(page);
   await page.click('.presets button[data-days="30"]');
@@ -295,6 +294,40 @@ await page.waitForFunction(() => window.__dashboard.ready, null, { timeout: 6000
     check(month.list.length > 0 && JSON.stringify(monthGot) === JSON.stringify(month.list), `30 days (hour): the range change downloads the ${month.list.length} rollups file(s) of the range, no rows file`, monthGot.join(', '));
   } else {
     console.log(`     30 days at ${month.grain} grain: ${monthGot.join(', ')}`);
+  }
+  // 365 days (day grain, where the daily files hold more days than the
+  // finer grains: not the sample's few days): the daily rollups files hold
+  // the per-unit rollup per period (src/dashboard/rollups.rs, `period`), so
+  // a range covering their periods whole reads no rows file: the bars, the
+  // map, the lists and the unit KPIs read the stored rollups. A unit filter
+  // then needs the rows.
+  at = server.log.length;
+  await preset(365);
+  const year = await files('.rollups');
+  if (year.grain === 'day') {
+    const yearRows = await files('');
+    const yearGot = fetched(at);
+    const yearSources = await page.evaluate(() => ({ ...window.__dashboard.sources }));
+    // (the map only where the site has unit coordinates)
+    const perUnit = ['lists', '2', ...('map' in yearSources ? ['map'] : [])].map((k) => yearSources[k]);
+    check(
+      year.list.length > 0 && !yearGot.some((p) => yearRows.list.includes(p)) && yearGot.every((p) => year.list.includes(p)) && perUnit.every((s) => s === 'rollup 0 (stored)'),
+      `365 days (day): the range change reads the ${year.list.length} rollups file(s) of the range, no rows file; lists, map and bars from the stored per-unit rollup`,
+      `${yearGot.join(', ') || 'nothing new'}; ${JSON.stringify(yearSources)}`,
+    );
+    at = server.log.length;
+    await page.focus('#filter-unit');
+    n = await renders(page);
+    await page.click('#list-unit li[data-value]');
+    await waitReady(page, n);
+    const yearUnitGot = fetched(at);
+    check(JSON.stringify(yearUnitGot) === JSON.stringify(yearRows.list), `365 days, a unit filter downloads the ${yearRows.list.length} rows file(s) of the range`, yearUnitGot.join(', '));
+    await page.keyboard.press('Escape');
+    n = await renders(page);
+    await page.click('#chips .chip[data-dimension="unit"]');
+    await waitReady(page, n);
+  } else {
+    console.log(`     365 days at ${year.grain} grain: ${fetched(at).join(', ')}`);
   }
   await preset(7);
 }

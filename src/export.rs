@@ -1236,8 +1236,12 @@ fn write_files(
     };
     let engine_version = duckdb_version(engine)?;
     let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-    let rollups = crate::dashboard::rollups::stored_for(target.dashboard, &d.name, &names);
-    let rollup_signature = crate::dashboard::rollups::signature(&rollups);
+    let defs = crate::dashboard::rollups::stored_for(target.dashboard, &d.name, &names);
+    let rollups = RollupsOf {
+        signature: crate::dashboard::rollups::signature(&defs),
+        defs: &defs,
+        suffix,
+    };
     // One scan of the staged rows for every period: rows, dates, row hashes.
     let dates = if has_date {
         "CAST(min(\"date\") AS VARCHAR), CAST(max(\"date\") AS VARCHAR)"
@@ -1304,27 +1308,13 @@ fn write_files(
             fingerprint: Some(fingerprint),
         };
         let path = target.out_dir.join(&rel);
-        let published = target.previous.and_then(|site| {
-            site.manifest.files.iter().find(|f| {
-                f.path == rel
-                    && f.fingerprint.as_deref().map(rows_fingerprint)
-                        == entry.fingerprint.as_deref().map(rows_fingerprint)
-                    && !f.sha256.is_empty()
-            })
-        });
-        if let Some(old) = published {
+        if let Some(old) = keep_published(target, &entry, kept)? {
             // Same rows, same shape: the published file stays, byte for byte.
-            if let Some(dir) = target.previous.and_then(|site| site.dir.as_ref()) {
-                link_or_copy(&dir.join(&rel), &path)?;
-            }
-            kept.push(rel);
             let rollups_file = write_rollups_file(
                 engine,
                 &rollups,
-                &rollup_signature,
                 &entry,
                 &rows_fp,
-                suffix,
                 &format!("{staged} {filter}"),
                 target,
                 kept,
@@ -1338,12 +1328,7 @@ fn write_files(
             files.extend(rollups_file);
             continue;
         }
-        for stale in [path.clone(), path.with_extension("duckdb.wal")] {
-            if stale.exists() {
-                std::fs::remove_file(&stale)
-                    .with_context(|| format!("removing {}", stale.display()))?;
-            }
-        }
+        remove_stale(&path)?;
         let alias = "__export_file";
         let write = format!(
             "ATTACH {} AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}');\n\
@@ -1375,10 +1360,8 @@ fn write_files(
         let rollups_file = write_rollups_file(
             engine,
             &rollups,
-            &rollup_signature,
             &entry,
             &rows_fp,
-            suffix,
             &format!("{staged} {filter}"),
             target,
             kept,
@@ -1393,24 +1376,73 @@ fn write_files(
     Ok((files, warnings))
 }
 
+/// The published file of `entry`'s path whose rows fingerprint is `entry`'s:
+/// linked (or copied) from the previous site into the output and noted in
+/// `kept`, so it stays byte for byte. `None` when the file must be written.
+fn keep_published<'a>(
+    target: &Target<'a>,
+    entry: &ManifestFile,
+    kept: &mut Vec<String>,
+) -> Result<Option<&'a ManifestFile>> {
+    let Some(site) = target.previous else {
+        return Ok(None);
+    };
+    let Some(old) = site.manifest.files.iter().find(|f| {
+        f.path == entry.path
+            && f.fingerprint.as_deref().map(rows_fingerprint)
+                == entry.fingerprint.as_deref().map(rows_fingerprint)
+            && !f.sha256.is_empty()
+    }) else {
+        return Ok(None);
+    };
+    if let Some(dir) = &site.dir {
+        link_or_copy(&dir.join(&entry.path), &target.out_dir.join(&entry.path))?;
+    }
+    kept.push(entry.path.clone());
+    Ok(Some(old))
+}
+
+/// Removes what an earlier, unfinished write may have left at `path` (the
+/// file and its WAL) before a file is written there.
+fn remove_stale(path: &Path) -> Result<()> {
+    for stale in [path.to_path_buf(), path.with_extension("duckdb.wal")] {
+        if stale.exists() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The rollups a dataset's files store (`dashboard/rollups.rs`): their
+/// definitions, the signature of those, and the fingerprint suffix of the
+/// export (its definition).
+struct RollupsOf<'a> {
+    defs: &'a [crate::dashboard::rollups::StoredRollup],
+    signature: String,
+    suffix: &'a str,
+}
+
 /// The rollups file of one period (`dashboard/rollups.rs`), next to its rows
 /// file `rows` (whose fingerprint without the definition is `rows_fp`): the
 /// published one kept when its rows and rollups did not change, else written
 /// from the period's staged rows `from`. `None` when the dataset stores no
 /// rollups.
-#[allow(clippy::too_many_arguments)]
 fn write_rollups_file(
     engine: &Recorder,
-    rollups: &[crate::dashboard::rollups::StoredRollup],
-    signature: &str,
+    rollups_of: &RollupsOf,
     rows: &ManifestFile,
     rows_fp: &str,
-    suffix: &str,
     from: &str,
     target: &Target,
     kept: &mut Vec<String>,
 ) -> Result<Option<ManifestFile>> {
     use crate::dashboard::rollups;
+    let RollupsOf {
+        defs: rollups,
+        signature,
+        suffix,
+    } = rollups_of;
     if rollups.is_empty() {
         return Ok(None);
     }
@@ -1426,19 +1458,7 @@ fn write_rollups_file(
         ..rows.clone()
     };
     let path = target.out_dir.join(&rel);
-    let published = target.previous.and_then(|site| {
-        site.manifest.files.iter().find(|f| {
-            f.path == rel
-                && f.fingerprint.as_deref().map(rows_fingerprint)
-                    == entry.fingerprint.as_deref().map(rows_fingerprint)
-                && !f.sha256.is_empty()
-        })
-    });
-    if let Some(old) = published {
-        if let Some(dir) = target.previous.and_then(|site| site.dir.as_ref()) {
-            link_or_copy(&dir.join(&rel), &path)?;
-        }
-        kept.push(rel);
+    if let Some(old) = keep_published(target, &entry, kept)? {
         return Ok(Some(ManifestFile {
             rows: old.rows,
             bytes: old.bytes,
@@ -1447,12 +1467,7 @@ fn write_rollups_file(
             ..entry
         }));
     }
-    for stale in [path.clone(), path.with_extension("duckdb.wal")] {
-        if stale.exists() {
-            std::fs::remove_file(&stale)
-                .with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
+    remove_stale(&path)?;
     let alias = "__export_rollups";
     let count: Vec<String> = rollups
         .iter()

@@ -16,6 +16,7 @@
 //! view.
 
 use super::DashboardConfig;
+use super::rollups::{self, StoredRollup};
 use crate::manifest::{Manifest, ManifestFile};
 use crate::project::dashboard::{GrainConfig, MeasureConfig, MeasureSql};
 use anyhow::{Context, Result};
@@ -280,6 +281,11 @@ pub fn inputs(config: &DashboardConfig, manifest: &Manifest) -> Result<Vec<Strin
         }
         add(f);
     }
+    // The stored rollups the panels read (a missing one: the rows).
+    let rollups_dataset = rollups::dataset_of(&view.grain.dataset);
+    for f in in_range(manifest, &rollups_dataset, Some((&view.from, &view.to))) {
+        add(f);
+    }
     for d in &config.dimensions {
         if let Some(l) = &d.lookup {
             manifest
@@ -456,6 +462,303 @@ fn run_jobs(conn: &duckdb::Connection, jobs: Vec<Job>) -> Result<Vec<Out>> {
     outs.into_iter().map(|(_, out)| out).collect()
 }
 
+/// The files of `dataset` whose dates overlap `range` (all of them without
+/// a range, and those without dates): app.js `filesInRange`.
+fn in_range<'m>(
+    manifest: &'m Manifest,
+    dataset: &str,
+    range: Option<(&str, &str)>,
+) -> Vec<&'m ManifestFile> {
+    manifest
+        .files
+        .iter()
+        .filter(|f| f.dataset == dataset)
+        .filter(|f| match (range, &f.min_date, &f.max_date) {
+            (Some((from, to)), Some(min), Some(max)) => max.as_str() >= from && min.as_str() <= to,
+            _ => true,
+        })
+        .collect()
+}
+
+/// Below this many rows in the range the page reads the rows instead of
+/// building a rollup from them (app.js `probe.rollupMinRows`).
+const ROLLUP_MIN_ROWS: f64 = 200_000.0;
+
+/// The rows of `files` within `from`–`to`, each file's rows spread evenly
+/// over its dates (app.js `rowsInRange`).
+fn rows_in_range(files: &[&ManifestFile], from: &str, to: &str) -> Result<f64> {
+    let mut n = 0.0;
+    for f in files.iter().filter(|f| f.rows > 0) {
+        let (Some(min), Some(max)) = (&f.min_date, &f.max_date) else {
+            n += f.rows as f64;
+            continue;
+        };
+        let days = (day(max)? - day(min)?).num_days() + 1;
+        let lo = std::cmp::max(min.as_str(), from);
+        let hi = std::cmp::min(max.as_str(), to);
+        let overlap = ((day(hi)? - day(lo)?).num_days() + 1).max(0);
+        n += f.rows as f64 * overlap as f64 / days as f64;
+    }
+    Ok(n)
+}
+
+/// KPIs read from one source: (KPI index, its SQL, whether it is a number).
+type KpiItems = Vec<(usize, String, bool)>;
+
+/// Where a panel of the opening view reads (app.js `source`): a table made
+/// from the stored rollups, or the rows of the range.
+struct Src {
+    base: String,
+    rollup: bool,
+}
+
+impl Src {
+    /// The measure over this source (app.js `src.msql`).
+    fn msql(&self, m: &MeasureConfig, grain: &str) -> Result<String> {
+        match (&m.rollup, self.rollup) {
+            (Some(r), true) => Ok(format!("CAST(({}) AS DOUBLE)", r.sql)),
+            _ => measure_sql(m, grain),
+        }
+    }
+}
+
+/// The opening view's stored rollups (`dashboard/rollups.rs`): the page,
+/// once DuckDB-WASM is ready, reads each panel from the first rollup that
+/// fits it (app.js `source`), made from the rollups files of the range
+/// (`storedRollupSql`); the summary reads the same, a few thousand rows per
+/// day instead of every unit's rows, so its numbers are the page's.
+struct StoredRollups<'a> {
+    config: &'a DashboardConfig,
+    site_dir: &'a Path,
+    grain: &'a GrainConfig,
+    from: &'a str,
+    to: &'a str,
+    /// The rollups every file of the grain's dataset stores.
+    defs: Vec<StoredRollup>,
+    /// The rollups files of the range; empty when one is not listed for a
+    /// rows file or not in the site folder (then the rows are read).
+    files: Vec<&'a ManifestFile>,
+    /// Whether the range has enough rows for the page to build a rollup
+    /// from them when none is stored.
+    many: bool,
+    /// Whether the rollups files are attached (as `r<k>`).
+    attached: bool,
+    /// The tables made, by rollup index (`None`: making it failed).
+    tables: BTreeMap<usize, Option<String>>,
+}
+
+impl<'a> StoredRollups<'a> {
+    fn new(
+        config: &'a DashboardConfig,
+        manifest: &'a Manifest,
+        site_dir: &'a Path,
+        view: (&'a GrainConfig, &'a str, &'a str),
+    ) -> Result<StoredRollups<'a>> {
+        let (grain, from, to) = view;
+        let rows = in_range(manifest, &grain.dataset, Some((from, to)));
+        let defs = manifest
+            .files
+            .iter()
+            .find(|f| f.dataset == grain.dataset)
+            .map(|f| {
+                let names: Vec<&str> = f.columns.iter().map(|c| c.name.as_str()).collect();
+                rollups::stored_for(Some(config), &grain.dataset, &names)
+            })
+            .unwrap_or_default();
+        // `rollupsCover`: every rows file of the range has its rollups
+        // file listed; here it must also be in the site folder.
+        let dataset = rollups::dataset_of(&grain.dataset);
+        let listed: Vec<&str> = manifest
+            .files
+            .iter()
+            .filter(|f| f.dataset == dataset)
+            .map(|f| f.path.as_str())
+            .collect();
+        let files = in_range(manifest, &dataset, Some((from, to)));
+        let covered = !defs.is_empty()
+            && !rows.is_empty()
+            && rows
+                .iter()
+                .all(|f| listed.contains(&rollups::file_of(&f.path).as_str()))
+            && files.iter().all(|f| site_dir.join(&f.path).is_file());
+        Ok(StoredRollups {
+            config,
+            site_dir,
+            grain,
+            from,
+            to,
+            defs,
+            files: if covered { files } else { Vec::new() },
+            many: rows_in_range(&rows, from, to)? >= ROLLUP_MIN_ROWS,
+            attached: false,
+            tables: BTreeMap::new(),
+        })
+    }
+
+    /// The stored rollup a panel grouped by `dims` (and by the timestamp
+    /// when `time`) showing `measures` reads, as the page picks it; `None`
+    /// when the page reads the rows (or a rollup it builds from them: the
+    /// same values).
+    fn pick(&self, dims: &[&str], measures: &[&MeasureConfig], time: bool) -> Option<usize> {
+        for (idx, r) in self.config.rollups.iter().enumerate() {
+            if !dims.iter().all(|n| r.by.iter().any(|b| b == n))
+                || (time && !r.time)
+                || !measures.iter().all(|m| rollups::serves(self.config, r, m))
+            {
+                continue;
+            }
+            let stored = !self.files.is_empty() && self.defs.iter().any(|s| s.index == idx);
+            if !self.many && !stored {
+                continue;
+            }
+            return stored.then_some(idx);
+        }
+        None
+    }
+
+    /// The panel's source: the table of its stored rollup (made on first
+    /// use), else `rows`.
+    fn source(
+        &mut self,
+        conn: &duckdb::Connection,
+        used: &mut Vec<UsedFile>,
+        rows: &str,
+        (dims, measures, time): (&[&str], &[&MeasureConfig], bool),
+    ) -> Result<Src> {
+        let rows = Src {
+            base: rows.to_string(),
+            rollup: false,
+        };
+        let Some(idx) = self.pick(dims, measures, time) else {
+            return Ok(rows);
+        };
+        if !self.tables.contains_key(&idx) {
+            let started = std::time::Instant::now();
+            let made = self.make(conn, used, idx);
+            tracing::debug!(
+                "summary: stored rollup {idx} read in {:.3}s",
+                started.elapsed().as_secs_f64()
+            );
+            if let Err(e) = &made {
+                tracing::debug!(
+                    "first-paint summary: stored rollup {idx} not read ({e:#}): the rows"
+                );
+            }
+            self.tables.insert(idx, made.ok());
+        }
+        Ok(match &self.tables[&idx] {
+            Some(table) => Src {
+                base: format!("(SELECT * FROM {table}) AS t"),
+                rollup: true,
+            },
+            None => rows,
+        })
+    }
+
+    /// Makes the range's rollup `idx` from the stored one (app.js
+    /// `storedRollupSql`): its rows as they are when it keeps the time, else
+    /// its per-date values merged.
+    fn make(
+        &mut self,
+        conn: &duckdb::Connection,
+        used: &mut Vec<UsedFile>,
+        idx: usize,
+    ) -> Result<String> {
+        let s = self
+            .defs
+            .iter()
+            .find(|s| s.index == idx)
+            .context("the rollup is not stored")?;
+        let r = &self.config.rollups[idx];
+        if !self.attached {
+            for (k, f) in self.files.iter().enumerate() {
+                conn.execute_batch(&format!(
+                    "ATTACH {} AS {} (READ_ONLY)",
+                    literal(&self.site_dir.join(&f.path).display().to_string()),
+                    ident(&format!("r{k}"))
+                ))
+                .with_context(|| format!("attaching {}", f.path))?;
+                used.push(UsedFile {
+                    path: f.path.clone(),
+                    sha256: f.sha256.clone(),
+                });
+            }
+            self.attached = true;
+        }
+        let srel = (0..self.files.len())
+            .map(|k| {
+                format!(
+                    "SELECT * FROM {}.{}",
+                    ident(&format!("r{k}")),
+                    ident(&s.table)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL BY NAME ");
+        let dims =
+            r.by.iter()
+                .map(|n| {
+                    self.config
+                        .dimensions
+                        .iter()
+                        .find(|d| &d.name == n)
+                        .map(|d| ident(&d.column))
+                        .with_context(|| format!("dimension `{n}` is not declared"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+        let filter = format!(
+            "{} BETWEEN DATE {} AND DATE {}",
+            ident(&self.config.date_column),
+            literal(self.from),
+            literal(self.to)
+        );
+        let sql = if r.time {
+            let columns = std::iter::once(format!("{} AS _time", self.grain.time))
+                .chain(dims)
+                .chain(s.columns.iter().map(|c| ident(&c.name)));
+            format!(
+                "SELECT {} FROM ({srel}) WHERE {filter}",
+                columns.collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            let grouped = !dims.is_empty();
+            let merged = s
+                .columns
+                .iter()
+                .map(|c| {
+                    let merge = c
+                        .merge
+                        .context("a per-date rollup column that does not merge")?;
+                    let m = format!("{merge}({})", ident(&c.name));
+                    let count = c.sql.trim_start().to_ascii_lowercase().starts_with("count")
+                        && c.sql.trim_start()[5..].trim_start().starts_with('(');
+                    Ok(format!(
+                        "{} AS {}",
+                        if count {
+                            format!("CAST({m} AS BIGINT)")
+                        } else {
+                            m
+                        },
+                        ident(&c.name)
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            format!(
+                "SELECT {} FROM ({srel}) WHERE {filter}{}",
+                dims.into_iter()
+                    .chain(merged)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if grouped { " GROUP BY ALL" } else { "" }
+            )
+        };
+        let table = ident(&format!("_summary_rollup_{idx}"));
+        conn.execute_batch(&format!("CREATE TABLE {table} AS {sql}"))
+            .with_context(|| format!("summary query failed: {sql}"))?;
+        Ok(table)
+    }
+}
+
 fn compute(
     config: &DashboardConfig,
     manifest: &Manifest,
@@ -477,21 +780,46 @@ fn compute(
     conn.execute_batch("SET threads = 1")
         .context("setting DuckDB threads")?;
     let mut used = Vec::new();
+    // The rows of the range (`relation`): named in the summary, attached
+    // (as `g<k>`) only when a panel reads them rather than a stored rollup.
+    let rows_files = in_range(manifest, &grain.dataset, Some((&from, &to)));
+    if rows_files.is_empty() {
+        return Ok(None);
+    }
+    for f in &rows_files {
+        if !site_dir.join(&f.path).is_file() {
+            // The page would say the file is missing: no preview.
+            return Ok(None);
+        }
+        used.push(UsedFile {
+            path: f.path.clone(),
+            sha256: f.sha256.clone(),
+        });
+    }
+    let rel = format!(
+        "({})",
+        rows_files
+            .iter()
+            .enumerate()
+            .map(|(k, f)| format!(
+                "SELECT * FROM {}.{}",
+                ident(&format!("g{k}")),
+                ident(&f.table)
+            ))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL BY NAME ")
+    );
+    let attach_rows = || -> Result<()> {
+        for (k, f) in rows_files.iter().enumerate() {
+            attach(&conn, &site_dir.join(&f.path), &format!("g{k}"), &f.table)?;
+        }
+        Ok(())
+    };
     let mut attached = 0usize;
     // `relation`: the union of the dataset's files over the range (all of
     // them without a range).
     let mut relation = |dataset: &str, range: Option<(&str, &str)>| -> Result<Option<String>> {
-        let files: Vec<&ManifestFile> = manifest
-            .files
-            .iter()
-            .filter(|f| f.dataset == dataset)
-            .filter(|f| match (range, &f.min_date, &f.max_date) {
-                (Some((from, to)), Some(min), Some(max)) => {
-                    max.as_str() >= from && min.as_str() <= to
-                }
-                _ => true,
-            })
-            .collect();
+        let files = in_range(manifest, dataset, range);
         let mut parts = Vec::new();
         for f in files {
             let path = site_dir.join(&f.path);
@@ -511,9 +839,6 @@ fn compute(
             1 => Some(format!("({})", parts[0])),
             _ => Some(format!("({})", parts.join(" UNION ALL BY NAME "))),
         })
-    };
-    let Some(rel) = relation(&grain.dataset, Some((&from, &to)))? else {
-        return Ok(None);
     };
     let date = ident(&config.date_column);
     let base = format!(
@@ -548,32 +873,56 @@ fn compute(
     } else {
         "%Y-%m-%d %H:%M"
     };
+    // Each panel reads where the page reads it (`source`): a stored rollup
+    // that fits, else the rows.
+    let mut stored = StoredRollups::new(config, manifest, site_dir, (grain, &from, &to))?;
+    let mut used_rollups = Vec::new();
+    let mut rows_attached = false;
+    let mut source = |dims: &[&str], ms: &[&MeasureConfig], time: bool| -> Result<Src> {
+        let src = stored.source(&conn, &mut used_rollups, &base, (dims, ms, time))?;
+        if !src.rollup && !rows_attached {
+            attach_rows()?;
+            rows_attached = true;
+        }
+        Ok(src)
+    };
     let mut jobs: Vec<Job> = Vec::new();
-    let (mut simple, mut latest) = (Vec::new(), Vec::new());
+    // KPIs of the range, one query per source: (source, [(kpi, SQL, number)]).
+    let mut simple: Vec<(String, KpiItems)> = Vec::new();
+    let mut latest: Vec<(usize, &MeasureConfig)> = Vec::new();
     for (i, k) in config.kpis.iter().enumerate() {
-        match (&k.measure, k.latest) {
+        let (src, item, number) = match (&k.measure, k.latest) {
             (Some(m), true) => {
-                latest.push((i, format!("{} AS k{i}", measure_sql(measure(m)?, g)?)))
+                latest.push((i, measure(m)?));
+                continue;
             }
             (Some(m), false) => {
-                simple.push((i, format!("{} AS k{i}", measure_sql(measure(m)?, g)?), true))
+                let m = measure(m)?;
+                let src = source(&[], &[m], false)?;
+                let item = format!("{} AS k{i}", src.msql(m, g)?);
+                (src, item, true)
             }
             (None, true) => {
-                simple.push((i, format!("strftime(max(_time), '{fmt}') AS k{i}"), false))
+                let src = source(&[], &[], true)?;
+                (src, format!("strftime(max(_time), '{fmt}') AS k{i}"), false)
             }
-            _ => {}
+            _ => continue,
+        };
+        match simple.iter_mut().find(|(base, _)| *base == src.base) {
+            Some((_, items)) => items.push((i, item, number)),
+            None => simple.push((src.base, vec![(i, item, number)])),
         }
     }
-    if !simple.is_empty() {
+    for (base, items) in &simple {
         let sql = format!(
             "SELECT {} FROM {base}",
-            simple
+            items
                 .iter()
                 .map(|s| s.1.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let numbers: Vec<bool> = simple.iter().map(|s| s.2).collect();
+        let numbers: Vec<bool> = items.iter().map(|s| s.2).collect();
         jobs.push(Job::new(sql, move |conn, sql| {
             conn.query_row(sql, [], |r| {
                 numbers
@@ -592,13 +941,16 @@ fn compute(
         }));
     }
     if !latest.is_empty() {
+        let ms: Vec<&MeasureConfig> = latest.iter().map(|(_, m)| *m).collect();
+        let src = source(&[], &ms, true)?;
+        let items = latest
+            .iter()
+            .map(|(i, m)| Ok(format!("{} AS k{i}", src.msql(m, g)?)))
+            .collect::<Result<Vec<_>>>()?;
         let sql = format!(
-            "SELECT {}, strftime(max(_time), '{fmt}') AS at FROM {base} WHERE _time = (SELECT max(_time) FROM {base})",
-            latest
-                .iter()
-                .map(|s| s.1.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {}, strftime(max(_time), '{fmt}') AS at FROM {b} WHERE _time = (SELECT max(_time) FROM {b})",
+            items.join(", "),
+            b = src.base
         );
         let n = latest.len();
         jobs.push(Job::new(sql, move |conn, sql| {
@@ -618,10 +970,13 @@ fn compute(
             continue;
         };
         let d = dimension(top)?;
+        let by = measure(by)?;
+        let src = source(&[d.name.as_str()], &[by], false)?;
         let sql = format!(
-            "SELECT CAST({} AS VARCHAR) AS v FROM {base} GROUP BY 1 ORDER BY {} DESC NULLS LAST LIMIT 1",
+            "SELECT CAST({} AS VARCHAR) AS v FROM {} GROUP BY 1 ORDER BY {} DESC NULLS LAST LIMIT 1",
             ident(&d.column),
-            measure_sql(measure(by)?, g)?
+            src.base,
+            src.msql(by, g)?
         );
         tops.push(i);
         jobs.push(Job::new(sql, |conn, sql| {
@@ -636,14 +991,18 @@ fn compute(
     }
     // Charts at their default measure, no filter (so no drill-down).
     for c in &config.charts {
-        let msql = measure_sql(measure(&c.measure)?, g)?;
+        let m = measure(&c.measure)?;
         if c.kind == "bar" {
             let Some(cat) = &c.category else {
                 continue;
             };
+            let d = dimension(cat)?;
+            let src = source(&[d.name.as_str()], &[m], false)?;
             let sql = format!(
-                "SELECT CAST({} AS VARCHAR) AS c, {msql} AS v FROM {base} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT {}",
-                ident(&dimension(cat)?.column),
+                "SELECT CAST({} AS VARCHAR) AS c, {} AS v FROM {} GROUP BY 1 ORDER BY 2 DESC NULLS LAST LIMIT {}",
+                ident(&d.column),
+                src.msql(m, g)?,
+                src.base,
                 c.limit.unwrap_or(10)
             );
             jobs.push(Job::new(sql, |conn, sql| {
@@ -655,13 +1014,26 @@ fn compute(
             }));
             continue;
         }
-        let series_sql = match &c.series {
-            Some(s) => format!("CAST({} AS VARCHAR)", ident(&dimension(s)?.column)),
+        let series = c.series.as_deref().map(dimension).transpose()?;
+        let series_sql = match series {
+            Some(d) => format!("CAST({} AS VARCHAR)", ident(&d.column)),
             None => "''".to_string(),
         };
-        let sql = format!(
-            "SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, {series_sql} AS s, {msql} AS v FROM {base} GROUP BY ALL ORDER BY 1, 2"
-        );
+        let dims: Vec<&str> = series.iter().map(|d| d.name.as_str()).collect();
+        let src = source(&dims, &[m], true)?;
+        let msql = src.msql(m, g)?;
+        // From a rollup, the page's own query (`renderTimeChart`).
+        let sql = if src.rollup {
+            format!(
+                "SELECT CAST(epoch_ms(t) AS DOUBLE) AS t, s, v FROM (SELECT _time AS t, {series_sql} AS s, {msql} AS v FROM {} GROUP BY ALL) ORDER BY 1, 2",
+                src.base
+            )
+        } else {
+            format!(
+                "SELECT CAST(epoch_ms(_time) AS DOUBLE) AS t, {series_sql} AS s, {msql} AS v FROM {} GROUP BY ALL ORDER BY 1, 2",
+                src.base
+            )
+        };
         jobs.push(Job::new(sql, |conn, sql| {
             let mut stmt = conn.prepare(sql)?;
             let rows = stmt
@@ -675,11 +1047,11 @@ fn compute(
 
     let mut kpis = serde_json::Map::new();
     let mut latest_at = None;
-    if !simple.is_empty() {
+    for (_, items) in &simple {
         let Out::Values(values) = next()? else {
             unreachable!("the KPI query gives values")
         };
-        for ((i, _, _), v) in simple.iter().zip(values) {
+        for ((i, _, _), v) in items.iter().zip(values) {
             kpis.insert(format!("k{i}"), v);
         }
     }
@@ -820,6 +1192,7 @@ fn compute(
         }
         entry.retain(|_, v| !v.is_empty());
     }
+    used.extend(used_rollups);
     let last_day = last_day(config, manifest, site_dir, &conn, &data_max)?;
     Ok(Some(Summary {
         version: 1,
@@ -905,6 +1278,192 @@ mod tests {
                 "{n} intervals"
             );
         }
+    }
+
+    /// A site of `days` one-day 5-minute files (3 units in 2 regions), each
+    /// with its rollups file beside it, as the exporter writes them.
+    fn site_with_rollups(dir: &Path, config: &DashboardConfig, days: u32) -> Manifest {
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE rows AS SELECT CAST(DATE '2024-03-01' + CAST(d AS INTEGER) AS DATE) AS date, \
+             CAST(100 * (i // 12) + 5 * (i % 12) AS INTEGER) AS time, \
+             u.region_id, u.fuel, u.duid, \
+             CAST(u.k * 37.1 + ((d * 288 + i) * 7919 % 1000) / 13.0 - 11 AS DOUBLE) AS mw, \
+             CAST((u.k * 37.1 + ((d * 288 + i) * 7919 % 1000) / 13.0 - 11) / 12 AS DOUBLE) AS mwh, \
+             CAST(40 + ((d * 288 + i) * 104729 % 997) / 7.0 + u.k AS DOUBLE) AS rrp \
+             FROM range({days}) AS r(d), range(288) AS s(i), \
+             (VALUES ('R1', 'Coal', 'A', 1), ('R1', 'Wind', 'B', 2), ('R2', 'Gas', 'C', 3)) \
+             AS u(region_id, fuel, duid, k)"
+        ))
+        .unwrap();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let names = [
+            "date",
+            "time",
+            "region_id",
+            "fuel",
+            "duid",
+            "mw",
+            "mwh",
+            "rrp",
+        ];
+        let stored = rollups::stored_for(Some(config), "intraday", &names);
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        let mut files = Vec::new();
+        for d in 0..days {
+            let date = (day("2024-03-01").unwrap() + Duration::days(i64::from(d)))
+                .format("%Y-%m-%d")
+                .to_string();
+            let path = format!("data/intraday_{}.duckdb", date.replace('-', "_"));
+            let from = format!("rows WHERE date = DATE '{date}'");
+            conn.execute_batch(&format!(
+                "ATTACH '{}' AS out; CREATE TABLE out.intraday AS SELECT * FROM {from} \
+                 ORDER BY date, time, duid; DETACH out; \
+                 ATTACH '{}' AS out (BLOCK_SIZE {}); {} DETACH out;",
+                dir.join(&path).display(),
+                dir.join(rollups::file_of(&path)).display(),
+                rollups::BLOCK_SIZE,
+                rollups::create_sql(&stored, "out", &from)
+            ))
+            .unwrap();
+            let file = ManifestFile {
+                dataset: "intraday".into(),
+                path: path.clone(),
+                table: "intraday".into(),
+                grain: "5min".into(),
+                period: Some(date.replace('-', "_")),
+                rows: 288 * 3,
+                bytes: 1,
+                sha256: format!("sha-{date}"),
+                min_date: Some(date.clone()),
+                max_date: Some(date.clone()),
+                columns: names
+                    .iter()
+                    .map(|n| crate::manifest::ManifestColumn {
+                        name: n.to_string(),
+                        data_type: "VARCHAR".into(),
+                    })
+                    .collect(),
+                exported_at: String::new(),
+                fingerprint: None,
+            };
+            files.push(ManifestFile {
+                dataset: rollups::dataset_of("intraday"),
+                path: rollups::file_of(&path),
+                table: "_rollup_0".into(),
+                sha256: format!("sha-rollups-{date}"),
+                columns: Vec::new(),
+                ..file.clone()
+            });
+            files.push(file);
+        }
+        Manifest {
+            version: 1,
+            project: "p".into(),
+            exported_at: String::new(),
+            files,
+            summary: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn close(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+        match (a, b) {
+            (serde_json::Value::Number(x), serde_json::Value::Number(y)) => {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                assert!((x - y).abs() <= 1e-9 * x.abs().max(1.0), "{at}: {x} vs {y}");
+            }
+            (serde_json::Value::Array(x), serde_json::Value::Array(y)) => {
+                assert_eq!(x.len(), y.len(), "{at}");
+                for (k, (x, y)) in x.iter().zip(y).enumerate() {
+                    close(x, y, &format!("{at}[{k}]"));
+                }
+            }
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                assert_eq!(
+                    x.keys().collect::<Vec<_>>(),
+                    y.keys().collect::<Vec<_>>(),
+                    "{at}"
+                );
+                for (k, v) in x {
+                    close(v, &y[k], &format!("{at}.{k}"));
+                }
+            }
+            _ => assert_eq!(a, b, "{at}"),
+        }
+    }
+
+    #[test]
+    fn the_summary_from_stored_rollups_equals_the_one_from_the_rows() {
+        // The example project's dashboard, in short: a per-unit rollup
+        // without the time (bars, unit KPIs) and one per interval, region
+        // and fuel (time charts, latest KPIs).
+        let v: serde_json::Value = serde_yaml_ng::from_str(
+            "default_days: 7\n\
+             grains: [{grain: 5min, dataset: intraday, max_days: 7, time: 'date + make_time(time // 100, time % 100, 0)'}]\n\
+             dimensions: [{name: region, column: region_id}, {name: fuel, column: fuel}, {name: unit, column: duid}]\n\
+             rollups: [{by: [region, fuel, unit], time: false}, {by: [region, fuel]}]\n\
+             measures:\n\
+             - {name: generation, sql: 'sum(mw) / count(DISTINCT _time)', rollup: {columns: {mw: 'sum(mw)'}, sql: 'sum(mw) / count(DISTINCT _time)'}}\n\
+             - {name: energy, sql: 'sum(mwh)', rollup: {columns: {mwh: 'sum(mwh)'}, sql: 'sum(mwh)'}}\n\
+             - {name: price, decimals: 2, sql: 'sum(rrp * mwh) FILTER (WHERE mwh > 0) / nullif(sum(mwh) FILTER (WHERE mwh > 0), 0)', rollup: {columns: {rrp_mwh: 'sum(rrp * mwh) FILTER (WHERE mwh > 0)', mwh_sold: 'sum(mwh) FILTER (WHERE mwh > 0)'}, sql: 'sum(rrp_mwh) / nullif(sum(mwh_sold), 0)'}}\n\
+             - {name: region_price, decimals: 2, sql: 'avg(rrp)', rollup: {columns: {rrp_sum: 'sum(rrp)', rrp_n: 'count(rrp)'}, sql: 'sum(rrp_sum) / nullif(sum(rrp_n), 0)'}}\n\
+             - {name: active_units, decimals: 0, sql: 'count(DISTINCT duid) FILTER (WHERE mw > 0)', rollup: {columns: {mw_max: 'max(mw)'}, sql: 'count(DISTINCT duid) FILTER (WHERE mw_max > 0)'}}\n\
+             kpis:\n\
+             - {label: Latest generation, measure: generation, latest: true}\n\
+             - {label: Latest price, measure: price, latest: true}\n\
+             - {label: Average generation, measure: generation}\n\
+             - {label: Average price, measure: price}\n\
+             - {label: Active units, measure: active_units}\n\
+             - {label: Top fuel, top: fuel, by: energy}\n\
+             - {label: Latest, latest: true}\n\
+             charts:\n\
+             - {title: Generation by fuel, type: area, series: fuel, measure: generation}\n\
+             - {title: Price by region, type: line, series: region, measure: region_price}\n\
+             - {title: Top units, type: bar, category: unit, measure: energy}\n",
+        )
+        .unwrap();
+        let config = DashboardConfig::from_value(Some(&v)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // 9 days: the opening view is the last 7.
+        let manifest = site_with_rollups(dir.path(), &config, 9);
+        let from_rollups = summary(&config, &manifest, dir.path()).unwrap().unwrap();
+        let files: Vec<&str> = from_rollups["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
+        // The 7 rows files of the range (named, not read) and their
+        // rollups files (read).
+        assert_eq!(files.len(), 14, "{files:?}");
+        assert!(files.contains(&"data/intraday_2024_03_03.rollups.duckdb"));
+        assert!(!files.contains(&"data/intraday_2024_03_02.rollups.duckdb"));
+        // Without the rollups files listed: the rows, the same numbers.
+        let rows_only = Manifest {
+            files: manifest
+                .files
+                .iter()
+                .filter(|f| !f.dataset.ends_with(rollups::DATASET_SUFFIX))
+                .cloned()
+                .collect(),
+            ..manifest.clone()
+        };
+        let from_rows = summary(&config, &rows_only, dir.path()).unwrap().unwrap();
+        assert_eq!(from_rows["files"].as_array().unwrap().len(), 7);
+        let strip = |s: &serde_json::Value| {
+            let mut s = s.clone();
+            s.as_object_mut().unwrap().remove("files");
+            s
+        };
+        close(&strip(&from_rollups), &strip(&from_rows), "summary");
+        assert_eq!(from_rollups["kpis"]["k4"], serde_json::json!(3.0));
+        assert_eq!(from_rollups["kpis"]["k6"], "2024-03-09 23:55");
+        // A rollups file listed but missing from the folder: the rows.
+        std::fs::remove_file(dir.path().join("data/intraday_2024_03_05.rollups.duckdb")).unwrap();
+        let missing = summary(&config, &manifest, dir.path()).unwrap().unwrap();
+        assert_eq!(missing["files"].as_array().unwrap().len(), 7);
+        close(&strip(&missing), &strip(&from_rows), "summary");
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn mentions(sql: &str, name: &str) -> bool {
 /// Whether rollup `r` can give measure `m`: it declares how, and its SQL
 /// names no dimension column (or `_time`) the rollup drops (app.js
 /// `rollupServes`).
-fn serves(config: &DashboardConfig, r: &RollupConfig, m: &MeasureConfig) -> bool {
+pub(crate) fn serves(config: &DashboardConfig, r: &RollupConfig, m: &MeasureConfig) -> bool {
     let Some(rollup) = &m.rollup else {
         return false;
     };

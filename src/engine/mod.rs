@@ -200,13 +200,7 @@ impl Engine {
         if !warehouse.table_exists(&rel.schema, &rel.identifier)? {
             return Ok(false);
         }
-        self.execute_batch(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {}",
-            quote(&rel.schema),
-            scan::call(&rel.schema, &rel.identifier)
-        ))
-        .map_err(|e| anyhow!(e))
-        .with_context(|| format!("attaching stored table {rel}"))?;
+        self.view_over_stored(rel)?;
         Ok(true)
     }
 
@@ -222,15 +216,20 @@ impl Engine {
             .collect();
         let exist = warehouse.tables_exist(&tables)?;
         for (rel, _) in rels.iter().zip(exist).filter(|(_, e)| *e) {
-            self.execute_batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {}",
-                quote(&rel.schema),
-                scan::call(&rel.schema, &rel.identifier)
-            ))
-            .map_err(|e| anyhow!(e))
-            .with_context(|| format!("attaching stored table {rel}"))?;
+            self.view_over_stored(rel)?;
         }
         Ok(())
+    }
+
+    /// The view under a stored table's model name that streams the table.
+    fn view_over_stored(&self, rel: &Relation) -> Result<()> {
+        self.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE OR REPLACE VIEW {rel} AS SELECT * FROM {}",
+            quote(&rel.schema),
+            scan::call(&rel.schema, &rel.identifier)
+        ))
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("attaching stored table {rel}"))
     }
 
     /// Switches the view of a stored table (made by [`Engine::attach_stored`])

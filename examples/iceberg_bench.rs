@@ -46,6 +46,7 @@ fn config(catalog: &str, s3: &str) -> IcebergConfig {
             path_style: Some(true),
         },
         properties: Default::default(),
+        timeout: None,
     }
 }
 

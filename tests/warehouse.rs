@@ -22,6 +22,7 @@ fn config(sw: &SeaweedFs) -> IcebergConfig {
             path_style: Some(true),
         },
         properties: Default::default(),
+        timeout: None,
     }
 }
 
@@ -992,4 +993,37 @@ fn pinned_tables_answer_from_one_load_until_a_write_or_unpin() {
     assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s2));
     let s3 = append(&wh, 2);
     assert_eq!(wh.current_snapshot_id("pins", "t").unwrap(), Some(s3));
+}
+
+/// A catalog that takes a request and never answers fails the call within
+/// the target's `timeout_secs`, naming the catalog, instead of holding the
+/// run: the proxy holds the first table load for good. (The 60 s wait
+/// below is a deadlock guard, not a speed check: without a timeout the
+/// call would never return.)
+#[test]
+fn a_catalog_that_stops_answering_fails_the_call_within_the_timeout() {
+    let sw = SeaweedFs::start();
+    let proxy = Proxy::start(&sw.catalog);
+    let mut cfg = config(&sw);
+    cfg.uri = proxy.url.clone();
+    cfg.timeout = Some(std::time::Duration::from_secs(2));
+    let wh = Warehouse::connect(&cfg).unwrap();
+    proxy.hold(Hold::Before(1), |m, p, _| {
+        m == "GET" && p.split('?').next().unwrap_or_default().contains("/tables/")
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(wh.load_table("nowhere", "held").map(|_| ()));
+    });
+    let outcome = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the held table load never returned: no request timeout");
+    let err = format!("{:#}", outcome.expect_err("a held load must fail"));
+    assert!(proxy.max_held() == 1, "the load was not held");
+    // The error names the table and the request that got no answer.
+    assert!(
+        err.contains("loading table nowhere.held") && err.contains("/tables/held"),
+        "{err}"
+    );
+    proxy.clear(common::proxy::Release::Drop);
 }

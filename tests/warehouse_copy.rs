@@ -24,6 +24,7 @@ fn config(sw: &SeaweedFs) -> IcebergConfig {
             path_style: Some(true),
         },
         properties: Default::default(),
+        timeout: None,
     }
 }
 

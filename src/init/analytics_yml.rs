@@ -381,6 +381,7 @@ pub(super) fn write_targets(
                     path_style: None,
                 },
                 properties: Default::default(),
+                timeout_secs: None,
             };
             (catalog, ci_schema.clone())
         }

@@ -462,6 +462,7 @@ fn attached_catalog(
             token: auth("token"),
             s3: s3.unwrap_or_default(),
             properties: Default::default(),
+            timeout_secs: None,
         }),
         schema: schema.to_string(),
         threads: None,

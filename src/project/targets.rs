@@ -83,6 +83,19 @@ pub struct IcebergConfig {
     pub s3: S3Config,
     /// Extra catalog properties, passed through as they are.
     pub properties: HashMap<String, String>,
+    /// How long one catalog request may take (`timeout_secs`); `None` is
+    /// [`IcebergConfig::DEFAULT_TIMEOUT`].
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl IcebergConfig {
+    /// The catalog request timeout when `timeout_secs` is not set.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+    /// How long one catalog request may take before the run fails.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(Self::DEFAULT_TIMEOUT)
+    }
 }
 
 /// S3 settings for the data files, resolved.
@@ -158,6 +171,10 @@ pub struct IcebergYaml {
     /// Extra catalog properties.
     #[serde(default)]
     pub properties: HashMap<String, String>,
+    /// Seconds one catalog request may take (default 120): a catalog that
+    /// stops answering fails the run instead of holding it.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 /// The `s3:` part of an Iceberg target in `analytics.yml`.
@@ -221,6 +238,7 @@ impl TargetYaml {
                     path_style: env.contains("AWS_ENDPOINT_URL_S3").then_some(true),
                 },
                 properties: Default::default(),
+                timeout_secs: None,
             }),
             schema: main_schema(),
             threads: None,
@@ -287,6 +305,11 @@ impl IcebergYaml {
                 path_style: self.s3.path_style,
             },
             properties,
+            timeout: match self.timeout_secs {
+                Some(0) => anyhow::bail!("target setting `timeout_secs`: must be at least 1"),
+                Some(secs) => Some(std::time::Duration::from_secs(secs)),
+                None => None,
+            },
         })
     }
 }
@@ -332,5 +355,31 @@ impl Default for MaintainOptions {
             expire_after_hours: default_hours(),
             orphan_after_hours: default_orphan_hours(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iceberg(yaml: &str) -> Result<IcebergConfig> {
+        let target: TargetYaml = serde_yaml_ng::from_str(yaml).unwrap();
+        let TargetYaml::Iceberg { catalog, .. } = target else {
+            panic!("not an iceberg target");
+        };
+        catalog.resolve(&Env::from_map(BTreeMap::new()))
+    }
+
+    #[test]
+    fn timeout_secs_bounds_each_catalog_request() {
+        let base = "type: iceberg\nuri: http://catalog\n";
+        assert_eq!(
+            iceberg(base).unwrap().request_timeout(),
+            IcebergConfig::DEFAULT_TIMEOUT
+        );
+        let five = iceberg(&format!("{base}timeout_secs: 5\n")).unwrap();
+        assert_eq!(five.request_timeout(), std::time::Duration::from_secs(5));
+        let zero = iceberg(&format!("{base}timeout_secs: 0\n")).unwrap_err();
+        assert!(format!("{zero:#}").contains("timeout_secs"), "{zero:#}");
     }
 }

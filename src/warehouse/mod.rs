@@ -98,9 +98,14 @@ impl Warehouse {
             .context("starting the async runtime for the catalog")?;
         let props = catalog_props(config);
         let commits = rest::CommitClient::new(config)?;
+        // Every catalog request is bounded: a catalog that stops answering
+        // fails the run (naming the request) instead of holding it until
+        // the job's own timeout. S3 is bounded by opendal's timeout layer.
+        let http = rest::client(config).context("creating the HTTP client for the catalog")?;
         let catalog = runtime
             .block_on(
                 RestCatalogBuilder::default()
+                    .with_client(http)
                     .with_runtime(iceberg::Runtime::new(&runtime))
                     .with_storage_factory(Arc::new(
                         iceberg_storage_opendal::OpenDalStorageFactory::S3 {

@@ -44,13 +44,20 @@ struct IdentBody<'a> {
     name: &'a str,
 }
 
+/// The HTTP client for catalog requests: each bounded by the target's
+/// `timeout_secs` (connecting by at most 30 s of it).
+pub fn client(config: &IcebergConfig) -> reqwest::Result<reqwest::Client> {
+    let timeout = config.request_timeout();
+    reqwest::Client::builder()
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(30)))
+        .timeout(timeout)
+        .build()
+}
+
 impl CommitClient {
     /// A client for the catalog `config` describes.
     pub fn new(config: &IcebergConfig) -> Result<CommitClient> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .context("creating the HTTP client for catalog commits")?;
+        let http = client(config).context("creating the HTTP client for catalog commits")?;
         Ok(CommitClient {
             http,
             config: config.clone(),

@@ -607,11 +607,14 @@ impl<'a> StoredRollups<'a> {
             {
                 continue;
             }
-            let stored = !self.files.is_empty() && self.defs.iter().any(|s| s.index == idx);
+            let def = self.defs.iter().find(|s| s.index == idx);
+            let stored = !self.files.is_empty() && def.is_some();
             if !self.many && !stored {
                 continue;
             }
-            return stored.then_some(idx);
+            // A rollup stored per period has no date to take the range's
+            // filter: the panel reads the rows (as `make` would fail to).
+            return (stored && !def.is_some_and(|s| s.period)).then_some(idx);
         }
         None
     }

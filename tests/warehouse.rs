@@ -1020,9 +1020,14 @@ fn a_catalog_that_stops_answering_fails_the_call_within_the_timeout() {
         .expect("the held table load never returned: no request timeout");
     let err = format!("{:#}", outcome.expect_err("a held load must fail"));
     assert!(proxy.max_held() == 1, "the load was not held");
-    // The error names the table and the request that got no answer.
+    // The error names the table, the request that got no answer, and the
+    // setting that bounded it.
     assert!(
         err.contains("loading table nowhere.held") && err.contains("/tables/held"),
+        "{err}"
+    );
+    assert!(
+        err.contains("timed out") && err.contains("`timeout_secs`"),
         "{err}"
     );
     proxy.clear(common::proxy::Release::Drop);

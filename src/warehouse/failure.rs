@@ -247,6 +247,32 @@ pub(crate) fn explain(error: anyhow::Error) -> anyhow::Error {
     anyhow!("{}", parts.join(": "))
 }
 
+/// The text of an iceberg-rust error with the causes its own `Display`
+/// leaves out: it shows only its first source (reqwest's "error sending
+/// request for url (…)"), not what is under it ("operation timed out").
+/// A request that ran out of the Iceberg target's `timeout_secs` says so,
+/// naming the setting.
+pub(crate) fn iceberg_text(error: &iceberg::Error) -> String {
+    let mut text = error.to_string();
+    let mut timed_out = false;
+    let mut cause = std::error::Error::source(error);
+    while let Some(c) = cause {
+        timed_out |= c
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout);
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    if timed_out {
+        text.push_str(" (no answer within the Iceberg target's `timeout_secs`)");
+    }
+    text
+}
+
 /// The catalog's refusal of the first request (the token exchange, or the
 /// first call with a bearer token) said in one line naming the setting;
 /// `None` when `text` is not an HTTP refusal from the catalog.
@@ -280,6 +306,53 @@ pub(crate) fn catalog_refusal(text: &str, bearer_token: bool, uri: &str) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request to `url` by a client with a 300 ms timeout, wrapped as
+    /// iceberg-catalog-rest wraps a failed send.
+    fn failed_send(url: &str) -> iceberg::Error {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_millis(300))
+                    .build()
+                    .unwrap();
+                client.get(url).send().await
+            })
+            .expect_err("the request must fail");
+        iceberg::Error::new(iceberg::ErrorKind::Unexpected, "Failed to send request")
+            .with_source(err)
+    }
+
+    #[test]
+    fn a_catalog_request_that_timed_out_says_so_and_names_the_setting() {
+        // Takes the connection and never answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/config", listener.local_addr().unwrap());
+        let err = failed_send(&url);
+        assert!(!err.to_string().contains("timed out"), "{err}");
+        let text = iceberg_text(&err);
+        assert!(text.starts_with(&err.to_string()), "{text}");
+        assert!(
+            text.contains("timed out") && text.contains("`timeout_secs`"),
+            "{text}"
+        );
+        drop(listener);
+    }
+
+    #[test]
+    fn a_refused_connection_is_not_called_a_timeout() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let text = iceberg_text(&failed_send(&format!("http://127.0.0.1:{port}/v1/config")));
+        assert!(text.contains("error sending request"), "{text}");
+        assert!(!text.contains("timeout_secs"), "{text}");
+    }
 
     /// As iceberg-rust 0.10.1 + opendal 0.57 render a write SeaweedFS
     /// refused for a wrong secret key.

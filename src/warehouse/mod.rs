@@ -31,6 +31,7 @@ pub use write::{DataEncoder, WriteMode, WriteReport, data_file_properties};
 
 use crate::secret::Secret;
 use anyhow::{Context, Result, anyhow};
+use failure::iceberg_text;
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_catalog_rest::{RestCatalog, RestCatalogBuilder};
@@ -114,7 +115,7 @@ impl Warehouse {
                     ))
                     .load("analytics", props),
             )
-            .map_err(|e| anyhow!("connecting to the Iceberg catalog: {e}"))?;
+            .map_err(|e| anyhow!("connecting to the Iceberg catalog: {}", iceberg_text(&e)))?;
         let warehouse = Warehouse {
             catalog: Arc::new(catalog),
             commits: Arc::new(commits),
@@ -159,7 +160,7 @@ impl Warehouse {
         }
         self.runtime
             .block_on(self.catalog.table_exists(&Self::ident(schema, name)))
-            .map_err(|e| anyhow!("checking table {schema}.{name}: {e}"))
+            .map_err(|e| anyhow!("checking table {schema}.{name}: {}", iceberg_text(&e)))
     }
 
     /// Whether each of `tables` (schema, name) exists, asked all at once.
@@ -173,7 +174,9 @@ impl Warehouse {
                     self.catalog
                         .table_exists(&Self::ident(schema, name))
                         .await
-                        .map_err(|e| anyhow!("checking table {schema}.{name}: {e}"))
+                        .map_err(|e| {
+                            anyhow!("checking table {schema}.{name}: {}", iceberg_text(&e))
+                        })
                 },
             )))
     }
@@ -182,7 +185,12 @@ impl Warehouse {
     pub fn load_table(&self, schema: &str, name: &str) -> Result<Table> {
         self.runtime
             .block_on(self.catalog.load_table(&Self::ident(schema, name)))
-            .map_err(|e| failure::explain(anyhow!("loading table {schema}.{name}: {e}")))
+            .map_err(|e| {
+                failure::explain(anyhow!(
+                    "loading table {schema}.{name}: {}",
+                    iceberg_text(&e)
+                ))
+            })
     }
 
     /// The tables of a namespace (empty when it does not exist).
@@ -193,7 +201,7 @@ impl Warehouse {
                 .catalog
                 .namespace_exists(&namespace)
                 .await
-                .map_err(|e| anyhow!("listing namespace {schema}: {e}"))?
+                .map_err(|e| anyhow!("listing namespace {schema}: {}", iceberg_text(&e)))?
             {
                 return Ok(Vec::new());
             }
@@ -201,7 +209,7 @@ impl Warehouse {
                 .catalog
                 .list_tables(&namespace)
                 .await
-                .map_err(|e| anyhow!("listing namespace {schema}: {e}"))?
+                .map_err(|e| anyhow!("listing namespace {schema}: {}", iceberg_text(&e)))?
                 .into_iter()
                 .map(|t| t.name().to_string())
                 .collect())
@@ -213,7 +221,7 @@ impl Warehouse {
         if self.table_exists(schema, name)? {
             self.runtime
                 .block_on(self.catalog.drop_table(&Self::ident(schema, name)))
-                .map_err(|e| anyhow!("dropping table {schema}.{name}: {e}"))?;
+                .map_err(|e| anyhow!("dropping table {schema}.{name}: {}", iceberg_text(&e)))?;
         }
         Ok(())
     }

@@ -126,6 +126,11 @@ impl CommitClient {
                 return Err(e).context("posting the commit to the catalog");
             }
             // Sent, but the answer was lost (timeout, reset): it may land.
+            Err(e) if e.is_timeout() => {
+                return Ok(CommitOutcome::Unknown(format!(
+                    "no answer within the Iceberg target's `timeout_secs`: {e}"
+                )));
+            }
             Err(e) => return Ok(CommitOutcome::Unknown(format!("no answer: {e}"))),
         };
         let status = response.status();

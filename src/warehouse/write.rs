@@ -2,6 +2,7 @@
 //! or copy-on-write upsert (`delete+insert` and `merge`), with schema
 //! alignment and retries when another writer commits first.
 
+use super::failure::iceberg_text;
 use super::rest::CommitOutcome;
 use super::snapshot::{self, LiveFile, SnapshotChange};
 use super::{Warehouse, types};
@@ -360,14 +361,14 @@ impl Warehouse {
         match self.catalog.load_table(ident).await {
             Ok(table) => return Ok(table),
             Err(e) if e.kind() == iceberg::ErrorKind::TableNotFound => {}
-            Err(e) => return Err(anyhow!("loading the table: {e}")),
+            Err(e) => return Err(anyhow!("loading the table: {}", iceberg_text(&e))),
         }
         let namespace = ident.namespace().clone();
         if !self
             .catalog
             .namespace_exists(&namespace)
             .await
-            .map_err(|e| anyhow!("checking the namespace: {e}"))?
+            .map_err(|e| anyhow!("checking the namespace: {}", iceberg_text(&e)))?
         {
             // Another writer may create it at the same moment.
             if let Err(e) = self
@@ -380,20 +381,20 @@ impl Warehouse {
                     .await
                     .unwrap_or(false)
             {
-                bail!("creating the namespace: {e}");
+                bail!("creating the namespace: {}", iceberg_text(&e));
             }
         }
         if self
             .catalog
             .table_exists(ident)
             .await
-            .map_err(|e| anyhow!("checking the table: {e}"))?
+            .map_err(|e| anyhow!("checking the table: {}", iceberg_text(&e)))?
         {
             return self
                 .catalog
                 .load_table(ident)
                 .await
-                .map_err(|e| anyhow!("loading the table: {e}"));
+                .map_err(|e| anyhow!("loading the table: {}", iceberg_text(&e)));
         }
         let schema = types::iceberg_schema(source)
             .context("the result has a column Iceberg cannot store")?;
@@ -412,7 +413,7 @@ impl Warehouse {
                 .catalog
                 .load_table(ident)
                 .await
-                .map_err(|_| anyhow!("creating the table: {e}")),
+                .map_err(|_| anyhow!("creating the table: {}", iceberg_text(&e))),
         }
     }
 

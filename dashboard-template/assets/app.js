@@ -373,6 +373,7 @@ async function fileBytes(file) {
   pending.add(file.path);
   showLoading();
   let buf;
+  let spare;
   try {
     const resp = await fetch(url.href, { cache: 'no-store' });
     if (!resp.ok) {
@@ -380,6 +381,9 @@ async function fileBytes(file) {
       err.missing = true;
       throw err;
     }
+    // A second reading of the same response (the browser keeps its bytes),
+    // for the check and the Cache API below.
+    spare = resp.clone();
     buf = await resp.arrayBuffer();
   } finally {
     pending.delete(file.path);
@@ -387,10 +391,12 @@ async function fileBytes(file) {
   }
   probe.downloaded.push(file.path);
   // Checked against the manifest and kept in the Cache API in the
-  // background, on a copy: DuckDB gets the bytes at once (the check and the
-  // cache write cost ~0.1 s for a few MB, which a range change waited for).
-  const copy = buf.slice(0);
+  // background, once the view being drawn is done: DuckDB gets the bytes at
+  // once, and the copy, the hash and the cache write (~40 ms of CPU for a
+  // few MB) do not compete with the change's queries and drawing.
   const keep = (async () => {
+    await whenIdle();
+    const copy = await spare.arrayBuffer();
     if (crypto.subtle && file.sha256) {
       const digest = await crypto.subtle.digest('SHA-256', copy);
       const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -413,6 +419,16 @@ async function fileBytes(file) {
 }
 // The background checks and cache writes (the tests wait for them).
 const keeping = [];
+// Resolves when no view is being drawn (at most 5 s later: a page that never
+// draws one still keeps its files).
+const idleWaiters = [];
+function whenIdle() {
+  if (probe.ready) return Promise.resolve();
+  return new Promise((resolve) => {
+    idleWaiters.push(resolve);
+    setTimeout(resolve, 5000);
+  });
+}
 probe.kept = () => Promise.allSettled(keeping);
 
 // Downloads in flight, named on the status line while DuckDB is not the
@@ -1827,40 +1843,41 @@ async function renderMap(grain, rel, gen) {
 
 async function renderKpis(grain, rel, gen) {
   const fmt = grain.grain === 'day' ? '%Y-%m-%d' : '%Y-%m-%d %H:%M';
-  // Every card is a scalar subquery over the source it reads (a rollup or
-  // the rows), all in one query: one round trip to DuckDB-WASM, not one per
-  // source and kind of card.
+  // Every card is one row (its key, a number or a text) of one query over
+  // the source it reads (a rollup or the rows): one round trip to
+  // DuckDB-WASM, not one per card. A UNION ALL of plain aggregates: DuckDB
+  // plans it in about half the time of the same cards as scalar subqueries
+  // cross joined (bench/RESULTS.md, 2026-11-30 11:15–12:30).
   const items = [];
+  const num = (key, sql, from) => items.push(`SELECT '${key}' AS k, ${sql} AS n, CAST(NULL AS VARCHAR) AS s FROM ${from}`);
+  const text = (key, sql, from) => items.push(`SELECT '${key}' AS k, CAST(NULL AS DOUBLE) AS n, ${sql} AS s FROM ${from}`);
   let latestAt = null;
   const latest = CFG.kpis.map((k, i) => [i, k]).filter(([, k]) => k.measure && k.latest);
   if (latest.length) {
     const ms = latest.map(([, k]) => measure(k.measure));
     const src = await source(grain, rel, { measures: ms, time: true, panel: 'kpi-latest' });
-    const at = `(SELECT max(_time) FROM ${src.base})`;
-    latest.forEach(([i], j) => items.push(`(SELECT ${src.msql(ms[j])} FROM ${src.base} WHERE _time = ${at}) AS k${i}`));
-    items.push(`strftime(${at}, '${fmt}') AS at`);
+    latest.forEach(([i], j) => num(`k${i}`, src.msql(ms[j]), `${src.base} WHERE _time = (SELECT max(_time) FROM ${src.base})`));
+    text('at', `strftime(max(_time), '${fmt}')`, src.base);
   }
   for (const [i, k] of CFG.kpis.entries()) {
     if (k.measure && k.latest) continue;
     if (k.measure || k.latest) {
       const m = k.measure ? measure(k.measure) : null;
       const src = await source(grain, rel, { measures: m ? [m] : [], time: !m, panel: `kpi${i}` });
-      items.push(`(SELECT ${m ? src.msql(m) : `strftime(max(_time), '${fmt}')`} FROM ${src.base}) AS k${i}`);
+      if (m) num(`k${i}`, src.msql(m), src.base);
+      else text(`k${i}`, `strftime(max(_time), '${fmt}')`, src.base);
     } else if (k.top) {
       const d = dimension(k.top);
       const by = measure(k.by);
       const src = await source(grain, rel, { dims: [d.name], measures: [by], panel: `kpi${i}` });
-      items.push(`(SELECT CAST(${ident(d.column)} AS VARCHAR) FROM ${src.base} GROUP BY 1 ORDER BY ${src.msql(by)} DESC NULLS LAST LIMIT 1) AS k${i}`);
+      text(`k${i}`, 'v', `(SELECT CAST(${ident(d.column)} AS VARCHAR) AS v FROM ${src.base} GROUP BY 1 ORDER BY ${src.msql(by)} DESC NULLS LAST LIMIT 1)`);
     }
   }
   const values = {};
   if (items.length) {
-    // Each card a one-row SELECT, cross joined: DuckDB(-WASM) plans several
-    // scalar subqueries in one SELECT list more slowly than the same ones
-    // as one-row relations (bench/RESULTS.md, 2026-11-30 07:40–08:50).
-    const r = (await query(`SELECT * FROM ${items.map((x, j) => `(SELECT ${x}) AS q${j}`).join(', ')}`))[0] || {};
-    latestAt = r.at ?? null;
-    Object.assign(values, r);
+    // A card with no row (a top value of no data) stays empty.
+    for (const r of await query(items.join(' UNION ALL '))) values[r.k] = r.n ?? r.s ?? null;
+    latestAt = values.at ?? null;
   }
   if (gen !== state.generation) return;
   drawKpis(values, latestAt, grain);
@@ -1951,12 +1968,11 @@ async function refresh() {
       status(`Querying: ${text}…`);
       panels.push(work().catch(onError));
     };
-    run('filter lists', async () => {
-      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel.key}|${probe.useRollups}|${probe.useStoredRollups}`);
-      if (gen === state.generation) updateOptions();
-    }, (e) => message('The filter lists could not be loaded: ' + errorText(e), 'warning'));
-    run('KPIs', () => renderKpis(grain, rel, gen), (e) => message('The KPIs could not be computed: ' + errorText(e), 'error'));
-    for (const [i, c] of CFG.charts.entries()) {
+    // The charts first (time charts, then bars): the worker answers them
+    // while this thread draws the ones already back, and the lists and the
+    // KPIs (cheap to draw) come last, instead of delaying the first drawing.
+    const order = [...CFG.charts.entries()].sort(([, a], [, b]) => (a.type === 'bar') - (b.type === 'bar'));
+    for (const [i, c] of order) {
       run(c.title, async () => {
         if (c.type === 'bar') await renderBarChart(i, c, grain, rel, gen);
         else await renderTimeChart(i, c, grain, rel, gen);
@@ -1977,6 +1993,11 @@ async function refresh() {
         message(`Map: ${errorText(e)}`, 'error');
       });
     }
+    run('filter lists', async () => {
+      await loadCombos(rel, `${grain.dataset}|${state.from}|${state.to}|${rel.key}|${probe.useRollups}|${probe.useStoredRollups}`);
+      if (gen === state.generation) updateOptions();
+    }, (e) => message('The filter lists could not be loaded: ' + errorText(e), 'warning'));
+    run('KPIs', () => renderKpis(grain, rel, gen), (e) => message('The KPIs could not be computed: ' + errorText(e), 'error'));
     await Promise.all(panels);
   } catch (e) {
     message('The dashboard could not query its data: ' + errorText(e), 'error');
@@ -1990,6 +2011,7 @@ async function refresh() {
       status(`Showing ${state.from} – ${state.to} (${rangeDays(state.from, state.to)} days) at ${grain.grain} grain · ${Math.round(probe.lastRefreshMs)} ms`, false);
       probe.renders += 1;
       probe.ready = true;
+      for (const resolve of idleWaiters.splice(0)) resolve();
       if (probe.previewShown) markPreview(false);
     }
   }
@@ -2644,7 +2666,14 @@ async function main() {
     const stored = rollupsCover(first.dataset, state.from, state.to);
     for (const f of filesInRange(first.dataset + (stored ? ROLLUPS : ''), state.from, state.to)) attach(f, stored);
   }
-  const lastDay = CFG.grains.length ? checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning')) : null;
+  // The newest day: from the exporter's summary when it was computed from
+  // these very files (the same query), else asked of DuckDB-WASM.
+  let lastDay = null;
+  if (state.summary && state.summary.last_day && summaryCurrent(state.summary)) {
+    state.lastDay = state.summary.last_day;
+    probe.lastDay = state.lastDay;
+    probe.lastDayFromSummary = true;
+  } else if (CFG.grains.length) lastDay = checkLastDay().catch((e) => message('The newest day could not be checked: ' + errorText(e), 'warning'));
   await loadLookups().catch((e) => message('Lookup data could not be loaded: ' + errorText(e), 'warning'));
   mark('lookups');
   await lastDay;

@@ -348,6 +348,9 @@ async function preset(days) {
 }
 if (EXPECT.partial) {
   check(lastDay && lastDay.complete === false && lastDay.date === EXPECT.partial.date && lastDay.last === EXPECT.partial.last, 'the newest day is known to be partial', JSON.stringify(lastDay));
+  // The summary was computed from these files: its newest day is taken, not asked again of DuckDB-WASM.
+  const fromSummary = await page.evaluate(() => window.__dashboard.lastDayFromSummary === true);
+  check(fromSummary, 'the newest day comes from the current summary (no query at start)', String(fromSummary));
   const open = await partialState(page);
   check(/partial day/.test(open.note) && /partial day/.test(open.label || ''), 'the opening view flags the partial day (caption and dashed line)', JSON.stringify(open));
   check(p.kpis.length && (await page.$('#figure-0 .partial-note')) !== null, 'the preview flagged it too', '');

@@ -713,7 +713,31 @@ impl Warehouse {
             .iter()
             .map(|f| f.id)
             .collect();
-        for file in candidates {
+        // The folded files are rewritten whatever they hold: read at once
+        // (one round trip each, all in flight), their rows that stay carried.
+        let folding: Vec<&DataFile> = candidates
+            .iter()
+            .filter(|f| folded.contains(f.data_file.file_path()))
+            .map(|f| &f.data_file)
+            .collect();
+        if !folding.is_empty() {
+            self.read_files_into(conn, table, &folding, &field_ids, "candidate")?;
+            let kept = conn.execute(
+                &format!(
+                    "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
+                     WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+                ),
+                [],
+            )?;
+            rewrite.rows_carried += kept as u64;
+            rewrite
+                .deleted
+                .extend(folding.iter().map(|f| f.file_path().to_string()));
+        }
+        for file in candidates
+            .into_iter()
+            .filter(|f| !folded.contains(f.data_file.file_path()))
+        {
             conn.execute_batch(&format!("DELETE FROM {SCRATCH}.candidate"))?;
             self.read_file_into(conn, table, &file.data_file, &field_ids, "candidate")?;
             let hits: i64 = conn.query_row(
@@ -723,7 +747,7 @@ impl Warehouse {
                 [],
                 |r| r.get(0),
             )?;
-            if hits == 0 && !folded.contains(file.data_file.file_path()) {
+            if hits == 0 {
                 continue;
             }
             let kept = conn.execute(
@@ -760,17 +784,23 @@ impl Warehouse {
         field_ids: &[i32],
         scratch_table: &str,
     ) -> Result<()> {
-        let task = FileScanTask::builder()
-            .with_file_size_in_bytes(file.file_size_in_bytes())
-            .with_start(0)
-            .with_length(file.file_size_in_bytes())
-            .with_record_count(Some(file.record_count()))
-            .with_data_file_path(file.file_path().to_string())
-            .with_data_file_format(DataFileFormat::Parquet)
-            .with_schema(table.metadata().current_schema().clone())
-            .with_project_field_ids(field_ids.to_vec())
-            .with_case_sensitive(true)
-            .build();
+        self.read_files_into(conn, table, &[file], field_ids, scratch_table)
+    }
+
+    /// Appends the rows of data files (in the table's current schema) to a
+    /// scratch table, several files read at once.
+    pub(super) fn read_files_into(
+        &self,
+        conn: &duckdb::Connection,
+        table: &Table,
+        files: &[&DataFile],
+        field_ids: &[i32],
+        scratch_table: &str,
+    ) -> Result<()> {
+        let tasks: Vec<iceberg::Result<FileScanTask>> = files
+            .iter()
+            .map(|file| Ok(scan_task(table, file, field_ids)))
+            .collect();
         let mut appender = conn
             .appender_to_db(scratch_table, "__analytics_scratch")
             .context("opening the scratch table")?;
@@ -778,17 +808,17 @@ impl Warehouse {
             table.file_io().clone(),
             iceberg::Runtime::new(&self.runtime),
         )
+        .with_data_file_concurrency_limit(READ_FILES_AT_ONCE)
         .build();
         self.runtime.block_on(async {
             let mut stream = reader
-                .read(Box::pin(futures::stream::iter(vec![Ok(task)])))
+                .read(Box::pin(futures::stream::iter(tasks)))
                 .map_err(|e| anyhow!("{e}"))?
                 .stream();
-            while let Some(batch) = stream
-                .try_next()
-                .await
-                .map_err(|e| anyhow!("reading {}: {e}", file.file_path()))?
-            {
+            while let Some(batch) = stream.try_next().await.map_err(|e| {
+                let paths: Vec<&str> = files.iter().map(|f| f.file_path()).collect();
+                anyhow!("reading {}: {e}", paths.join(", "))
+            })? {
                 appender
                     .append_record_batch(batch)
                     .context("loading rows into the scratch table")?;
@@ -800,6 +830,24 @@ impl Warehouse {
             .context("loading rows into the scratch table")?;
         Ok(())
     }
+}
+
+/// Data files read at once by [`Warehouse::read_files_into`].
+const READ_FILES_AT_ONCE: usize = 16;
+
+/// A task reading all of one data file in the table's current schema.
+fn scan_task(table: &Table, file: &DataFile, field_ids: &[i32]) -> FileScanTask {
+    FileScanTask::builder()
+        .with_file_size_in_bytes(file.file_size_in_bytes())
+        .with_start(0)
+        .with_length(file.file_size_in_bytes())
+        .with_record_count(Some(file.record_count()))
+        .with_data_file_path(file.file_path().to_string())
+        .with_data_file_format(DataFileFormat::Parquet)
+        .with_schema(table.metadata().current_schema().clone())
+        .with_project_field_ids(field_ids.to_vec())
+        .with_case_sensitive(true)
+        .build()
 }
 
 #[derive(Default)]

@@ -1116,3 +1116,66 @@ fn small_files_of_the_new_rows_days_are_folded_in_the_upserts_snapshot() {
         .unwrap();
     assert_eq!(yesterday, 50);
 }
+
+/// Three upserts at once, each folding the same seven small files of the
+/// day: one lands; the others are refused, reload and fold or append again
+/// on the new snapshot. Every key is stored exactly once.
+#[test]
+fn concurrent_upserts_that_fold_the_same_files_lose_and_double_nothing() {
+    use analytics::warehouse::COMPACT_AT;
+    let sw = SeaweedFs::start();
+    let cfg = config(&sw);
+    let setup = Warehouse::connect(&cfg).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    analytics::warehouse::scan::register(&conn, &setup).unwrap();
+    let interval = |n: usize| {
+        format!(
+            "SELECT TIMESTAMP '2024-06-30 00:00:00' + INTERVAL ({n} * 5) MINUTE AS ts, \
+             i AS id, {n}.0::DOUBLE AS v FROM range(0, 50) t(i)"
+        )
+    };
+    let upsert = || WriteMode::Upsert {
+        keys: vec!["ts".into(), "id".into()],
+    };
+    for n in 0..COMPACT_AT - 1 {
+        stage(&conn, &interval(n));
+        let r = setup
+            .write(&conn, "staged", "marts", "folded", &upsert(), "ignore")
+            .unwrap();
+        assert_eq!(r.files_compacted, 0, "{r:?}");
+    }
+    let proxy = Proxy::start(&sw.catalog);
+    proxy.hold(Hold::Barrier(3), |m, p, b| {
+        is_commit(m, p, b, Some("folded"))
+    });
+    let writers: Vec<_> = (COMPACT_AT - 1..COMPACT_AT + 2)
+        .map(|n| {
+            let mut cfg = cfg.clone();
+            cfg.uri = proxy.url.clone();
+            let sql = interval(n);
+            std::thread::spawn(move || {
+                let wh = Warehouse::connect(&cfg).unwrap();
+                let conn = duckdb::Connection::open_in_memory().unwrap();
+                stage(&conn, &sql);
+                wh.write(&conn, "staged", "marts", "folded", &upsert(), "ignore")
+                    .unwrap()
+            })
+        })
+        .collect();
+    let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    check_forced_race(&proxy, 3, &reports);
+    let winner = reports.iter().find(|r| r.attempts == 1).unwrap();
+    assert_eq!(winner.files_compacted, COMPACT_AT - 1, "{reports:?}");
+    let n = (COMPACT_AT + 2) as i64;
+    let (rows, keys, v): (i64, i64, f64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT (ts, id)), sum(v) FROM iceberg_scan('marts', 'folded')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, keys, v),
+        (n * 50, n * 50, (0..n).sum::<i64>() as f64 * 50.0)
+    );
+}

@@ -1032,3 +1032,155 @@ fn a_catalog_that_stops_answering_fails_the_call_within_the_timeout() {
     );
     proxy.clear(common::proxy::Release::Drop);
 }
+
+/// The live data files of a table's current snapshot, by its summary.
+fn live_file_count(wh: &Warehouse, ns: &str, table: &str) -> usize {
+    let t = wh.load_table(ns, table).unwrap();
+    t.metadata()
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .additional_properties["total-data-files"]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn small_files_of_the_new_rows_days_are_folded_in_the_upserts_snapshot() {
+    use analytics::warehouse::{COMPACT_AT, StoredChanges};
+    let sw = SeaweedFs::start();
+    let wh = Warehouse::connect(&config(&sw)).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    analytics::warehouse::scan::register(&conn, &wh).unwrap();
+    let upsert = WriteMode::Upsert {
+        keys: vec!["ts".into(), "id".into()],
+    };
+    let interval = |n: i64, v: f64| {
+        format!(
+            "SELECT TIMESTAMP '2024-06-30 00:00:00' + INTERVAL ({n} * 5) MINUTE AS ts, \
+             DATE '2024-06-30' AS date, i AS id, {v}::DOUBLE AS v FROM range(0, 50) t(i)"
+        )
+    };
+    // Yesterday's last interval: a small file of another day.
+    stage(
+        &conn,
+        "SELECT TIMESTAMP '2024-06-29 23:55:00' AS ts, DATE '2024-06-29' AS date, \
+         i AS id, 1.0::DOUBLE AS v FROM range(0, 50) t(i)",
+    );
+    wh.write(&conn, "staged", "marts", "intraday", &upsert, "ignore")
+        .unwrap();
+    // Today: one small upsert per 5-minute interval, as intraday runs.
+    let mut folds = Vec::new();
+    for n in 0..30 {
+        let before = wh
+            .current_snapshot_id("marts", "intraday")
+            .unwrap()
+            .unwrap();
+        stage(&conn, &interval(n, 1.0));
+        let r = wh
+            .write(&conn, "staged", "marts", "intraday", &upsert, "ignore")
+            .unwrap();
+        if r.files_compacted > 0 {
+            // A fold removes the small files of today only: the export sees
+            // today changed, nothing else.
+            assert_eq!(r.files_removed, r.files_compacted, "{r:?}");
+            let day = chrono::NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+            assert_eq!(
+                wh.changes_since("marts", "intraday", before, "date")
+                    .unwrap(),
+                StoredChanges::Dates(vec![(day, day)]),
+                "{r:?}"
+            );
+            folds.push(n);
+        }
+        assert!(
+            live_file_count(&wh, "marts", "intraday") <= COMPACT_AT + 1,
+            "interval {n}: {r:?}"
+        );
+    }
+    assert!(folds.len() >= 3, "folded at {folds:?}");
+    // Taking interval 3 again replaces its rows, wherever they were folded.
+    stage(&conn, &interval(3, 7.0));
+    wh.write(&conn, "staged", "marts", "intraday", &upsert, "ignore")
+        .unwrap();
+    let (rows, ids, v): (i64, i64, f64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT (ts, id)), sum(v) FROM iceberg_scan('marts', 'intraday')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, ids, v), (31 * 50, 31 * 50, 31.0 * 50.0 + 6.0 * 50.0));
+    // Yesterday's file was never folded into today's.
+    let yesterday: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM iceberg_scan('marts', 'intraday') WHERE date = DATE '2024-06-29'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(yesterday, 50);
+}
+
+/// Three upserts at once, each folding the same seven small files of the
+/// day: one lands; the others are refused, reload and fold or append again
+/// on the new snapshot. Every key is stored exactly once.
+#[test]
+fn concurrent_upserts_that_fold_the_same_files_lose_and_double_nothing() {
+    use analytics::warehouse::COMPACT_AT;
+    let sw = SeaweedFs::start();
+    let cfg = config(&sw);
+    let setup = Warehouse::connect(&cfg).unwrap();
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    analytics::warehouse::scan::register(&conn, &setup).unwrap();
+    let interval = |n: usize| {
+        format!(
+            "SELECT TIMESTAMP '2024-06-30 00:00:00' + INTERVAL ({n} * 5) MINUTE AS ts, \
+             i AS id, {n}.0::DOUBLE AS v FROM range(0, 50) t(i)"
+        )
+    };
+    let upsert = || WriteMode::Upsert {
+        keys: vec!["ts".into(), "id".into()],
+    };
+    for n in 0..COMPACT_AT - 1 {
+        stage(&conn, &interval(n));
+        let r = setup
+            .write(&conn, "staged", "marts", "folded", &upsert(), "ignore")
+            .unwrap();
+        assert_eq!(r.files_compacted, 0, "{r:?}");
+    }
+    let proxy = Proxy::start(&sw.catalog);
+    proxy.hold(Hold::Barrier(3), |m, p, b| {
+        is_commit(m, p, b, Some("folded"))
+    });
+    let writers: Vec<_> = (COMPACT_AT - 1..COMPACT_AT + 2)
+        .map(|n| {
+            let mut cfg = cfg.clone();
+            cfg.uri = proxy.url.clone();
+            let sql = interval(n);
+            std::thread::spawn(move || {
+                let wh = Warehouse::connect(&cfg).unwrap();
+                let conn = duckdb::Connection::open_in_memory().unwrap();
+                stage(&conn, &sql);
+                wh.write(&conn, "staged", "marts", "folded", &upsert(), "ignore")
+                    .unwrap()
+            })
+        })
+        .collect();
+    let reports: Vec<_> = writers.into_iter().map(|h| h.join().unwrap()).collect();
+    check_forced_race(&proxy, 3, &reports);
+    let winner = reports.iter().find(|r| r.attempts == 1).unwrap();
+    assert_eq!(winner.files_compacted, COMPACT_AT - 1, "{reports:?}");
+    let n = (COMPACT_AT + 2) as i64;
+    let (rows, keys, v): (i64, i64, f64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT (ts, id)), sum(v) FROM iceberg_scan('marts', 'folded')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, keys, v),
+        (n * 50, n * 50, (0..n).sum::<i64>() as f64 * 50.0)
+    );
+}

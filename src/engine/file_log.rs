@@ -25,8 +25,9 @@ impl Engine {
     pub fn read_file_log(&self) -> Result<FileLog> {
         let mut read_at = None;
         // The stored log's rows, read once from local copies of its data
-        // files (one small file per earlier run until `maintain`, copied
-        // many at once) when it can be read so; else streamed.
+        // files (a few a day: each run adds a small one and the write
+        // folds them once 8 of a day are live; copied many at once) when
+        // it can be read so; else streamed.
         let mut local = None;
         if let Some(warehouse) = &self.warehouse {
             // One load answers the snapshot and the files read: the rows

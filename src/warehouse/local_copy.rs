@@ -40,8 +40,9 @@ pub const DEFAULT_LIMIT_BYTES: u64 = 4 << 30;
 /// Files copied at once.
 const PARALLEL_FILES: usize = 4;
 /// Files copied at once when each is one ranged read: an intraday table
-/// holds one small file per interval of the day (~36 by midday), each a
-/// round trip, and 4 at a time leaves the connection idle between them.
+/// holds several small files for today (up to 7 of the latest intervals
+/// and the files they were folded into), each a round trip, and 4 at a
+/// time leaves the connection idle between them.
 const PARALLEL_SMALL_FILES: usize = 16;
 /// Bytes per ranged read of one file (several in flight per file).
 const RANGE_BYTES: u64 = 8 << 20;

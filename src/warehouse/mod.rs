@@ -27,7 +27,9 @@ mod write;
 
 pub use copy_write::CopyTimings;
 pub use local_copy::{DEFAULT_LIMIT_BYTES as DEFAULT_LOCAL_COPY_LIMIT, LocalRead, StoredChanges};
-pub use write::{DataEncoder, WriteMode, WriteReport, data_file_properties};
+pub use write::{
+    COMPACT_AT, DataEncoder, SMALL_FILE_BYTES, WriteMode, WriteReport, data_file_properties,
+};
 
 use crate::secret::Secret;
 use anyhow::{Context, Result, anyhow};

@@ -85,6 +85,9 @@ pub struct WriteReport {
     pub files_removed: usize,
     /// Stored rows that moved into rewritten files.
     pub rows_carried: u64,
+    /// Small stored files of the new rows' dates folded into the rewrite
+    /// (see [`COMPACT_AT`]); counted in `files_read` and `files_removed`.
+    pub files_compacted: usize,
     /// Commit attempts (more than one after a concurrent commit).
     pub attempts: u32,
     /// The snapshot created (`None` when there was nothing to write).
@@ -139,6 +142,18 @@ const PARALLEL_WRITE_ROWS: u64 = 1_000_000;
 const WRITER_QUEUE: usize = 16;
 /// DuckDB schema for the rows of rewritten files.
 const SCRATCH: &str = "\"__analytics_scratch\"";
+/// An upsert folds the table's small data files of the new rows' dates into
+/// its rewrite once this many of them (its own new file included) would be
+/// live: an intraday table written every 5 minutes then holds a handful of
+/// files for today instead of one per run (~288 by evening), which every
+/// read of today (the export, the next upsert's planning) lists and copies.
+/// The fold is part of the write's one snapshot, so a killed run leaves
+/// the table as it was or with the write whole: no row lost or doubled.
+pub const COMPACT_AT: usize = 8;
+/// Data files below this size are small (folded); a fold's result stays
+/// small until it passes it, so a day of 5-minute files becomes a few
+/// files of about this size, and no fold reads more than ~COMPACT_AT of it.
+pub const SMALL_FILE_BYTES: u64 = 1 << 20;
 
 /// A key column and the range the staged rows span in it.
 struct KeyRange {
@@ -229,6 +244,16 @@ impl Warehouse {
             }
             _ => None,
         };
+        // The days of the new rows in every date or timestamp column: only
+        // small files within them are folded, so a fold never widens the
+        // dates a snapshot changes (what exports restage).
+        let days = match mode {
+            WriteMode::Upsert { .. } | WriteMode::UpsertNew { .. } => Some(
+                day_ranges(conn, staged, &table)
+                    .with_context(|| format!("{}: reading the dates of the new rows", context()))?,
+            ),
+            _ => None,
+        };
         let (new_files, copy) = self
             .write_files_timed(
                 conn,
@@ -254,14 +279,29 @@ impl Warehouse {
             // Keys read as absent at the snapshot the table is still at.
             let known_absent = matches!(mode, WriteMode::UpsertNew { absent_at, .. }
                 if table.metadata().current_snapshot_id() == *absent_at);
+            // Whether enough files are live for a fold to be possible (the
+            // snapshot's summary says how many, without reading manifests).
+            let may_fold = days.as_ref().is_some_and(|d| d.is_some())
+                && total_data_files(&table).is_none_or(|n| n + new_files.len() >= COMPACT_AT);
             // An append (and an upsert of keys known absent) removes no
             // file, so it reads no manifest to find the live ones.
-            let live = if *mode == WriteMode::Append || known_absent {
+            let live = if (*mode == WriteMode::Append || known_absent) && !may_fold {
                 Vec::new()
             } else {
                 self.runtime
                     .block_on(snapshot::live_files(&table))
                     .with_context(context)?
+            };
+            let fold: Vec<&LiveFile> = match &days {
+                Some(Some(days)) if may_fold => {
+                    let small: Vec<&LiveFile> = live.iter().filter(|f| foldable(f, days)).collect();
+                    if small.len() + new_files.len() >= COMPACT_AT {
+                        small
+                    } else {
+                        Vec::new()
+                    }
+                }
+                _ => Vec::new(),
             };
             let mut deleted = HashSet::new();
             let mut carried_files = Vec::new();
@@ -272,15 +312,32 @@ impl Warehouse {
                     deleted.extend(live.iter().map(|f| f.data_file.file_path().to_string()));
                     Operation::Overwrite
                 }
-                (WriteMode::UpsertNew { .. }, Some(_)) if known_absent => Operation::Append,
+                (WriteMode::UpsertNew { .. }, Some(_)) if known_absent && fold.is_empty() => {
+                    Operation::Append
+                }
                 (
                     WriteMode::Upsert { keys: names } | WriteMode::UpsertNew { keys: names, .. },
                     Some(ranges),
                 ) => {
+                    // Keys known absent are in no file: only the fold is read.
+                    let scope: Vec<LiveFile> = if known_absent {
+                        fold.iter().map(|f| (*f).clone()).collect()
+                    } else {
+                        Vec::new()
+                    };
                     let rewrite = self
-                        .rewrite_matching(conn, &table, staged, names, ranges, &live)
+                        .rewrite_matching(
+                            conn,
+                            &table,
+                            staged,
+                            names,
+                            ranges,
+                            if known_absent { &scope } else { &live },
+                            &fold,
+                        )
                         .with_context(context)?;
                     report.files_read = rewrite.files_read;
+                    report.files_compacted = fold.len();
                     report.rows_carried = rewrite.rows_carried;
                     deleted = rewrite.deleted;
                     carried_files = rewrite.carried_files;
@@ -608,7 +665,10 @@ impl Warehouse {
 
     /// Copy-on-write for upserts: reads only the live files whose bounds
     /// overlap the staged keys, and for those holding a matching key writes
-    /// the rows that stay into new files.
+    /// the rows that stay into new files. The files of `fold` are rewritten
+    /// whether or not they hold a key (their rows that stay join the same
+    /// new files): small files folded into one.
+    #[allow(clippy::too_many_arguments)]
     fn rewrite_matching(
         &self,
         conn: &duckdb::Connection,
@@ -617,10 +677,15 @@ impl Warehouse {
         keys: &[String],
         ranges: &[KeyRange],
         live: &[LiveFile],
+        fold: &[&LiveFile],
     ) -> Result<Rewrite> {
+        let folded: HashSet<&str> = fold.iter().map(|f| f.data_file.file_path()).collect();
         let candidates: Vec<&LiveFile> = live
             .iter()
-            .filter(|f| ranges.iter().all(|r| overlaps(&f.data_file, r)))
+            .filter(|f| {
+                folded.contains(f.data_file.file_path())
+                    || ranges.iter().all(|r| overlaps(&f.data_file, r))
+            })
             .collect();
         let mut rewrite = Rewrite {
             files_read: candidates.len(),
@@ -649,7 +714,31 @@ impl Warehouse {
             .iter()
             .map(|f| f.id)
             .collect();
-        for file in candidates {
+        // The folded files are rewritten whatever they hold: read at once
+        // (one round trip each, all in flight), their rows that stay carried.
+        let folding: Vec<&DataFile> = candidates
+            .iter()
+            .filter(|f| folded.contains(f.data_file.file_path()))
+            .map(|f| &f.data_file)
+            .collect();
+        if !folding.is_empty() {
+            self.read_files_into(conn, table, &folding, &field_ids, "candidate")?;
+            let kept = conn.execute(
+                &format!(
+                    "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
+                     WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+                ),
+                [],
+            )?;
+            rewrite.rows_carried += kept as u64;
+            rewrite
+                .deleted
+                .extend(folding.iter().map(|f| f.file_path().to_string()));
+        }
+        for file in candidates
+            .into_iter()
+            .filter(|f| !folded.contains(f.data_file.file_path()))
+        {
             conn.execute_batch(&format!("DELETE FROM {SCRATCH}.candidate"))?;
             self.read_file_into(conn, table, &file.data_file, &field_ids, "candidate")?;
             let hits: i64 = conn.query_row(
@@ -696,17 +785,23 @@ impl Warehouse {
         field_ids: &[i32],
         scratch_table: &str,
     ) -> Result<()> {
-        let task = FileScanTask::builder()
-            .with_file_size_in_bytes(file.file_size_in_bytes())
-            .with_start(0)
-            .with_length(file.file_size_in_bytes())
-            .with_record_count(Some(file.record_count()))
-            .with_data_file_path(file.file_path().to_string())
-            .with_data_file_format(DataFileFormat::Parquet)
-            .with_schema(table.metadata().current_schema().clone())
-            .with_project_field_ids(field_ids.to_vec())
-            .with_case_sensitive(true)
-            .build();
+        self.read_files_into(conn, table, &[file], field_ids, scratch_table)
+    }
+
+    /// Appends the rows of data files (in the table's current schema) to a
+    /// scratch table, several files read at once.
+    pub(super) fn read_files_into(
+        &self,
+        conn: &duckdb::Connection,
+        table: &Table,
+        files: &[&DataFile],
+        field_ids: &[i32],
+        scratch_table: &str,
+    ) -> Result<()> {
+        let tasks: Vec<iceberg::Result<FileScanTask>> = files
+            .iter()
+            .map(|file| Ok(scan_task(table, file, field_ids)))
+            .collect();
         let mut appender = conn
             .appender_to_db(scratch_table, "__analytics_scratch")
             .context("opening the scratch table")?;
@@ -714,17 +809,17 @@ impl Warehouse {
             table.file_io().clone(),
             iceberg::Runtime::new(&self.runtime),
         )
+        .with_data_file_concurrency_limit(READ_FILES_AT_ONCE)
         .build();
         self.runtime.block_on(async {
             let mut stream = reader
-                .read(Box::pin(futures::stream::iter(vec![Ok(task)])))
+                .read(Box::pin(futures::stream::iter(tasks)))
                 .map_err(|e| anyhow!("{e}"))?
                 .stream();
-            while let Some(batch) = stream
-                .try_next()
-                .await
-                .map_err(|e| anyhow!("reading {}: {e}", file.file_path()))?
-            {
+            while let Some(batch) = stream.try_next().await.map_err(|e| {
+                let paths: Vec<&str> = files.iter().map(|f| f.file_path()).collect();
+                anyhow!("reading {}: {e}", paths.join(", "))
+            })? {
                 appender
                     .append_record_batch(batch)
                     .context("loading rows into the scratch table")?;
@@ -736,6 +831,24 @@ impl Warehouse {
             .context("loading rows into the scratch table")?;
         Ok(())
     }
+}
+
+/// Data files read at once by [`Warehouse::read_files_into`].
+const READ_FILES_AT_ONCE: usize = 16;
+
+/// A task reading all of one data file in the table's current schema.
+fn scan_task(table: &Table, file: &DataFile, field_ids: &[i32]) -> FileScanTask {
+    FileScanTask::builder()
+        .with_file_size_in_bytes(file.file_size_in_bytes())
+        .with_start(0)
+        .with_length(file.file_size_in_bytes())
+        .with_record_count(Some(file.record_count()))
+        .with_data_file_path(file.file_path().to_string())
+        .with_data_file_format(DataFileFormat::Parquet)
+        .with_schema(table.metadata().current_schema().clone())
+        .with_project_field_ids(field_ids.to_vec())
+        .with_case_sensitive(true)
+        .build()
 }
 
 #[derive(Default)]
@@ -832,6 +945,95 @@ fn holds_rows(table: &Table, fingerprint: &str, staged: &SchemaRef) -> bool {
             .additional_properties
             .get(snapshot::FINGERPRINT_PROPERTY)
             .is_some_and(|fp| fp == fingerprint)
+}
+
+/// The snapshot summary's count of live data files (`None` when missing).
+fn total_data_files(table: &Table) -> Option<usize> {
+    table
+        .metadata()
+        .current_snapshot()?
+        .summary()
+        .additional_properties
+        .get("total-data-files")?
+        .parse()
+        .ok()
+}
+
+/// A date or timestamp column and the days (since 1970-01-01, UTC) the
+/// staged rows span in it.
+struct DayRange {
+    field_id: i32,
+    first: i64,
+    last: i64,
+}
+
+/// The days the staged rows span in each date and timestamp column of the
+/// table; `None` when a column's range is unknown (a NULL, an empty
+/// stage): then nothing is folded.
+fn day_ranges(
+    conn: &duckdb::Connection,
+    staged: &str,
+    table: &Table,
+) -> Result<Option<Vec<DayRange>>> {
+    let schema = table.metadata().current_schema();
+    let columns: Vec<String> = schema
+        .as_struct()
+        .fields()
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.field_type.as_ref(),
+                Type::Primitive(
+                    PrimitiveType::Date | PrimitiveType::Timestamp | PrimitiveType::Timestamptz
+                )
+            )
+        })
+        .map(|f| f.name.clone())
+        .collect();
+    let mut days = Vec::new();
+    for range in key_ranges(conn, staged, &columns, table)? {
+        let Some((lo, hi)) = &range.range else {
+            return Ok(None);
+        };
+        match (day_of(lo), day_of(hi)) {
+            (Some(first), Some(last)) => days.push(DayRange {
+                field_id: range.field_id,
+                first,
+                last,
+            }),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(days))
+}
+
+/// The day (since 1970-01-01, UTC) of a date or timestamp value.
+fn day_of(value: &Datum) -> Option<i64> {
+    use iceberg::spec::PrimitiveLiteral;
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    match (value.data_type(), value.literal()) {
+        (PrimitiveType::Date, PrimitiveLiteral::Int(d)) => Some(i64::from(*d)),
+        (PrimitiveType::Timestamp | PrimitiveType::Timestamptz, PrimitiveLiteral::Long(us)) => {
+            Some(us.div_euclid(MICROS_PER_DAY))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a live file is small and all its rows lie within the new rows'
+/// days in every date and timestamp column (its bounds say so): folding
+/// it changes no other day.
+fn foldable(file: &LiveFile, days: &[DayRange]) -> bool {
+    let f = &file.data_file;
+    f.file_size_in_bytes() < SMALL_FILE_BYTES
+        && days.iter().all(|d| {
+            let within = |bound: Option<&Datum>| {
+                bound
+                    .and_then(day_of)
+                    .is_some_and(|day| d.first <= day && day <= d.last)
+            };
+            within(f.lower_bounds().get(&d.field_id)) && within(f.upper_bounds().get(&d.field_id))
+        })
 }
 
 /// The min and max of each key column over the staged rows, as Iceberg values.

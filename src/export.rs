@@ -828,6 +828,14 @@ fn rows_fingerprint(fingerprint: &str) -> &str {
         .map_or(fingerprint, |(rows, _)| rows)
 }
 
+/// A file's fingerprint without the snapshots it was exported as of: its
+/// rows, shape and definition.
+fn without_as_of(fingerprint: &str) -> &str {
+    fingerprint
+        .split_once(" as_of:")
+        .map_or(fingerprint, |(rest, _)| rest)
+}
+
 /// What an export of a dataset restages.
 enum Restage {
     /// Every file of the dataset (the rows are all staged, then each
@@ -1313,7 +1321,7 @@ fn write_files(
             let rollups_file = write_rollups_file(
                 engine,
                 &rollups,
-                &entry,
+                (&entry, old.bytes),
                 &rows_fp,
                 &format!("{staged} {filter}"),
                 target,
@@ -1360,7 +1368,7 @@ fn write_files(
         let rollups_file = write_rollups_file(
             engine,
             &rollups,
-            &entry,
+            (&entry, bytes),
             &rows_fp,
             &format!("{staged} {filter}"),
             target,
@@ -1424,14 +1432,17 @@ struct RollupsOf<'a> {
 }
 
 /// The rollups file of one period (`dashboard/rollups.rs`), next to its rows
-/// file `rows` (whose fingerprint without the definition is `rows_fp`): the
-/// published one kept when its rows and rollups did not change, else written
-/// from the period's staged rows `from`. `None` when the dataset stores no
-/// rollups.
+/// file `rows` of `rows_bytes` bytes (whose fingerprint without the
+/// definition is `rows_fp`): the published one kept when its rows and
+/// rollups did not change, else written from the period's staged rows
+/// `from`. `None` when the dataset stores no rollups, or when the file would
+/// not be smaller than the rows (few units: the page then reads the rows,
+/// which cost it fewer bytes); that decision stands while the rows file is
+/// kept under the same definition (its rollups are not written again).
 fn write_rollups_file(
     engine: &Recorder,
     rollups_of: &RollupsOf,
-    rows: &ManifestFile,
+    (rows, rows_bytes): (&ManifestFile, u64),
     rows_fp: &str,
     from: &str,
     target: &Target,
@@ -1458,6 +1469,25 @@ fn write_rollups_file(
         ..rows.clone()
     };
     let path = target.out_dir.join(&rel);
+    // The rows file published as it is now (same rows, same definition:
+    // same rollups) had no rollups file, listed or lost: it was not smaller
+    // than the rows, and would not be now.
+    if let Some(site) = target.previous
+        && site.manifest.files.iter().any(|f| {
+            f.path == rows.path
+                && f.fingerprint.as_deref().map(without_as_of).is_some()
+                && f.fingerprint.as_deref().map(without_as_of)
+                    == rows.fingerprint.as_deref().map(without_as_of)
+        })
+        && !site
+            .manifest
+            .files
+            .iter()
+            .chain(&site.missing)
+            .any(|f| f.path == rel)
+    {
+        return Ok(None);
+    }
     if let Some(old) = keep_published(target, &entry, kept)? {
         return Ok(Some(ManifestFile {
             rows: old.rows,
@@ -1485,6 +1515,13 @@ fn write_rollups_file(
     let counted = written.map_err(|e| anyhow!("writing {rel}: {e}"))?;
     detached.map_err(|e| anyhow!("closing {rel}: {e}"))?;
     let (bytes, sha256) = crate::hash::hash_file(&path)?;
+    if bytes >= rows_bytes {
+        tracing::info!(
+            "{rel} not written: {bytes} bytes, not smaller than its rows file ({rows_bytes} bytes); the page reads the rows"
+        );
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        return Ok(None);
+    }
     Ok(Some(ManifestFile {
         rows: counted
             .rows

@@ -1237,3 +1237,194 @@ fn a_branch_publish_keeping_files_has_the_whole_sites_summary_and_a_new_day_uplo
     assert_eq!(summary, summary_of_whole_site(p.path(), &third));
     assert_eq!(third["index.html"], first["index.html"]);
 }
+
+/// 200 units in 5 regions, 5-minute readings on 2024-07-01 and 2024-07-02 whose values
+/// do not compress (a hash).
+const MANY_READINGS: &str = "
+{{ config(materialized='table') }}
+select
+    timestamp '2024-07-01 00:00:00' + to_minutes(5 * i) as ts,
+    cast(timestamp '2024-07-01 00:00:00' + to_minutes(5 * i) as date) as date,
+    'U' || u as unit,
+    'R' || (u % 5) as region,
+    (hash(i, u) % 100000) / 7.0 as mw
+from range(2 * 288) as r(i), range(200) as s(u)
+";
+
+/// A 5-minute dataset split by day and a dashboard storing rollup `ROLLUP`:
+/// `{by: [unit], time: false}` holds a row per unit and day (far smaller
+/// than the rows); `{by: [unit]}` (without the region, so it is stored)
+/// holds a row per unit and 5 minutes with four aggregates, more than the
+/// rows file.
+const ROLLUPS_SITE: &str = "
+targets:
+  wh: { type: duckdb, path: wh.duckdb }
+exports:
+  - name: fine
+    sql: select ts, date, region, unit, mw from {{ ref('readings') }}
+    grain: 5min
+    time_column: ts
+    aggregate: { mw: avg }
+    split: day
+  - name: units
+    sql: select distinct unit, 'Unit ' || unit as name from {{ ref('readings') }}
+dashboard:
+  assets: cdn
+  date_column: date
+  default_days: 7
+  grains:
+    - { grain: 5min, dataset: fine, time: \"date + make_time(time // 100, time % 100, 0)\" }
+  dimensions:
+    - { name: region, column: region, label: Region }
+    - { name: unit, column: unit, label: Unit, lookup: { dataset: units, key: unit, label: name } }
+  rollups:
+    - ROLLUP
+  measures:
+    - { name: generation, label: Generation, unit: MW, decimals: 1, sql: \"sum(mw) / count(DISTINCT _time)\", rollup: { columns: { mw: \"sum(mw)\" }, sql: \"sum(mw) / count(DISTINCT _time)\" } }
+    - { name: peak, label: Peak, unit: MW, decimals: 1, sql: \"max(mw)\", rollup: { columns: { mw_max: \"max(mw)\" }, sql: \"max(mw_max)\" } }
+    - { name: low, label: Low, unit: MW, decimals: 1, sql: \"min(mw)\", rollup: { columns: { mw_min: \"min(mw)\" }, sql: \"min(mw_min)\" } }
+    - { name: readings, label: Readings, decimals: 0, sql: \"count(mw)\", rollup: { columns: { n: \"count(mw)\" }, sql: \"sum(n)\" } }
+  kpis:
+    - { label: Latest generation, measure: generation, latest: true }
+    - { label: Average generation, measure: generation }
+    - { label: Peak, measure: peak }
+    - { label: Readings, measure: readings }
+  charts:
+    - { title: Generation by unit, type: area, series: unit, measure: generation }
+";
+
+#[test]
+fn a_rollups_file_not_smaller_than_its_rows_is_not_written_nor_listed_and_stays_so_while_kept() {
+    let p = TempProject::new("");
+    p.write("models/readings.sql", MANY_READINGS).write(
+        "analytics.yml",
+        &ROLLUPS_SITE.replace("ROLLUP", "{ by: [unit], time: false }"),
+    );
+    let site = p.path().join("site");
+    let backfill = || {
+        let out = p.run(&[
+            "run",
+            "--mode",
+            "backfill",
+            "--target",
+            "wh",
+            "--site-dir",
+            site.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let paths = |m: &Manifest| -> Vec<String> { m.files.iter().map(|f| f.path.clone()).collect() };
+    // Per unit and day: smaller than the rows, written and listed.
+    backfill();
+    let first = manifest(&site);
+    assert_eq!(
+        paths(&first),
+        [
+            "data/fine_2024_07_01.duckdb",
+            "data/fine_2024_07_01.rollups.duckdb",
+            "data/fine_2024_07_02.duckdb",
+            "data/fine_2024_07_02.rollups.duckdb",
+            "data/units.duckdb"
+        ]
+    );
+    for f in first.files.iter().filter(|f| f.dataset == "fine.rollups") {
+        let rows = first
+            .files
+            .iter()
+            .find(|r| analytics::dashboard::rollups::file_of(&r.path) == f.path)
+            .unwrap();
+        assert!(
+            f.bytes < rows.bytes,
+            "{} {} {}",
+            f.path,
+            f.bytes,
+            rows.bytes
+        );
+    }
+
+    // Per unit and 5 minutes: not smaller than the rows, so no rollups
+    // file; the ones published before are removed, not left listed beside
+    // the rows (their numbers would be another rollup's).
+    p.write(
+        "analytics.yml",
+        &ROLLUPS_SITE.replace("ROLLUP", "{ by: [unit] }"),
+    );
+    let all = backfill();
+    assert!(
+        all.contains("data/fine_2024_07_01.rollups.duckdb not written:"),
+        "{all}"
+    );
+    let second = manifest(&site);
+    assert_eq!(
+        paths(&second),
+        [
+            "data/fine_2024_07_01.duckdb",
+            "data/fine_2024_07_02.duckdb",
+            "data/units.duckdb"
+        ],
+        "{all}"
+    );
+    assert_eq!(
+        data_files(&site).into_keys().collect::<Vec<_>>(),
+        paths(&second),
+        "{all}"
+    );
+    // The first-paint summary reads the rows: the warehouse's numbers.
+    let summary = second.summary.clone().expect("a summary");
+    let files: Vec<&str> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"data/fine_2024_07_02.duckdb")
+            && !files.iter().any(|f| f.contains("rollups")),
+        "{summary}"
+    );
+    let wh = p.db("wh.duckdb");
+    let number = |sql: &str| -> f64 { wh.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let kpi = |k: &str| {
+        summary["kpis"][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k}: {summary}"))
+    };
+    let close = |got: f64, want: f64, what: &str| {
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+            "{what}: {got} vs {want}: {summary}"
+        )
+    };
+    close(
+        kpi("k0"),
+        number("select sum(mw::real) from readings where ts = (select max(ts) from readings)"),
+        "latest generation",
+    );
+    close(
+        kpi("k1"),
+        number("select sum(mw::real) / count(distinct ts) from readings"),
+        "average generation",
+    );
+    close(
+        kpi("k2"),
+        number("select max(mw::real) from readings"),
+        "peak",
+    );
+    close(kpi("k3"), 2.0 * 288.0 * 200.0, "readings");
+    drop(wh);
+
+    // The same warehouse again: every file kept, none written, and no
+    // rollups file written again to be dropped (the decision stands while
+    // its rows file is kept under the same definition).
+    let all = backfill();
+    assert!(all.contains("0 written"), "{all}");
+    assert!(!all.contains("not written"), "{all}");
+    assert!(!all.contains("missing"), "{all}");
+    let third = manifest(&site);
+    assert_eq!(third.files, second.files, "{all}");
+    assert!(
+        written_in_staging(p.path(), &site).is_empty(),
+        "an unchanged file was written again"
+    );
+}

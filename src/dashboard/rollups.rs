@@ -24,7 +24,10 @@
 //! them (a few hundred kB) and not the rows (several MB); the page fetches
 //! the rows file only when a view needs rows (a unit filter, a drill-down,
 //! Analyze, the CSV). The exporter writes them only for the periods an
-//! export restages, keeps the published one of a kept period (the export's
+//! export restages, and only when smaller than the rows file (with few
+//! units they may not be: no rollups file is then listed for that period,
+//! and the page, `rollupsCover`, and the first-paint summary read its
+//! rows), keeps the published one of a kept period (the export's
 //! keep/restage logic and publish's merge carry them like any file of the
 //! dataset), and the renderer tells the page which tables each dataset's
 //! rollups files hold, from the same function ([`stored_for`]).

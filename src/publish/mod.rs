@@ -299,7 +299,19 @@ pub fn merge_manifest(
     let Some(base) = base else {
         return (merged, removed);
     };
-    let exported: BTreeSet<&str> = new.files.iter().map(|f| f.dataset.as_str()).collect();
+    // A dataset's rollups files are exported with it (`dashboard/rollups.rs`),
+    // even when none is written (none smaller than its rows file): the
+    // published ones of an exported dataset are never kept beside new rows.
+    let exported: BTreeSet<String> = new
+        .files
+        .iter()
+        .flat_map(|f| {
+            [
+                f.dataset.clone(),
+                crate::dashboard::rollups::dataset_of(&f.dataset),
+            ]
+        })
+        .collect();
     let new_paths: BTreeSet<&str> = new.files.iter().map(|f| f.path.as_str()).collect();
     for f in &base.files {
         if exported.contains(f.dataset.as_str()) {
@@ -476,5 +488,48 @@ fn empty_manifest() -> Manifest {
         files: Vec::new(),
         summary: None,
         warnings: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_manifest;
+    use crate::manifest::Manifest;
+
+    fn site(files: &[(&str, &str)]) -> Manifest {
+        let files: Vec<String> = files
+            .iter()
+            .map(|(dataset, path)| {
+                format!(
+                    r#"{{"dataset": "{dataset}", "path": "{path}", "table": "t", "sha256": "x"}}"#
+                )
+            })
+            .collect();
+        Manifest::parse(&format!(
+            r#"{{"version": 1, "project": "p", "exported_at": "2024-01-01T00:00:00Z", "files": [{}]}}"#,
+            files.join(", ")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollups_file_of_an_exported_dataset_is_never_kept_beside_new_rows() {
+        let base = site(&[
+            ("hourly", "data/hourly_2024_q1.duckdb"),
+            ("hourly.rollups", "data/hourly_2024_q1.rollups.duckdb"),
+            ("units", "data/units.duckdb"),
+        ]);
+        // A new export of `hourly` that wrote no rollups file (not smaller
+        // than its rows): the published one is removed, not listed.
+        let new = site(&[("hourly", "data/hourly_2024_q1.duckdb")]);
+        let (merged, removed) = merge_manifest(&new, Some(&base), |_| true);
+        let paths: Vec<&str> = merged.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["data/hourly_2024_q1.duckdb", "data/units.duckdb"]);
+        assert_eq!(removed, ["data/hourly_2024_q1.rollups.duckdb"]);
+        // A dataset not exported now keeps its files, rollups too.
+        let new = site(&[("units", "data/units.duckdb")]);
+        let (merged, removed) = merge_manifest(&new, Some(&base), |_| true);
+        assert_eq!(merged.files.len(), 3);
+        assert!(removed.is_empty());
     }
 }

@@ -11,6 +11,17 @@ use std::path::Path;
 /// The manifest's format version (fields are only ever added).
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// The manifest's dataset name of the rollups files of `dataset`
+/// (`dashboard/rollups.rs` writes them; publish's merge keeps or drops
+/// them with their dataset).
+pub fn rollups_dataset(dataset: &str) -> String {
+    format!("{dataset}{ROLLUPS_DATASET_SUFFIX}")
+}
+
+/// What [`rollups_dataset`] appends (a dataset's name is an identifier, so
+/// no export is named like this).
+pub const ROLLUPS_DATASET_SUFFIX: &str = ".rollups";
+
 /// `manifest.json`: every data file of the site, for the dashboard.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {

@@ -70,14 +70,11 @@ pub struct StoredColumn {
     pub merge: Option<&'static str>,
 }
 
-/// The manifest's dataset name of the rollups files of `dataset`.
-pub fn dataset_of(dataset: &str) -> String {
-    format!("{dataset}{DATASET_SUFFIX}")
-}
-
-/// What [`dataset_of`] appends (a dataset's name is an identifier, so no
-/// export is named like this).
-pub const DATASET_SUFFIX: &str = ".rollups";
+/// The manifest's naming of rollups datasets (`X.rollups`), shared with
+/// publish, which merges manifests.
+pub use crate::manifest::{
+    ROLLUPS_DATASET_SUFFIX as DATASET_SUFFIX, rollups_dataset as dataset_of,
+};
 
 /// The rollups file of the rows file `path` (`data/x_2025_q3.duckdb` →
 /// `data/x_2025_q3.rollups.duckdb`).

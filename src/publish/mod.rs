@@ -308,7 +308,7 @@ pub fn merge_manifest(
         .flat_map(|f| {
             [
                 f.dataset.clone(),
-                crate::dashboard::rollups::dataset_of(&f.dataset),
+                crate::manifest::rollups_dataset(&f.dataset),
             ]
         })
         .collect();

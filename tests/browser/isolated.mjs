@@ -21,7 +21,7 @@ const s = await page.evaluate(() => ({
   bundle: window.__dashboard.bundle,
   threads: window.__dashboard.threads,
   cores: navigator.hardwareConcurrency,
-  charts: [...document.querySelectorAll('.chart-body')].map((el) => [el.dataset.state, Number(el.dataset.points)]),
+  charts: [...document.querySelectorAll('.chart-body')].map((el) => [el.dataset.state, Number(el.dataset.points), el.dataset.state === 'ready' ? '' : el.parentElement.textContent.slice(0, 300)]),
 }));
 // What DuckDB-WASM runs with, asked through the page's own connection.
 await page.click('#tab-analyze');

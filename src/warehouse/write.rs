@@ -714,6 +714,11 @@ impl Warehouse {
             .iter()
             .map(|f| f.id)
             .collect();
+        // The rows of the candidate(s) read that no staged row replaces.
+        let carry = format!(
+            "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
+             WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
+        );
         // The folded files are rewritten whatever they hold: read at once
         // (one round trip each, all in flight), their rows that stay carried.
         let folding: Vec<&DataFile> = candidates
@@ -723,13 +728,7 @@ impl Warehouse {
             .collect();
         if !folding.is_empty() {
             self.read_files_into(conn, table, &folding, &field_ids, "candidate")?;
-            let kept = conn.execute(
-                &format!(
-                    "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
-                     WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
-                ),
-                [],
-            )?;
+            let kept = conn.execute(&carry, [])?;
             rewrite.rows_carried += kept as u64;
             rewrite
                 .deleted
@@ -751,13 +750,7 @@ impl Warehouse {
             if hits == 0 {
                 continue;
             }
-            let kept = conn.execute(
-                &format!(
-                    "INSERT INTO {SCRATCH}.carried SELECT * FROM {SCRATCH}.candidate c \
-                     WHERE NOT EXISTS (SELECT 1 FROM {staged} s WHERE {matches})"
-                ),
-                [],
-            )?;
+            let kept = conn.execute(&carry, [])?;
             rewrite.rows_carried += kept as u64;
             rewrite
                 .deleted

@@ -5,7 +5,9 @@
 //! never came back, a publish request to the GitHub API — then the same mode
 //! runs again to completion. pyiceberg must then read every key exactly once
 //! (the same rows as an uninterrupted run) and, after `maintain`, find no
-//! data or manifest file that no snapshot references.
+//! data or manifest file that no snapshot references. Runs whose upserts
+//! fold the day's small files into their snapshot (`COMPACT_AT`) are killed
+//! at each step of the fold the same way.
 //!
 //! Each point is made exact by a holding proxy (`tests/common/proxy.rs`) in
 //! front of the catalog, S3 and the fake GitHub API: the proxy holds the
@@ -464,10 +466,14 @@ fn table_rows(sw: &SeaweedFs, namespace: &str) -> BTreeMap<String, String> {
 /// folding commit applied, its answer lost (the table folded, the run's
 /// file log not written: the next run takes the interval again and must
 /// replace its rows inside the folded file); the next table's fold the
-/// same way; the file log's folding commit held before, then after, the
-/// catalog has it. A last run takes one more interval. The tables must then
-/// hold the rows of one uninterrupted run exactly, the file log each file
-/// once, and `maintain` find no unreferenced file.
+/// same way; the file log's commit (a fold too: its `taken_at` dates its
+/// rows today) held before, then after, the catalog has it. Killed before
+/// that commit, the run had committed every table: they must hold the rows
+/// of one uninterrupted run of the same intervals. A last run takes one
+/// more interval, and only it; the tables must then hold the rows of one
+/// uninterrupted run exactly, the file log each file once, and `maintain`
+/// find no unreferenced file. Breaking the fold (the folded files kept, or
+/// removed in a snapshot of their own) fails it.
 #[test]
 fn killed_intraday_runs_converge_while_their_upserts_fold() {
     let intervals = COMPACT_AT + 1;
@@ -475,12 +481,20 @@ fn killed_intraday_runs_converge_while_their_upserts_fold() {
     copy_dir(&repo_root().join("example-project/sample"), sample.path());
     list_first(sample.path(), intervals);
     let rig = Rig::serving(nemweb_from(sample.path().to_path_buf()));
-    // The rows of one run taking all the intervals at once.
+    // The rows of one run taking the first `COMPACT_AT` intervals at once,
+    // then of all the intervals (one more run).
     rig.fresh_file_log();
     let reference = rig.project("nem_foldref");
+    list_first(sample.path(), COMPACT_AT);
     rig.run(reference.path(), "intraday", "ref").unwrap();
+    let expected_at_fold = table_rows(&rig.sw, "nem_foldref");
+    assert!(
+        expected_at_fold.contains_key("fct_scada"),
+        "{expected_at_fold:?}"
+    );
+    list_first(sample.path(), intervals);
+    rig.run(reference.path(), "intraday", "ref2").unwrap();
     let expected = table_rows(&rig.sw, "nem_foldref");
-    assert!(expected.contains_key("fct_scada"), "{expected:?}");
 
     // One interval a run: `COMPACT_AT - 1` small files of the day per table.
     rig.fresh_file_log();
@@ -540,9 +554,28 @@ fn killed_intraday_runs_converge_while_their_upserts_fold() {
         let log = std::fs::read_to_string(dir.path().join(format!("run-{label}.log"))).unwrap();
         assert!(killed.is_ok(), "{what}: not reached: {killed:?}\n{log}");
         logs.push_str(&format!("--- {what}\n{log}"));
+        // Killed before its file log commit, the run had committed every
+        // table: they hold the first `COMPACT_AT` intervals exactly (the
+        // file log's own kills come next: a file log that lost its rows
+        // would make the last run take every interval again and hide a
+        // table's loss).
+        if what == "file log fold sent" {
+            let stored = table_rows(&rig.sw, "nem_fold");
+            assert_eq!(stored, expected_at_fold, "after {what}:\n{logs}");
+        }
     }
+    // The last run takes the one new interval of each source, no other.
     list_first(sample.path(), intervals);
     rig.run(dir.path(), "intraday", "rerun").unwrap();
+    let last = std::fs::read_to_string(dir.path().join("run-rerun.log")).unwrap();
+    for source in ["scada", "price"] {
+        assert!(
+            last.lines()
+                .any(|l| l.starts_with(&format!("source {source} "))
+                    && l.contains("taken     1 of     1 new")),
+            "{last}\n{logs}"
+        );
+    }
 
     let stored = table_rows(&rig.sw, "nem_fold");
     assert_eq!(stored, expected, "{logs}");

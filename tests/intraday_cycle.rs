@@ -8,7 +8,7 @@
 //! folder lost is written again by the next export.
 
 mod common;
-use common::nem::{copy_dir, nemweb_from, project};
+use common::nem::{copy_dir, list_first, nemweb_from, project};
 use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
 use common::{repo_root, text};
 use sha2::{Digest, Sha256};
@@ -74,30 +74,6 @@ fn sample_copy(n: usize) -> tempfile::TempDir {
     copy_dir(&repo_root().join("example-project/sample"), dir.path());
     list_first(dir.path(), n);
     dir
-}
-
-/// Rewrites the SCADA and DispatchIS listings to link their first `n` files
-/// (oldest first), as NEMWEB's folder looks when the `n`th was just published.
-fn list_first(sample: &Path, n: usize) {
-    for folder in ["intraday_scada", "intraday_price"] {
-        let dir = sample.join(folder);
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".zip"))
-            .collect();
-        names.sort();
-        assert!(names.len() >= n, "{folder} holds {} files", names.len());
-        let links: String = names[..n]
-            .iter()
-            .map(|f| format!("<A HREF=\"{f}\">{f}</A><br>"))
-            .collect();
-        std::fs::write(
-            dir.join("index.html"),
-            format!("<html><body><pre>{links}</pre></body></html>"),
-        )
-        .unwrap();
-    }
 }
 
 /// Every table of the catalog: (metadata location, number of snapshots).

@@ -5,7 +5,9 @@
 //! never came back, a publish request to the GitHub API — then the same mode
 //! runs again to completion. pyiceberg must then read every key exactly once
 //! (the same rows as an uninterrupted run) and, after `maintain`, find no
-//! data or manifest file that no snapshot references.
+//! data or manifest file that no snapshot references. Runs whose upserts
+//! fold the day's small files into their snapshot (`COMPACT_AT`) are killed
+//! at each step of the fold the same way.
 //!
 //! Each point is made exact by a holding proxy (`tests/common/proxy.rs`) in
 //! front of the catalog, S3 and the fake GitHub API: the proxy holds the
@@ -15,10 +17,14 @@
 //! points (`KILL_SEED`); `bench/kill_trials` runs it and records the figures.
 
 mod common;
+use analytics::warehouse::COMPACT_AT;
 use common::github::FakeGitHub;
 use common::http::TestServer;
-use common::nem::{nemweb, project, pyiceberg_counts, unreferenced_files};
+use common::nem::{
+    copy_dir, list_first, nemweb, nemweb_from, project, pyiceberg_counts, unreferenced_files,
+};
 use common::proxy::{Hold, Proxy, Release, is_commit, is_data_put};
+use common::repo_root;
 use common::seaweedfs::SeaweedFs;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -118,8 +124,12 @@ fn is_publish_write(method: &str, _: &str, _: &[u8]) -> bool {
 
 impl Rig {
     fn start() -> Rig {
+        Rig::serving(nemweb())
+    }
+
+    /// [`Rig::start`] with this loopback NEMWEB (e.g. over a sample copy).
+    fn serving(server: TestServer) -> Rig {
         let sw = SeaweedFs::start();
-        let server = nemweb();
         let gh = FakeGitHub::start("nem/dashboard", TOKEN, true);
         let catalog = Proxy::start(&sw.catalog);
         let s3 = Proxy::start(&sw.s3);
@@ -190,6 +200,7 @@ impl Rig {
             .arg(dir)
             .env("TMPDIR", &tmp)
             .env_remove("GITHUB_STEP_SUMMARY")
+            .env("ANALYTICS_LOG", "info,analytics=debug")
             .env("ICEBERG_REST_ENDPOINT", &self.catalog.url)
             .env("ICEBERG_WAREHOUSE", "s3://warehouse")
             .env("ICEBERG_CREDENTIAL", "admin:secretkey")
@@ -217,6 +228,28 @@ impl Rig {
         } else {
             Err(format!("{mode} failed ({status}):\n{log}"))
         }
+    }
+
+    /// Runs intraday on `dir` (output in `run-<label>.log`) with `proxy`
+    /// holding the request `hold` and `matcher` select, kills the run while
+    /// it is held, and drops it. Err when the run ended before (its status).
+    fn kill_held(
+        &self,
+        dir: &Path,
+        label: &str,
+        proxy: &Proxy,
+        hold: Hold,
+        matcher: BoxedMatcher,
+    ) -> Result<(), String> {
+        proxy.hold(hold, matcher);
+        let mut child = self.spawn(dir, "intraday", label);
+        let killed = proxy.wait_held(1, || child.try_wait().unwrap().is_some());
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let ended = format!("ended by itself: {status}; {:?}", proxy.seen().len());
+        proxy.clear(Release::Drop);
+        proxy.wait_idle();
+        if killed { Ok(()) } else { Err(ended) }
     }
 
     /// An uninterrupted intraday run in its own namespace: the rows every
@@ -297,25 +330,15 @@ impl Rig {
             Point::Time(_) => None,
         };
         let started = Instant::now();
-        let mut child;
         match (held, point) {
             (Some((proxy, hold, matcher)), _) => {
-                proxy.hold(hold, matcher);
-                child = self.spawn(dir.path(), "intraday", "killed");
-                outcome.killed = proxy.wait_held(1, || child.try_wait().unwrap().is_some());
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                if !outcome.killed {
-                    outcome.errors.push(format!(
-                        "ended by itself: {status}; {:?}",
-                        proxy.seen().len()
-                    ));
+                match self.kill_held(dir.path(), "killed", proxy, hold, matcher) {
+                    Ok(()) => outcome.killed = true,
+                    Err(e) => outcome.errors.push(e),
                 }
-                proxy.clear(Release::Drop);
-                proxy.wait_idle();
             }
             (None, Point::Time(ms)) => {
-                child = self.spawn(dir.path(), "intraday", "killed");
+                let mut child = self.spawn(dir.path(), "intraday", "killed");
                 let deadline = started + Duration::from_millis(ms);
                 // Polls the child until the kill time (a kill point, not a
                 // synchronisation: whatever the run is doing then is the point).
@@ -393,6 +416,217 @@ fn killed_intraday_runs_converge_at_every_iceberg_kill_point() {
     // A kill inside an upload or before a commit leaves files no snapshot
     // references (so the check above is not vacuous): maintain removed them.
     assert!(orphans_left > 0, "no kill left an unreferenced file");
+}
+
+/// Data files a commit request's new snapshot removes (its summary's
+/// `deleted-data-files`; 0 for any other request).
+fn deleted_data_files(body: &[u8]) -> usize {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    json["updates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["snapshot"]["summary"]["deleted-data-files"].as_str())
+        .filter_map(|n| n.parse::<usize>().ok())
+        .sum()
+}
+
+/// Whether a request commits an upsert that folds the small files of its
+/// day: only a fold removes `COMPACT_AT - 1` files at once in these runs
+/// (an interval taken again replaces one file).
+fn is_fold_commit(method: &str, path: &str, body: &[u8]) -> bool {
+    is_commit(method, path, body, None) && deleted_data_files(body) >= COMPACT_AT - 1
+}
+
+/// Per table of `namespace`: its rows (count, and a digest of them sorted).
+fn table_rows(sw: &SeaweedFs, namespace: &str) -> BTreeMap<String, String> {
+    let script = format!(
+        "import hashlib\n\
+         for ns, t in c.list_tables('{namespace}'):\n\
+         \x20   a = c.load_table(ns + '.' + t if isinstance(ns, str) else '.'.join(ns) + '.' + t).scan().to_arrow()\n\
+         \x20   a = a.sort_by([(n, 'ascending') for n in a.column_names])\n\
+         \x20   print(t, a.num_rows, hashlib.sha256(repr(a.to_pydict()).encode()).hexdigest())\n"
+    );
+    common::seaweedfs::pyiceberg(sw, &script)
+        .lines()
+        .map(|l| {
+            let (table, rest) = l.split_once(' ').unwrap();
+            (table.to_string(), rest.to_string())
+        })
+        .collect()
+}
+
+/// Intraday runs whose upserts fold small files (the `COMPACT_AT`-th
+/// interval of the day) killed at each step of a fold, one run after the
+/// other on the same tables (the example's upserts run fct_price, then
+/// fct_scada, then the file log's, each folding): the fold's rewritten file
+/// upload in flight; a folding commit sent but not at the catalog; a
+/// folding commit applied, its answer lost (the table folded, the run's
+/// file log not written: the next run takes the interval again and must
+/// replace its rows inside the folded file); the next table's fold the
+/// same way; the file log's commit (a fold too: its `taken_at` dates its
+/// rows today) held before, then after, the catalog has it. Killed before
+/// that commit, the run had committed every table: they must hold the rows
+/// of one uninterrupted run of the same intervals. A last run takes one
+/// more interval, and only it; the tables must then hold the rows of one
+/// uninterrupted run exactly, the file log each file once, and `maintain`
+/// find no unreferenced file. Breaking the fold (the folded files kept, or
+/// removed in a snapshot of their own) fails it.
+#[test]
+fn killed_intraday_runs_converge_while_their_upserts_fold() {
+    let intervals = COMPACT_AT + 1;
+    let sample = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("example-project/sample"), sample.path());
+    list_first(sample.path(), intervals);
+    let rig = Rig::serving(nemweb_from(sample.path().to_path_buf()));
+    // The rows of one run taking the first `COMPACT_AT` intervals at once,
+    // then of all the intervals (one more run).
+    rig.fresh_file_log();
+    let reference = rig.project("nem_foldref");
+    list_first(sample.path(), COMPACT_AT);
+    rig.run(reference.path(), "intraday", "ref").unwrap();
+    let expected_at_fold = table_rows(&rig.sw, "nem_foldref");
+    assert!(
+        expected_at_fold.contains_key("fct_scada"),
+        "{expected_at_fold:?}"
+    );
+    list_first(sample.path(), intervals);
+    rig.run(reference.path(), "intraday", "ref2").unwrap();
+    let expected = table_rows(&rig.sw, "nem_foldref");
+
+    // One interval a run: `COMPACT_AT - 1` small files of the day per table.
+    rig.fresh_file_log();
+    let dir = rig.project("nem_fold");
+    for n in 1..COMPACT_AT {
+        list_first(sample.path(), n);
+        rig.run(dir.path(), "intraday", &format!("cycle{n}"))
+            .unwrap();
+    }
+    // The next interval folds them; each run is killed in a fold.
+    list_first(sample.path(), COMPACT_AT);
+    let file_log_commit = |m: &str, p: &str, b: &[u8]| is_commit(m, p, b, Some("file_log"));
+    let points: [(&str, &Proxy, Hold, BoxedMatcher); 6] = [
+        // The first upsert's new rows are the first upload of a model
+        // table, its fold's rewrite of the small files the second.
+        (
+            "fold upload",
+            &rig.s3,
+            Hold::Before(2),
+            Box::new(|m: &str, p: &str, _: &[u8]| is_data_put(m, p) && p.contains("/fct_")),
+        ),
+        (
+            "fold commit sent",
+            &rig.catalog,
+            Hold::Before(1),
+            Box::new(is_fold_commit),
+        ),
+        (
+            "fold committed",
+            &rig.catalog,
+            Hold::After(1),
+            Box::new(is_fold_commit),
+        ),
+        (
+            "next fold committed",
+            &rig.catalog,
+            Hold::After(1),
+            Box::new(is_fold_commit),
+        ),
+        (
+            "file log fold sent",
+            &rig.catalog,
+            Hold::Before(1),
+            Box::new(file_log_commit),
+        ),
+        (
+            "file log fold committed",
+            &rig.catalog,
+            Hold::After(1),
+            Box::new(file_log_commit),
+        ),
+    ];
+    let mut logs = String::new();
+    for (i, (what, proxy, hold, matcher)) in points.into_iter().enumerate() {
+        let label = format!("killed{i}");
+        let killed = rig.kill_held(dir.path(), &label, proxy, hold, matcher);
+        let log = std::fs::read_to_string(dir.path().join(format!("run-{label}.log"))).unwrap();
+        assert!(killed.is_ok(), "{what}: not reached: {killed:?}\n{log}");
+        logs.push_str(&format!("--- {what}\n{log}"));
+        // Killed before its file log commit, the run had committed every
+        // table: they hold the first `COMPACT_AT` intervals exactly (the
+        // file log's own kills come next: a file log that lost its rows
+        // would make the last run take every interval again and hide a
+        // table's loss).
+        if what == "file log fold sent" {
+            let stored = table_rows(&rig.sw, "nem_fold");
+            assert_eq!(stored, expected_at_fold, "after {what}:\n{logs}");
+        }
+    }
+    // The last run takes the one new interval of each source, no other.
+    list_first(sample.path(), intervals);
+    rig.run(dir.path(), "intraday", "rerun").unwrap();
+    let last = std::fs::read_to_string(dir.path().join("run-rerun.log")).unwrap();
+    for source in ["scada", "price"] {
+        assert!(
+            last.lines()
+                .any(|l| l.starts_with(&format!("source {source} "))
+                    && l.contains("taken     1 of     1 new")),
+            "{last}\n{logs}"
+        );
+    }
+
+    let stored = table_rows(&rig.sw, "nem_fold");
+    assert_eq!(stored, expected, "{logs}");
+    // Every interval file taken is in the file log once: all the intervals
+    // of both sources.
+    let log = common::seaweedfs::pyiceberg(
+        &rig.sw,
+        "a = c.load_table('analytics_meta.file_log').scan().to_arrow()\n\
+         for s, f in sorted(zip(a.column('source').to_pylist(), a.column('file_name').to_pylist())):\n\
+         \x20   if s in ('price', 'scada'):\n\
+         \x20       print(s, f)\n",
+    );
+    let mut listed = Vec::new();
+    for (source, folder) in [("price", "intraday_price"), ("scada", "intraday_scada")] {
+        let mut names: Vec<String> = std::fs::read_dir(sample.path().join(folder))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".zip"))
+            .collect();
+        names.sort();
+        listed.extend(names[..intervals].iter().map(|n| format!("{source} {n}")));
+    }
+    assert_eq!(log.lines().collect::<Vec<_>>(), listed, "{logs}");
+    // The folds the killed runs committed are in the tables' history: a
+    // snapshot of each removing the `COMPACT_AT - 1` small files.
+    let folds = common::seaweedfs::pyiceberg(
+        &rig.sw,
+        "for t in ['fct_scada', 'fct_price']:\n\
+         \x20   for s in c.load_table('nem_fold.' + t).metadata.snapshots:\n\
+         \x20       print(t, s.summary.get('deleted-data-files', '0'))\n",
+    );
+    for table in ["fct_scada", "fct_price"] {
+        assert!(
+            folds.lines().any(|l| l
+                .strip_prefix(&format!("{table} "))
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n >= COMPACT_AT - 1)),
+            "{table} never folded: {folds}"
+        );
+    }
+    // Killed uploads and commits left files behind; `maintain` removes
+    // them and changes no row.
+    let unreferenced = || {
+        let mut files = unreferenced_files(&rig.sw, "nem_fold");
+        files.extend(unreferenced_files(&rig.sw, "analytics_meta"));
+        files
+    };
+    assert!(!unreferenced().is_empty(), "no kill left a file behind");
+    rig.run(dir.path(), "maintain", "maintain").unwrap();
+    assert_eq!(unreferenced(), Vec::<String>::new());
+    assert_eq!(table_rows(&rig.sw, "nem_fold"), expected);
 }
 
 /// `KILL_TRIALS` (default 20) trials at seeded random points (`KILL_SEED`,

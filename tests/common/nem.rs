@@ -90,6 +90,30 @@ pub fn nemweb_from(sample: std::path::PathBuf) -> TestServer {
     server
 }
 
+/// Rewrites the SCADA and DispatchIS listings to link their first `n` files
+/// (oldest first), as NEMWEB's folder looks when the `n`th was just published.
+pub fn list_first(sample: &Path, n: usize) {
+    for folder in ["intraday_scada", "intraday_price"] {
+        let dir = sample.join(folder);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".zip"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= n, "{folder} holds {} files", names.len());
+        let links: String = names[..n]
+            .iter()
+            .map(|f| format!("<A HREF=\"{f}\">{f}</A><br>"))
+            .collect();
+        std::fs::write(
+            dir.join("index.html"),
+            format!("<html><body><pre>{links}</pre></body></html>"),
+        )
+        .unwrap();
+    }
+}
+
 /// A copy of the example project reading from `server`, storing in namespace `schema`.
 pub fn project(server: &TestServer, schema: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

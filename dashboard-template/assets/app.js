@@ -296,6 +296,46 @@ function loadArrow() {
   });
 }
 
+// Run in the threaded (`coi`) build's worker before its script: the
+// Emscripten module's views of the WebAssembly memory (Module.HEAPU8 and the
+// others) renewed whenever the memory has grown. DuckDB-WASM 1.32 copies
+// query texts in and results out through Module.HEAPU8, which only the
+// thread growing the memory renews. When one of DuckDB's own threads grows
+// it during a query, the worker's view stays the old, shorter one, and a
+// result the worker then places beyond it is copied short: an empty table
+// (a chart "empty", a KPI '–') or an Arrow error (duckdb-wasm#2256; still so
+// in 1.33). The module is the object that gets `wasmMemory` assigned, caught
+// by a setter on Object.prototype that is removed as soon as it has fired.
+function freshHeapViews() {
+  const kinds = { HEAP8: Int8Array, HEAPU8: Uint8Array, HEAP16: Int16Array, HEAPU16: Uint16Array, HEAP32: Int32Array, HEAPU32: Uint32Array, HEAPF32: Float32Array, HEAPF64: Float64Array, HEAP64: globalThis.BigInt64Array, HEAPU64: globalThis.BigUint64Array };
+  Object.defineProperty(Object.prototype, 'wasmMemory', {
+    configurable: true,
+    get() {
+      return undefined;
+    },
+    set(memory) {
+      Object.defineProperty(this, 'wasmMemory', { value: memory, writable: true, enumerable: true, configurable: true });
+      if (!(memory instanceof WebAssembly.Memory) || !(this.HEAPU8 instanceof Uint8Array)) return;
+      delete Object.prototype.wasmMemory;
+      for (const [name, Kind] of Object.entries(kinds)) {
+        let view = this[name];
+        if (!Kind || !(view instanceof Kind)) continue;
+        Object.defineProperty(this, name, {
+          enumerable: true,
+          configurable: true,
+          get() {
+            if (view.buffer !== memory.buffer) view = new Kind(memory.buffer);
+            return view;
+          },
+          set(v) {
+            view = v;
+          },
+        });
+      }
+    },
+  });
+}
+
 async function startDuckDB() {
   await loadArrow();
   const duckdb = await import(absolute(PAGE.assets.duckdb_module));
@@ -332,7 +372,7 @@ async function startDuckDB() {
   for (const name of order) {
     const bundle = bundles[name];
     const workerUrl = URL.createObjectURL(
-      new Blob([`importScripts(${JSON.stringify(absolute(bundle.mainWorker))});`], { type: 'text/javascript' }),
+      new Blob([`${name === 'coi' ? `(${freshHeapViews})();\n` : ''}importScripts(${JSON.stringify(absolute(bundle.mainWorker))});`], { type: 'text/javascript' }),
     );
     const worker = new Worker(workerUrl);
     try {

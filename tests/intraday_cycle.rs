@@ -8,7 +8,7 @@
 //! folder lost is written again by the next export.
 
 mod common;
-use common::nem::{copy_dir, list_first, nemweb_from, project};
+use common::nem::{copy_dir, list_first, nemweb_from, project, zip_names};
 use common::seaweedfs::{SeaweedFs, duckdb_iceberg, pyiceberg};
 use common::{repo_root, text};
 use sha2::{Digest, Sha256};
@@ -370,12 +370,7 @@ fn data_files_changed(
 /// are the first interval's, scaled, so the day's rows change.
 fn publish_late_scada_file(sample: &Path) {
     let dir = sample.join("intraday_scada");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".zip"))
-        .collect();
-    names.sort();
+    let names = zip_names(&dir);
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(dir.join(&names[0])).unwrap()).unwrap();
     let mut csv = String::new();

@@ -590,12 +590,7 @@ fn killed_intraday_runs_converge_while_their_upserts_fold() {
     );
     let mut listed = Vec::new();
     for (source, folder) in [("price", "intraday_price"), ("scada", "intraday_scada")] {
-        let mut names: Vec<String> = std::fs::read_dir(sample.path().join(folder))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".zip"))
-            .collect();
-        names.sort();
+        let names = common::nem::zip_names(&sample.path().join(folder));
         listed.extend(names[..intervals].iter().map(|n| format!("{source} {n}")));
     }
     assert_eq!(log.lines().collect::<Vec<_>>(), listed, "{logs}");

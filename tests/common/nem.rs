@@ -90,17 +90,23 @@ pub fn nemweb_from(sample: std::path::PathBuf) -> TestServer {
     server
 }
 
+/// The `.zip` files in `dir`, by name (oldest first for NEMWEB's names).
+pub fn zip_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".zip"))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Rewrites the SCADA and DispatchIS listings to link their first `n` files
 /// (oldest first), as NEMWEB's folder looks when the `n`th was just published.
 pub fn list_first(sample: &Path, n: usize) {
     for folder in ["intraday_scada", "intraday_price"] {
         let dir = sample.join(folder);
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".zip"))
-            .collect();
-        names.sort();
+        let names = zip_names(&dir);
         assert!(names.len() >= n, "{folder} holds {} files", names.len());
         let links: String = names[..n]
             .iter()
